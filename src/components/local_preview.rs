@@ -1,0 +1,42 @@
+use web_sys::{HtmlVideoElement, MediaStream};
+use yew::prelude::*;
+
+/// Props of [`LocalPreview`].
+#[derive(Properties, PartialEq)]
+pub struct LocalPreviewProps {
+    /// The local camera stream.
+    pub stream: MediaStream,
+}
+
+/// The person's own camera: muted (no echo of one's own voice) and mirrored,
+/// as people expect to see themselves.
+#[component]
+pub fn LocalPreview(props: &LocalPreviewProps) -> Html {
+    let video = use_node_ref();
+    {
+        let video = video.clone();
+        use_effect_with(props.stream.clone(), move |stream| {
+            if let Some(el) = video.cast::<HtmlVideoElement>() {
+                // The `muted` attribute is not reliably reflected to the
+                // property, so set the property itself.
+                el.set_muted(true);
+                el.set_src_object(Some(stream));
+            }
+            move || {
+                if let Some(el) = video.cast::<HtmlVideoElement>() {
+                    el.set_src_object(None);
+                }
+            }
+        });
+    }
+    html! {
+        <video
+            ref={video}
+            class="video local mirrored"
+            data-testid="local-preview"
+            aria-label="Your camera"
+            autoplay=true
+            playsinline=true
+        />
+    }
+}

@@ -1,0 +1,7 @@
+//! View components: data and callbacks in, HTML out.
+
+mod local_preview;
+mod media_error;
+
+pub use local_preview::LocalPreview;
+pub use media_error::MediaErrorView;

@@ -1,0 +1,5 @@
+//! `use_*` hooks: browser effects tied to a component's life, with cleanup.
+
+mod use_local_media;
+
+pub use use_local_media::{use_local_media, LocalMedia, LocalMediaHandle};

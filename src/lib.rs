@@ -1,0 +1,11 @@
+//! peercall: browser video calls, peer to peer over WebRTC.
+//!
+//! The modules outside [`web`] and [`hooks`] are pure Rust and are unit-tested
+//! natively with `cargo test`; [`web`] is the only place that talks to the
+//! browser through web-sys, and it is tested in real browsers (`tests/`).
+
+pub mod app;
+pub mod components;
+pub mod hooks;
+pub mod media;
+pub mod web;

@@ -1,0 +1,94 @@
+//! `getUserMedia`, thinly wrapped
+//! (<https://developer.mozilla.org/en-US/docs/Web/API/MediaDevices/getUserMedia>).
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{MediaDevices, MediaStream, MediaStreamConstraints, MediaStreamTrack, Window};
+
+use crate::media::{MediaError, MediaRequest};
+
+/// The window's `navigator.mediaDevices`, or why there is none.
+///
+/// Browsers hide `mediaDevices` outside a secure context (HTTPS or localhost),
+/// so its absence there is reported as [`MediaError::InsecureContext`] rather
+/// than as an unsupported browser.
+pub fn media_devices(window: &Window) -> Result<MediaDevices, MediaError> {
+    let devices = Reflect::get(&window.navigator(), &JsValue::from_str("mediaDevices"))
+        .unwrap_or(JsValue::UNDEFINED);
+    if devices.is_undefined() || devices.is_null() {
+        return Err(if window.is_secure_context() {
+            MediaError::Unsupported
+        } else {
+            MediaError::InsecureContext
+        });
+    }
+    devices
+        .dyn_into::<MediaDevices>()
+        .map_err(|_| MediaError::Unsupported)
+}
+
+/// Asks `devices` for a stream as described by `request`.
+///
+/// `devices` is a parameter (not looked up here) so a test can pass the
+/// `mediaDevices` of a frame that a permissions policy forbids the camera.
+pub async fn get_user_media(
+    devices: &MediaDevices,
+    request: MediaRequest,
+) -> Result<MediaStream, MediaError> {
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_audio(&JsValue::from_bool(request.audio));
+    constraints.set_video(&match request.video {
+        Some((width, height)) => {
+            let video = Object::new();
+            set(&video, "width", &ideal(width));
+            set(&video, "height", &ideal(height));
+            video.into()
+        }
+        None => JsValue::FALSE,
+    });
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(media_error)?;
+    let stream = JsFuture::from(promise).await.map_err(media_error)?;
+    stream
+        .dyn_into::<MediaStream>()
+        .map_err(|v| MediaError::Other {
+            name: "TypeError".into(),
+            message: format!("getUserMedia resolved to a non-stream: {v:?}"),
+        })
+}
+
+/// Stops every track of `stream`, which turns the camera light off and ends
+/// the grant. Safe to call more than once.
+pub fn stop_all(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+            track.stop();
+        }
+    }
+}
+
+/// Converts what a `getUserMedia` promise rejected with into a [`MediaError`],
+/// keeping the exception's `name` (NotAllowedError, NotFoundError, ...).
+pub fn media_error(err: JsValue) -> MediaError {
+    let field = |key: &str| {
+        Reflect::get(&err, &JsValue::from_str(key))
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    let name = field("name").unwrap_or_else(|| "Error".into());
+    let message = field("message").unwrap_or_else(|| format!("{err:?}"));
+    MediaError::from_dom(&name, &message, field("constraint").as_deref())
+}
+
+fn ideal(value: u32) -> JsValue {
+    let o = Object::new();
+    set(&o, "ideal", &JsValue::from(value));
+    o.into()
+}
+
+fn set(target: &Object, key: &str, value: &JsValue) {
+    // Setting a plain property on a fresh Object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
