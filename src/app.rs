@@ -16,7 +16,7 @@ pub fn App() -> Html {
                 { "Waiting for camera and microphone…" }
             </p>
         },
-        LocalMedia::Live(stream) => html! { <LocalPreview stream={stream.clone()} /> },
+        LocalMedia::Live(stream) => html! { <LocalPreview stream={Clone::clone(stream)} /> },
         LocalMedia::Failed(error) => html! {
             <MediaErrorView error={error.clone()} on_retry={media.retry.clone()} />
         },

@@ -15,7 +15,9 @@ pub fn LocalPreview(props: &LocalPreviewProps) -> Html {
     let video = use_node_ref();
     {
         let video = video.clone();
-        use_effect_with(props.stream.clone(), move |stream| {
+        // `Clone::clone`, not `.clone()`: web-sys gives MediaStream an inherent
+        // `clone()` that is JS `MediaStream.clone()` and makes new tracks.
+        use_effect_with(Clone::clone(&props.stream), move |stream| {
             if let Some(el) = video.cast::<HtmlVideoElement>() {
                 // The `muted` attribute is not reliably reflected to the
                 // property, so set the property itself.

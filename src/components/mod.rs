@@ -3,5 +3,5 @@
 mod local_preview;
 mod media_error;
 
-pub use local_preview::LocalPreview;
-pub use media_error::MediaErrorView;
+pub use local_preview::{LocalPreview, LocalPreviewProps};
+pub use media_error::{MediaErrorView, MediaErrorViewProps};

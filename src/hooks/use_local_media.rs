@@ -56,7 +56,9 @@ pub fn use_local_media(request: MediaRequest) -> LocalMediaHandle {
                         // Cleaned up while the prompt was open: let go at once.
                         Ok(stream) if slot.cancelled => stop_all(&stream),
                         Ok(stream) => {
-                            slot.stream = Some(stream.clone());
+                            // `Clone::clone`: `stream.clone()` would be JS
+                            // `MediaStream.clone()`, with new tracks.
+                            slot.stream = Some(Clone::clone(&stream));
                             state.set(LocalMedia::Live(stream));
                         }
                         Err(_) if slot.cancelled => {}
