@@ -1,0 +1,269 @@
+//! End-to-end harness: starts the real relay binary serving the built app,
+//! and real headless browsers (Chromium through chromedriver, Firefox through
+//! geckodriver) with fake camera and microphone, and drives them over
+//! WebDriver.
+//!
+//! Paths come from the environment that `scripts/test.sh` sets:
+//! `PEERCALL_RELAY_BIN`, `PEERCALL_DIST`, `CHROME_BIN`, `CHROMEDRIVER_BIN`,
+//! `FIREFOX_BIN`, `GECKODRIVER_BIN`. Each browser gets a fresh profile and
+//! its own driver process, so two browsers in one test are two separate
+//! browser processes, as two people would be.
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A failure in the harness or in what it checks, as a readable message.
+pub type Result<T, E = String> = std::result::Result<T, E>;
+
+fn env_path(var: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(fallback))
+}
+
+fn required_env(var: &str) -> Result<PathBuf> {
+    std::env::var_os(var).map(PathBuf::from).ok_or_else(|| {
+        format!("{var} is not set: run the end-to-end tests through scripts/test.sh")
+    })
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The relay binary, serving the built app on a free loopback port.
+pub struct Relay {
+    child: Child,
+    /// Where the app is, e.g. `http://127.0.0.1:41234/`.
+    pub url: String,
+}
+
+impl Relay {
+    /// Starts `$PEERCALL_RELAY_BIN --port 0 --static-dir $PEERCALL_DIST`
+    /// plus `extra` arguments, and waits for it to print its URL.
+    pub async fn start(extra: &[&str]) -> Result<Self> {
+        let bin = required_env("PEERCALL_RELAY_BIN")?;
+        let dist = required_env("PEERCALL_DIST")?;
+        let mut child = Command::new(&bin)
+            .args(["--addr", "127.0.0.1", "--port", "0", "--static-dir"])
+            .arg(&dist)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.split("open ").nth(1) {
+                    return Some(url.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or("the relay did not print the URL to open")?;
+        // Keep draining stdout so the relay never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, url })
+    }
+
+    /// Stops the relay at once.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Which browser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Debian's Chromium through chromedriver.
+    Chromium,
+    /// Firefox ESR through geckodriver.
+    Firefox,
+}
+
+impl Kind {
+    /// A lowercase name for file names and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Chromium => "chromium",
+            Kind::Firefox => "firefox",
+        }
+    }
+}
+
+/// One headless browser process with its own WebDriver server and profile.
+pub struct Browser {
+    /// The WebDriver session.
+    pub client: Client,
+    /// Which browser this is.
+    pub kind: Kind,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts a browser with a fake camera and microphone that are granted
+    /// without a prompt, and a 1280x800 window.
+    pub async fn launch(kind: Kind) -> Result<Self> {
+        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port();
+        let (driver_bin, driver_args, caps) = match kind {
+            Kind::Chromium => (
+                env_path("CHROMEDRIVER_BIN", "chromedriver"),
+                vec![format!("--port={port}")],
+                json!({
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": env_path("CHROME_BIN", "chromium"),
+                        "args": [
+                            "--headless=new",
+                            "--use-fake-device-for-media-stream",
+                            "--use-fake-ui-for-media-stream",
+                            "--autoplay-policy=no-user-gesture-required",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-dev-shm-usage",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--disable-sync",
+                            "--disable-quic",
+                            "--no-first-run",
+                            "--window-size=1280,800",
+                            format!("--user-data-dir={}", profile.path().display()),
+                        ],
+                    },
+                }),
+            ),
+            Kind::Firefox => (
+                env_path("GECKODRIVER_BIN", "geckodriver"),
+                vec!["--port".into(), port.to_string()],
+                json!({
+                    "browserName": "firefox",
+                    "moz:firefoxOptions": {
+                        "binary": env_path("FIREFOX_BIN", "firefox-esr"),
+                        "args": ["-headless", "-width", "1280", "-height", "800",
+                                 "-profile", profile.path()],
+                        "prefs": {
+                            "media.navigator.streams.fake": true,
+                            "media.navigator.permission.disabled": true,
+                            "media.autoplay.default": 0,
+                            "app.update.enabled": false,
+                            "browser.shell.checkDefaultBrowser": false,
+                            "network.captive-portal-service.enabled": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "toolkit.telemetry.reportingpolicy.firstRun": false,
+                        },
+                    },
+                }),
+            ),
+        };
+        let driver = Command::new(&driver_bin)
+            .args(&driver_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", driver_bin.display()))?;
+        wait_for_port(port, Duration::from_secs(20)).await?;
+
+        let Value::Object(caps) = caps else {
+            unreachable!("capabilities are an object")
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| format!("{} session: {e}", kind.name()))?;
+        Ok(Self {
+            client,
+            kind,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// Opens `url`.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.client
+            .goto(url)
+            .await
+            .map_err(|e| format!("{}: goto {url}: {e}", self.kind.name()))
+    }
+
+    /// Runs `script` (a function body; `return` gives the value) in the page.
+    pub async fn js(&self, script: &str) -> Result<Value> {
+        self.client
+            .execute(script, vec![])
+            .await
+            .map_err(|e| format!("{}: script failed: {e}\n{script}", self.kind.name()))
+    }
+
+    /// Polls `script` until it returns `true`, for at most `limit`; on
+    /// timeout, the error shows the page's text to say what it shows instead.
+    pub async fn wait_until(&self, what: &str, script: &str, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if self.js(script).await? == Value::Bool(true) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                let text = self
+                    .js("return document.body ? document.body.innerText : ''")
+                    .await
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{}: timed out after {limit:?} waiting for {what}; the page says: {text}",
+                    self.kind.name()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Saves a PNG of the viewport to `path`.
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .map_err(|e| format!("{}: screenshot: {e}", self.kind.name()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Ends the session and the browser.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+async fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("no WebDriver server came up on port {port}"))
+}

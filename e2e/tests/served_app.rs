@@ -1,0 +1,103 @@
+//! README command 1, checked: the relay serves the release build, and a real
+//! browser with a fake camera opening it shows the live local preview.
+//!
+//! With `PEERCALL_SCREENSHOT_DIR` set, each browser also saves a screenshot
+//! there (scripts/screenshots.sh uses this for docs/).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use peercall_e2e::{Browser, Kind, Relay};
+use serde_json::Value;
+
+const PREVIEW_DECODING: &str = r#"
+    const v = document.querySelector('video[data-testid=local-preview]');
+    return !!v && v.videoWidth > 0 && v.readyState >= 2;
+"#;
+
+async fn local_preview_shows(kind: Kind) {
+    let relay = Relay::start(&[]).await.unwrap();
+    let browser = Browser::launch(kind).await.unwrap();
+    browser.goto(&relay.url).await.unwrap();
+
+    browser
+        .wait_until("a decoded local preview frame", PREVIEW_DECODING, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Frames keep arriving: the playback position advances.
+    let t0 = browser
+        .js("return document.querySelector('video[data-testid=local-preview]').currentTime")
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "the preview to play",
+            &format!(
+                "return document.querySelector('video[data-testid=local-preview]').currentTime > {t0}"
+            ),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let facts = browser
+        .js(r#"
+            const v = document.querySelector('video[data-testid=local-preview]');
+            return {
+                muted: v.muted,
+                transform: getComputedStyle(v).transform,
+                tracks: v.srcObject.getTracks().map(t => t.kind + ':' + t.readyState).sort(),
+                label: v.getAttribute('aria-label'),
+            };
+        "#)
+        .await
+        .unwrap();
+    assert_eq!(facts["muted"], Value::Bool(true), "{facts}");
+    // scaleX(-1) computes to matrix(-1, 0, 0, 1, 0, 0).
+    assert!(facts["transform"].as_str().unwrap().starts_with("matrix(-1"), "{facts}");
+    assert_eq!(facts["tracks"], serde_json::json!(["audio:live", "video:live"]), "{facts}");
+    assert_eq!(facts["label"], "Your camera");
+
+    if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
+        let path = PathBuf::from(dir).join(format!("local-preview-{}.png", kind.name()));
+        browser.screenshot(&path).await.unwrap();
+        println!("screenshot: {}", path.display());
+    }
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn chromium_shows_the_local_preview_of_the_served_app() {
+    local_preview_shows(Kind::Chromium).await;
+}
+
+#[tokio::test]
+async fn firefox_shows_the_local_preview_of_the_served_app() {
+    local_preview_shows(Kind::Firefox).await;
+}
+
+#[tokio::test]
+async fn the_served_app_has_its_health_endpoint_and_assets() {
+    let relay = Relay::start(&[]).await.unwrap();
+    let browser = Browser::launch(Kind::Chromium).await.unwrap();
+    browser.goto(&relay.url).await.unwrap();
+    // Fetch from the page itself: same origin, real HTTP.
+    let health = browser
+        .js("return fetch('/healthz').then(r => r.json())")
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let wasm = browser
+        .js(r#"
+            const src = [...document.querySelectorAll('link[rel=preload], script')]
+                .map(e => e.href || e.src).find(u => u && u.endsWith('.wasm'));
+            return fetch(src).then(r => ({
+                type: r.headers.get('content-type'),
+                cache: r.headers.get('cache-control'),
+            }));
+        "#)
+        .await
+        .unwrap();
+    assert_eq!(wasm["type"], "application/wasm", "{wasm}");
+    assert_eq!(wasm["cache"], "public, max-age=31536000, immutable", "{wasm}");
+    browser.close().await;
+}

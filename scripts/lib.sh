@@ -1,0 +1,192 @@
+# shellcheck shell=bash
+# Shared helpers for peercall's scripts: logging, phase timing, and idempotent
+# installers for every tool the build and the tests need.
+#
+# Tools go into a cache outside the checkout, keyed by name and version
+# ($PEERCALL_CACHE, default ~/.cache/peercall/tools/NAME-VERSION), so a fresh
+# clone on the same machine reuses them and a second run installs nothing.
+# Every network step has a timeout: a missing prerequisite is a one-line error,
+# never a hang.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${PEERCALL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/peercall}"
+TOOLS="$CACHE/tools"
+mkdir -p "$TOOLS"
+
+# Pinned tool versions. wasm-bindgen comes from Cargo.lock (see wasm_bindgen_version).
+TRUNK_VERSION=0.21.14
+GECKODRIVER_VERSION=0.37.1
+BINARYEN_VERSION=132
+
+log() { printf '[peercall] %s\n' "$*" >&2; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+# --- phases with wall times -------------------------------------------------
+
+PHASES=()
+# phase NAME CMD...: runs CMD, prints its wall time, records it for the summary.
+phase() {
+	local name=$1 start end rc=0
+	shift
+	printf '\n==> %s\n' "$name" >&2
+	start=$(date +%s)
+	"$@" || rc=$?
+	end=$(date +%s)
+	PHASES+=("$(printf '%-34s %5ss%s' "$name" $((end - start)) "$([ $rc -eq 0 ] || echo '  FAILED')")")
+	printf '<== %s: %ss\n' "$name" $((end - start)) >&2
+	return $rc
+}
+
+phase_summary() {
+	printf '\nPhase wall times:\n' >&2
+	local p
+	for p in "${PHASES[@]}"; do printf '  %s\n' "$p" >&2; done
+}
+
+# --- Debian packages --------------------------------------------------------
+
+APT_UPDATED=0
+# apt_ensure PKG...: installs the Debian packages that are missing.
+apt_ensure() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get here: install them with your package manager"
+	local sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || die "missing ${missing[*]}: run as root or install them: apt-get install ${missing[*]}"
+		sudo="sudo -n"
+	fi
+	if [ $APT_UPDATED -eq 0 ]; then
+		log "apt-get update (package lists)"
+		timeout 300 $sudo apt-get update -qq >&2 || die "apt-get update failed or timed out (network to Debian's mirrors?)"
+		APT_UPDATED=1
+	fi
+	log "installing Debian packages: ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive timeout 1800 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+		die "apt-get install ${missing[*]} failed or timed out"
+}
+
+# --- cargo-installed tools ---------------------------------------------------
+
+# cargo_tool CRATE VERSION BIN [cargo install args...]: prints the path of BIN,
+# installing CRATE@VERSION into the cache first when it is not there.
+cargo_tool() {
+	local crate=$1 version=$2 bin=$3
+	shift 3
+	local dir="$TOOLS/$crate-$version"
+	if [ ! -x "$dir/bin/$bin" ]; then
+		log "installing $crate $version with cargo install (a few minutes, once per machine)"
+		local tmp="$dir.tmp.$$"
+		rm -rf "$tmp"
+		timeout 2400 cargo install --quiet "$crate" --version "$version" --root "$tmp" "$@" >&2 ||
+			die "cargo install $crate $version failed or timed out (crates.io reachable?)"
+		rm -rf "$dir"
+		mv "$tmp" "$dir"
+	fi
+	printf '%s\n' "$dir/bin/$bin"
+}
+
+# The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
+wasm_bindgen_version() {
+	awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+# --- the wasm32 toolchain ----------------------------------------------------
+
+WASM_ENV=()
+# wasm_setup: makes `wasm_cargo` and `wasm_env` able to build for
+# wasm32-unknown-unknown. Uses the ordinary rustup target when the sysroot
+# has it; otherwise Debian's rustc-web with the std built from source
+# (`rustup target add` cannot download on machines without rustup's host).
+wasm_setup() {
+	[ ${#WASM_ENV[@]} -gt 0 ] && return 0
+	local sysroot
+	sysroot=$(rustc --print sysroot)
+	if [ -d "$sysroot/lib/rustlib/wasm32-unknown-unknown" ]; then
+		log "wasm32 std: rustup target in $sysroot"
+		WASM_ENV=(env)
+		return 0
+	fi
+	log "wasm32 std: not in $sysroot; using Debian's rustc-web and building std from source"
+	apt_ensure rustc-web cargo-web rust-web-src rust-web-clippy lld-19
+	[ -d /usr/lib/rustlib/src/rust/library ] || die "rust-web-src did not install the std source"
+	WASM_ENV=(env
+		"PATH=/usr/bin:$PATH"
+		RUSTC=/usr/bin/rustc
+		RUSTDOC=/usr/bin/rustdoc
+		RUSTC_BOOTSTRAP=1
+		CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+		CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld)
+}
+
+# wasm_env CMD...: runs CMD with the wasm toolchain's environment.
+wasm_env() { "${WASM_ENV[@]}" "$@"; }
+wasm_cargo() { wasm_env cargo "$@"; }
+
+# --- web build tools ---------------------------------------------------------
+
+# web_tools: trunk, wasm-bindgen and wasm-opt at their pinned versions, on PATH.
+web_tools() {
+	local wb trunk_bin wb_bin
+	wb=$(wasm_bindgen_version)
+	[ -n "$wb" ] || die "no wasm-bindgen in Cargo.lock"
+	grep -q "^wasm_bindgen = \"$wb\"" "$ROOT/Trunk.toml" ||
+		die "Trunk.toml [tools] wasm_bindgen must be $wb, the version in Cargo.lock"
+	grep -q "^wasm_opt = \"version_$BINARYEN_VERSION\"" "$ROOT/Trunk.toml" ||
+		die "Trunk.toml [tools] wasm_opt must be version_$BINARYEN_VERSION"
+
+	# wasm-bindgen-cli's own lock names a crate the registry no longer serves,
+	# so it is built without --locked.
+	wb_bin=$(cargo_tool wasm-bindgen-cli "$wb" wasm-bindgen)
+	"$wb_bin" --version | grep -q " $wb\$" || die "$wb_bin is not wasm-bindgen $wb"
+	trunk_bin=$(cargo_tool trunk "$TRUNK_VERSION" trunk --locked)
+
+	# Debian's binaryen is too old for what rustc emits; npm's is current.
+	local bdir="$TOOLS/binaryen-$BINARYEN_VERSION"
+	if [ ! -x "$bdir/node_modules/.bin/wasm-opt" ]; then
+		command -v npm >/dev/null || apt_ensure nodejs npm
+		log "installing binaryen $BINARYEN_VERSION (wasm-opt) from npm"
+		mkdir -p "$bdir"
+		timeout 600 npm install --silent --no-audit --no-fund --prefix "$bdir" "binaryen@$BINARYEN_VERSION" >&2 ||
+			die "npm install binaryen@$BINARYEN_VERSION failed or timed out"
+	fi
+	"$bdir/node_modules/.bin/wasm-opt" --version | grep -q "version $BINARYEN_VERSION" ||
+		die "$bdir has no wasm-opt $BINARYEN_VERSION"
+
+	export PATH="$(dirname "$wb_bin"):$(dirname "$trunk_bin"):$bdir/node_modules/.bin:$PATH"
+	wasm_setup
+}
+
+# build_release: the release app into dist/ (trunk, never downloading).
+build_release() {
+	(cd "$ROOT" && wasm_env trunk build --release --offline --dist "$ROOT/dist")
+}
+
+# build_relay: the relay binary, optimised for speed; prints its path.
+build_relay() {
+	(cd "$ROOT" && cargo build --quiet --profile server -p peercall-relay >&2)
+	printf '%s\n' "$ROOT/target/server/peercall-relay"
+}
+
+# --- browsers ----------------------------------------------------------------
+
+# browsers: headless Chromium + chromedriver and Firefox ESR + geckodriver;
+# exports CHROME_BIN, CHROMEDRIVER_BIN, FIREFOX_BIN, GECKODRIVER_BIN.
+browsers() {
+	apt_ensure chromium chromium-driver firefox-esr
+	CHROME_BIN=$(command -v chromium)
+	CHROMEDRIVER_BIN=$(command -v chromedriver)
+	FIREFOX_BIN=$(command -v firefox-esr)
+	GECKODRIVER_BIN=$(cargo_tool geckodriver "$GECKODRIVER_VERSION" geckodriver)
+	export CHROME_BIN CHROMEDRIVER_BIN FIREFOX_BIN GECKODRIVER_BIN
+	# The test runner wants wasm-bindgen-test-runner from the same CLI build.
+	export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Makes the screenshots in docs/screenshots/ from the real app: builds the
+# release app, serves it with the relay, opens it in headless Chromium and
+# Firefox with fake cameras, and saves what they show.
+#
+# Usage: scripts/screenshots.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+web_tools
+browsers
+build_release
+relay=$(build_relay)
+PEERCALL_RELAY_BIN="$relay" PEERCALL_DIST="$ROOT/dist" PEERCALL_SCREENSHOT_DIR="$ROOT/docs/screenshots" \
+	cargo test -q -p peercall-e2e --test served_app -- --test-threads=1 --nocapture local_preview
+ls -l "$ROOT"/docs/screenshots/*.png >&2
