@@ -83,9 +83,7 @@ impl MediaError {
                  localhost. Open this page through an https:// address."
                     .into()
             }
-            Self::Unsupported => {
-                "Use a current version of Chrome, Firefox, Edge or Safari.".into()
-            }
+            Self::Unsupported => "Use a current version of Chrome, Firefox, Edge or Safari.".into(),
             Self::NotAllowed => {
                 "Allow camera and microphone for this site (the camera icon in the address \
                  bar), then try again."
@@ -143,12 +141,18 @@ mod tests {
 
     #[test]
     fn dom_names_map_to_typed_errors() {
-        assert_eq!(MediaError::from_dom("NotAllowedError", "", None), MediaError::NotAllowed);
+        assert_eq!(
+            MediaError::from_dom("NotAllowedError", "", None),
+            MediaError::NotAllowed
+        );
         assert_eq!(
             MediaError::from_dom("PermissionDeniedError", "", None),
             MediaError::NotAllowed
         );
-        assert_eq!(MediaError::from_dom("NotFoundError", "", None), MediaError::NotFound);
+        assert_eq!(
+            MediaError::from_dom("NotFoundError", "", None),
+            MediaError::NotFound
+        );
         assert_eq!(
             MediaError::from_dom("DevicesNotFoundError", "", None),
             MediaError::NotFound
@@ -157,8 +161,14 @@ mod tests {
             MediaError::from_dom("NotReadableError", "", None),
             MediaError::NotReadable
         );
-        assert_eq!(MediaError::from_dom("TrackStartError", "", None), MediaError::NotReadable);
-        assert_eq!(MediaError::from_dom("AbortError", "", None), MediaError::Aborted);
+        assert_eq!(
+            MediaError::from_dom("TrackStartError", "", None),
+            MediaError::NotReadable
+        );
+        assert_eq!(
+            MediaError::from_dom("AbortError", "", None),
+            MediaError::Aborted
+        );
         assert_eq!(
             MediaError::from_dom("OverconstrainedError", "", Some("width")),
             MediaError::Overconstrained {

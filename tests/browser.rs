@@ -67,7 +67,12 @@ async fn get_user_media_gives_live_audio_and_video_tracks() {
     }
     stop_all(&stream);
     for t in &all {
-        assert_eq!(t.ready_state(), MediaStreamTrackState::Ended, "{}", t.kind());
+        assert_eq!(
+            t.ready_state(),
+            MediaStreamTrackState::Ended,
+            "{}",
+            t.kind()
+        );
     }
 }
 
@@ -78,7 +83,9 @@ async fn forbidden_frame_devices() -> MediaDevices {
         .create_element("iframe")
         .unwrap()
         .unchecked_into();
-    frame.set_attribute("allow", "camera 'none'; microphone 'none'").unwrap();
+    frame
+        .set_attribute("allow", "camera 'none'; microphone 'none'")
+        .unwrap();
     document().body().unwrap().append_child(&frame).unwrap();
     // Let the frame's initial about:blank document settle.
     sleep(Duration::from_millis(50)).await;
@@ -107,8 +114,11 @@ async fn denied_message_is_shown_with_a_retry_button() {
     };
     let handle = yew::Renderer::<MediaErrorView>::with_root_and_props(root.clone(), props).render();
     assert!(
-        eventually(Duration::from_secs(2), || root.query_selector("[role=alert]").unwrap().is_some())
-            .await
+        eventually(Duration::from_secs(2), || root
+            .query_selector("[role=alert]")
+            .unwrap()
+            .is_some())
+        .await
     );
     let text = root.text_content().unwrap_or_default();
     assert!(text.contains(MediaError::NotAllowed.title()), "{text}");
@@ -128,7 +138,9 @@ async fn app_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unmount() {
             .map(|e| e.unchecked_into())
     };
     assert!(
-        eventually(Duration::from_secs(10), || video().is_some_and(|v| v.video_width() > 0)).await,
+        eventually(Duration::from_secs(10), || video()
+            .is_some_and(|v| v.video_width() > 0))
+        .await,
         "the preview never showed a decoded frame; page says: {:?}",
         root.text_content()
     );
@@ -150,6 +162,8 @@ async fn app_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unmount() {
             .all(|t| t.ready_state() == MediaStreamTrackState::Ended))
         .await,
         "unmounting must stop the camera and microphone: {:?}",
-        all.iter().map(|t| (t.kind(), t.ready_state())).collect::<Vec<_>>()
+        all.iter()
+            .map(|t| (t.kind(), t.ready_state()))
+            .collect::<Vec<_>>()
     );
 }

@@ -260,7 +260,10 @@ impl Browser {
 async fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -21,7 +21,11 @@ async fn local_preview_shows(kind: Kind) {
     browser.goto(&relay.url).await.unwrap();
 
     browser
-        .wait_until("a decoded local preview frame", PREVIEW_DECODING, Duration::from_secs(20))
+        .wait_until(
+            "a decoded local preview frame",
+            PREVIEW_DECODING,
+            Duration::from_secs(20),
+        )
         .await
         .unwrap();
     // Frames keep arriving: the playback position advances.
@@ -53,8 +57,18 @@ async fn local_preview_shows(kind: Kind) {
         .unwrap();
     assert_eq!(facts["muted"], Value::Bool(true), "{facts}");
     // scaleX(-1) computes to matrix(-1, 0, 0, 1, 0, 0).
-    assert!(facts["transform"].as_str().unwrap().starts_with("matrix(-1"), "{facts}");
-    assert_eq!(facts["tracks"], serde_json::json!(["audio:live", "video:live"]), "{facts}");
+    assert!(
+        facts["transform"]
+            .as_str()
+            .unwrap()
+            .starts_with("matrix(-1"),
+        "{facts}"
+    );
+    assert_eq!(
+        facts["tracks"],
+        serde_json::json!(["audio:live", "video:live"]),
+        "{facts}"
+    );
     assert_eq!(facts["label"], "Your camera");
 
     if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
@@ -98,6 +112,9 @@ async fn the_served_app_has_its_health_endpoint_and_assets() {
         .await
         .unwrap();
     assert_eq!(wasm["type"], "application/wasm", "{wasm}");
-    assert_eq!(wasm["cache"], "public, max-age=31536000, immutable", "{wasm}");
+    assert_eq!(
+        wasm["cache"], "public, max-age=31536000, immutable",
+        "{wasm}"
+    );
     browser.close().await;
 }

@@ -53,7 +53,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let local = listener.local_addr().expect("bound listener has an address");
+    let local = listener
+        .local_addr()
+        .expect("bound listener has an address");
     if args.static_dir.is_some() {
         println!("peercall is running: open http://{local}/");
     }

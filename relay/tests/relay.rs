@@ -81,8 +81,14 @@ async fn assert_silent(client: &mut Client) {
 #[tokio::test]
 async fn text_reaches_every_other_client_but_not_the_sender() {
     let relay = Relay::start(Config::default()).await;
-    let (mut a, mut b, mut c) = (relay.client().await, relay.client().await, relay.client().await);
-    a.send(Message::text(r#"{"hello":"from a"}"#)).await.unwrap();
+    let (mut a, mut b, mut c) = (
+        relay.client().await,
+        relay.client().await,
+        relay.client().await,
+    );
+    a.send(Message::text(r#"{"hello":"from a"}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut b).await, r#"{"hello":"from a"}"#);
     assert_eq!(next_text(&mut c).await, r#"{"hello":"from a"}"#);
     assert_silent(&mut a).await;
@@ -120,7 +126,11 @@ async fn oversized_message_drops_only_its_sender() {
         ..Config::default()
     })
     .await;
-    let (mut big, mut a, mut b) = (relay.client().await, relay.client().await, relay.client().await);
+    let (mut big, mut a, mut b) = (
+        relay.client().await,
+        relay.client().await,
+        relay.client().await,
+    );
     big.send(Message::text("x".repeat(4096))).await.unwrap();
     // The sender is cut off; nobody receives the oversized message.
     let closed = tokio::time::timeout(WAIT, async {
@@ -142,7 +152,11 @@ async fn oversized_message_drops_only_its_sender() {
 #[tokio::test]
 async fn abrupt_disconnect_does_not_disturb_others() {
     let relay = Relay::start(Config::default()).await;
-    let (gone, mut a, mut b) = (relay.client().await, relay.client().await, relay.client().await);
+    let (gone, mut a, mut b) = (
+        relay.client().await,
+        relay.client().await,
+        relay.client().await,
+    );
     // Drop the TCP connection with no close handshake.
     drop(gone);
     a.send(Message::text("after drop")).await.unwrap();
@@ -175,13 +189,21 @@ const WASM: &str = "peercall-1a2b3c4d5e6f7a8b_bg.wasm";
 
 fn dist() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("index.html"), "<!doctype html><title>peercall</title>").unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><title>peercall</title>",
+    )
+    .unwrap();
     std::fs::write(dir.path().join(WASM), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
     dir
 }
 
-async fn get(config: &Config, path: &str, accept_encoding: Option<&str>) -> axum::response::Response {
+async fn get(
+    config: &Config,
+    path: &str,
+    accept_encoding: Option<&str>,
+) -> axum::response::Response {
     let mut req = Request::get(path);
     if let Some(enc) = accept_encoding {
         req = req.header(header::ACCEPT_ENCODING, enc);
@@ -192,7 +214,7 @@ async fn get(config: &Config, path: &str, accept_encoding: Option<&str>) -> axum
         .unwrap()
 }
 
-fn header_of<'a>(res: &'a axum::response::Response, name: header::HeaderName) -> &'a str {
+fn header_of(res: &axum::response::Response, name: header::HeaderName) -> &str {
     res.headers()
         .get(name)
         .map(|v| v.to_str().unwrap())
@@ -223,7 +245,10 @@ async fn serves_the_app_with_types_and_cache_headers() {
     );
 
     let config_json = get(&config, "/config.json", None).await;
-    assert_eq!(header_of(&config_json, header::CONTENT_TYPE), "application/json");
+    assert_eq!(
+        header_of(&config_json, header::CONTENT_TYPE),
+        "application/json"
+    );
     assert_eq!(header_of(&config_json, header::CACHE_CONTROL), "no-cache");
 
     // Unknown paths get the app (it routes on the client).
