@@ -37,7 +37,7 @@ phase() {
 	start=$(date +%s)
 	"$@" || rc=$?
 	end=$(date +%s)
-	PHASES+=("$(printf '%-34s %5ss%s' "$name" $((end - start)) "$([ $rc -eq 0 ] || echo '  FAILED')")")
+	PHASES+=("$(printf '%-40s %5ss%s' "$name" $((end - start)) "$([ $rc -eq 0 ] || echo '  FAILED')")")
 	printf '<== %s: %ss\n' "$name" $((end - start)) >&2
 	return $rc
 }
