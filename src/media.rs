@@ -141,34 +141,19 @@ mod tests {
 
     #[test]
     fn dom_names_map_to_typed_errors() {
-        assert_eq!(
-            MediaError::from_dom("NotAllowedError", "", None),
-            MediaError::NotAllowed
-        );
-        assert_eq!(
-            MediaError::from_dom("PermissionDeniedError", "", None),
-            MediaError::NotAllowed
-        );
-        assert_eq!(
-            MediaError::from_dom("NotFoundError", "", None),
-            MediaError::NotFound
-        );
-        assert_eq!(
-            MediaError::from_dom("DevicesNotFoundError", "", None),
-            MediaError::NotFound
-        );
-        assert_eq!(
-            MediaError::from_dom("NotReadableError", "", None),
-            MediaError::NotReadable
-        );
-        assert_eq!(
-            MediaError::from_dom("TrackStartError", "", None),
-            MediaError::NotReadable
-        );
-        assert_eq!(
-            MediaError::from_dom("AbortError", "", None),
-            MediaError::Aborted
-        );
+        let cases = [
+            ("NotAllowedError", MediaError::NotAllowed),
+            ("PermissionDeniedError", MediaError::NotAllowed),
+            ("SecurityError", MediaError::NotAllowed),
+            ("NotFoundError", MediaError::NotFound),
+            ("DevicesNotFoundError", MediaError::NotFound),
+            ("NotReadableError", MediaError::NotReadable),
+            ("TrackStartError", MediaError::NotReadable),
+            ("AbortError", MediaError::Aborted),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(MediaError::from_dom(name, "", None), expected, "{name}");
+        }
         assert_eq!(
             MediaError::from_dom("OverconstrainedError", "", Some("width")),
             MediaError::Overconstrained {
