@@ -190,3 +190,11 @@ browsers() {
 	# The test runner wants wasm-bindgen-test-runner from the same CLI build.
 	export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 }
+
+# run_e2e [cargo test args...]: the end-to-end tests against the release
+# build in dist/ and the relay binary, one browser test at a time.
+run_e2e() {
+	local relay
+	relay=$(build_relay)
+	PEERCALL_RELAY_BIN="$relay" PEERCALL_DIST="$ROOT/dist" cargo test -p peercall-e2e "$@"
+}

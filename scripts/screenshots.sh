@@ -9,7 +9,5 @@ cd "$ROOT"
 web_tools
 browsers
 build_release
-relay=$(build_relay)
-PEERCALL_RELAY_BIN="$relay" PEERCALL_DIST="$ROOT/dist" PEERCALL_SCREENSHOT_DIR="$ROOT/docs/screenshots" \
-	cargo test -q -p peercall-e2e --test served_app -- --test-threads=1 --nocapture local_preview
+PEERCALL_SCREENSHOT_DIR="$ROOT/docs/screenshots" run_e2e -q --test served_app -- --test-threads=1 local_preview
 ls -l "$ROOT"/docs/screenshots/*.png >&2

@@ -23,12 +23,6 @@ wasm_browser_tests() {
 	esac
 }
 
-e2e() {
-	local relay
-	relay=$(build_relay)
-	PEERCALL_RELAY_BIN="$relay" PEERCALL_DIST="$ROOT/dist" cargo test -p peercall-e2e -- --test-threads=1
-}
-
 phase "install tools (skipped when cached)" setup
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "clippy (host, all crates)" cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -37,4 +31,4 @@ phase "native tests" cargo test --workspace --exclude peercall-e2e
 phase "browser tests: headless Chromium" wasm_browser_tests chrome
 phase "browser tests: headless Firefox" wasm_browser_tests firefox
 phase "release build (trunk)" build_release
-phase "end-to-end (served app, real browser)" e2e
+phase "end-to-end (served app, real browser)" run_e2e -- --test-threads=1

@@ -45,7 +45,7 @@ pub fn free_port() -> u16 {
 
 /// The relay binary, serving the built app on a free loopback port.
 pub struct Relay {
-    child: Child,
+    _child: Child,
     /// Where the app is, e.g. `http://127.0.0.1:41234/`.
     pub url: String,
 }
@@ -80,12 +80,7 @@ impl Relay {
         .ok_or("the relay did not print the URL to open")?;
         // Keep draining stdout so the relay never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, url })
-    }
-
-    /// Stops the relay at once.
-    pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        Ok(Self { _child: child, url })
     }
 }
 
@@ -124,55 +119,47 @@ impl Browser {
     pub async fn launch(kind: Kind) -> Result<Self> {
         let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
-        let (driver_bin, driver_args, caps) = match kind {
-            Kind::Chromium => (
-                env_path("CHROMEDRIVER_BIN", "chromedriver"),
-                vec![format!("--port={port}")],
-                json!({
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {
-                        "binary": env_path("CHROME_BIN", "chromium"),
-                        "args": [
-                            "--headless=new",
-                            "--use-fake-device-for-media-stream",
-                            "--use-fake-ui-for-media-stream",
-                            "--autoplay-policy=no-user-gesture-required",
-                            "--no-sandbox",
-                            "--disable-gpu",
-                            "--disable-dev-shm-usage",
-                            "--disable-background-networking",
-                            "--disable-component-update",
-                            "--disable-sync",
-                            "--disable-quic",
-                            "--no-first-run",
-                            "--window-size=1280,800",
-                            format!("--user-data-dir={}", profile.path().display()),
-                        ],
-                    },
-                }),
-            ),
-            Kind::Firefox => (
-                env_path("GECKODRIVER_BIN", "geckodriver"),
-                vec!["--port".into(), port.to_string()],
-                json!({
-                    "browserName": "firefox",
-                    "moz:firefoxOptions": {
-                        "binary": env_path("FIREFOX_BIN", "firefox-esr"),
-                        "args": ["-headless", "-width", "1280", "-height", "800",
-                                 "-profile", profile.path()],
-                        "prefs": {
-                            "media.navigator.streams.fake": true,
-                            "media.navigator.permission.disabled": true,
-                            "media.autoplay.default": 0,
-                            "app.update.enabled": false,
-                            "browser.shell.checkDefaultBrowser": false,
-                            "network.captive-portal-service.enabled": false,
-                            "datareporting.policy.dataSubmissionEnabled": false,
-                            "toolkit.telemetry.reportingpolicy.firstRun": false,
-                        },
-                    },
-                }),
-            ),
+        // The fake-media flags and prefs are the ones the wasm-bindgen
+        // browser tests use (webdriver.json); each session adds its own
+        // binary, headless mode, window size and profile.
+        let mut caps: Value =
+            serde_json::from_str(include_str!("../../webdriver.json")).expect("webdriver.json");
+        let (driver_bin, driver_args) = match kind {
+            Kind::Chromium => {
+                let options = &mut caps["goog:chromeOptions"];
+                options["binary"] = json!(env_path("CHROME_BIN", "chromium"));
+                let args = options["args"].as_array_mut().expect("chrome args");
+                args.extend([
+                    json!("--headless=new"),
+                    json!("--window-size=1280,800"),
+                    json!(format!("--user-data-dir={}", profile.path().display())),
+                ]);
+                caps["browserName"] = json!("chrome");
+                caps.as_object_mut().unwrap().remove("moz:firefoxOptions");
+                (
+                    env_path("CHROMEDRIVER_BIN", "chromedriver"),
+                    vec![format!("--port={port}")],
+                )
+            }
+            Kind::Firefox => {
+                let options = &mut caps["moz:firefoxOptions"];
+                options["binary"] = json!(env_path("FIREFOX_BIN", "firefox-esr"));
+                options["args"] = json!([
+                    "-headless",
+                    "-width",
+                    "1280",
+                    "-height",
+                    "800",
+                    "-profile",
+                    profile.path(),
+                ]);
+                caps["browserName"] = json!("firefox");
+                caps.as_object_mut().unwrap().remove("goog:chromeOptions");
+                (
+                    env_path("GECKODRIVER_BIN", "geckodriver"),
+                    vec!["--port".into(), port.to_string()],
+                )
+            }
         };
         let driver = Command::new(&driver_bin)
             .args(&driver_args)
