@@ -27,6 +27,54 @@ pub const WS_PATH: &str = "/ws";
 /// The largest message, in bytes, that [`decode`] accepts by default.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// The sender id the relay uses for its own messages, and the recipient id
+/// that addresses the relay. No peer may use it.
+pub const RELAY_ID: &str = "relay";
+
+/// The longest room or peer id, in characters, by default.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Whether `id` is a well-formed room or peer id: 1 to `max_len` characters,
+/// each an ASCII letter, digit, `-` or `_` (the URL-safe base64 alphabet).
+pub fn is_valid_id(id: &str, max_len: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max_len
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The stable `code`s of [`Body::Error`] messages.
+pub mod codes {
+    /// Not JSON, or not a valid message envelope; the message was dropped.
+    pub const BAD_MESSAGE: &str = "bad_message";
+    /// A binary WebSocket frame; signaling is text only.
+    pub const BINARY_FRAME: &str = "binary_frame";
+    /// Over the size limit; the message was dropped.
+    pub const TOO_LARGE: &str = "too_large";
+    /// Over the per-connection message rate; the message was dropped.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The room has as many peers as allowed; the join was refused.
+    pub const ROOM_FULL: &str = "room_full";
+    /// The relay has as many rooms as allowed; the join was refused.
+    pub const TOO_MANY_ROOMS: &str = "too_many_rooms";
+    /// The room id is not 1..=64 URL-safe characters.
+    pub const BAD_ROOM: &str = "bad_room";
+    /// The peer id is malformed or reserved.
+    pub const BAD_ID: &str = "bad_id";
+    /// Another connection in the room already uses this peer id.
+    pub const ID_TAKEN: &str = "id_taken";
+    /// The message claims a sender id other than the one this connection
+    /// joined with.
+    pub const SPOOFED_ID: &str = "spoofed_id";
+    /// The message names a room other than the one this connection joined.
+    pub const WRONG_ROOM: &str = "wrong_room";
+    /// A message other than `join` before joining a room.
+    pub const NOT_JOINED: &str = "not_joined";
+    /// The named recipient is not in the room (any more).
+    pub const UNKNOWN_PEER: &str = "unknown_peer";
+}
+
 /// One signaling message with its addressing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -39,6 +87,12 @@ pub struct Envelope {
     /// The one peer this is for; absent means everyone in the room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// The sender's message counter: 1 for its first message, one more for
+    /// each after. Receivers use it to drop duplicates and stale messages a
+    /// relay may deliver twice or out of order. The relay's own messages
+    /// have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     /// The message itself.
     #[serde(flatten)]
     pub body: Body,
@@ -61,6 +115,42 @@ pub struct Candidate {
     pub username_fragment: Option<String>,
 }
 
+/// A peer in the room, as the relay lists it in [`Body::Welcome`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub id: String,
+    /// Its display name, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Why a peer left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The person hung up (the default when absent).
+    #[default]
+    Hangup,
+    /// Its signaling connection ended without a goodbye (sent by the relay
+    /// on the peer's behalf). Its media may still be flowing and it may
+    /// come back with a new `join`.
+    Disconnected,
+    /// A reason from a newer version.
+    #[serde(other)]
+    Other,
+}
+
+impl LeaveReason {
+    fn is_hangup(&self) -> bool {
+        *self == LeaveReason::Hangup
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// The messages, tagged by `"type"` in snake case.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -79,12 +169,28 @@ pub enum Body {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// From the relay to a peer whose `join` it accepted: who else is in
+    /// the room. Only relays that keep rooms send it; over a broadcast relay
+    /// the `present` replies say the same.
+    Welcome {
+        /// Everyone else in the room.
+        peers: Vec<PeerInfo>,
+    },
     /// "I am leaving": hang-up. The sender's peer connections are closed.
-    Leave,
+    /// The relay sends one on behalf of a peer whose connection drops.
+    Leave {
+        /// Why; absent means [`LeaveReason::Hangup`].
+        #[serde(default, skip_serializing_if = "LeaveReason::is_hangup")]
+        reason: LeaveReason,
+    },
     /// An SDP offer for the peer connection with the recipient.
     Offer {
         /// The session description.
         sdp: String,
+        /// Whether this offer restarts ICE (new credentials, new
+        /// candidates). Informational: the SDP says so too.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ice_restart: bool,
     },
     /// An SDP answer to an [`Body::Offer`].
     Answer {
@@ -98,7 +204,9 @@ pub enum Body {
     },
     /// The sender has gathered all its candidates (for this ICE generation).
     EndOfCandidates,
-    /// Keep-alive; answered with [`Body::Pong`]. Also keeps presence fresh.
+    /// Keep-alive. Sent to the room it is a heartbeat that keeps the
+    /// sender's presence fresh and gets no reply; sent `to` a peer or to
+    /// the relay ([`RELAY_ID`]) it is answered with [`Body::Pong`].
     Ping,
     /// The answer to a [`Body::Ping`].
     Pong,
@@ -117,7 +225,8 @@ impl Body {
         match self {
             Body::Join { .. } => "join",
             Body::Present { .. } => "present",
-            Body::Leave => "leave",
+            Body::Welcome { .. } => "welcome",
+            Body::Leave { .. } => "leave",
             Body::Offer { .. } => "offer",
             Body::Answer { .. } => "answer",
             Body::Candidate { .. } => "candidate",
@@ -133,6 +242,7 @@ impl Body {
 pub const KNOWN_TYPES: &[&str] = &[
     "join",
     "present",
+    "welcome",
     "leave",
     "offer",
     "answer",
@@ -157,6 +267,8 @@ pub enum Decoded {
         from: String,
         /// Its room.
         room: String,
+        /// Its recipient, if it names one.
+        to: Option<String>,
     },
 }
 
@@ -233,17 +345,25 @@ pub fn decode(text: &str, limit: usize) -> Result<Decoded, DecodeError> {
             ))
         }
     }
+    let to = match object.get("to") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(to)) => Some(to.clone()),
+        Some(_) => return Err(DecodeError::BadEnvelope("\"to\" must be a string".into())),
+    };
     if object
-        .get("to")
-        .is_some_and(|to| !(to.is_string() || to.is_null()))
+        .get("seq")
+        .is_some_and(|seq| !(seq.is_u64() || seq.is_null()))
     {
-        return Err(DecodeError::BadEnvelope("\"to\" must be a string".into()));
+        return Err(DecodeError::BadEnvelope(
+            "\"seq\" must be a non-negative integer".into(),
+        ));
     }
     if !KNOWN_TYPES.contains(&type_name.as_str()) {
         return Ok(Decoded::Unknown {
             type_name,
             from,
             room,
+            to,
         });
     }
     serde_json::from_value::<Envelope>(value)
@@ -270,6 +390,7 @@ mod tests {
             room: "r00m".into(),
             from: "alice".into(),
             to: to.map(Into::into),
+            seq: Some(7),
             body,
         }
     }
@@ -283,9 +404,32 @@ mod tests {
             Body::Present {
                 name: Some("Bob".into()),
             },
-            Body::Leave,
+            Body::Welcome {
+                peers: vec![
+                    PeerInfo {
+                        id: "bob".into(),
+                        name: Some("Bob".into()),
+                    },
+                    PeerInfo {
+                        id: "carol".into(),
+                        name: None,
+                    },
+                ],
+            },
+            Body::Welcome { peers: vec![] },
+            Body::Leave {
+                reason: LeaveReason::Hangup,
+            },
+            Body::Leave {
+                reason: LeaveReason::Disconnected,
+            },
             Body::Offer {
                 sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into(),
+                ice_restart: false,
+            },
+            Body::Offer {
+                sdp: "v=0\r\n".into(),
+                ice_restart: true,
             },
             Body::Answer {
                 sdp: "v=0\r\n".into(),
@@ -354,7 +498,7 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({
-                "v": 1, "room": "r00m", "from": "alice", "to": "bob", "type": "candidate",
+                "v": 1, "room": "r00m", "from": "alice", "to": "bob", "seq": 7, "type": "candidate",
                 "candidate": {"candidate": "candidate:x", "sdpMid": "0", "sdpMLineIndex": 1}
             })
         );
@@ -369,6 +513,7 @@ mod tests {
                 type_name: "reaction".into(),
                 from: "carol".into(),
                 room: "r".into(),
+                to: None,
             })
         );
     }
@@ -424,6 +569,10 @@ mod tests {
                 |e| matches!(e, DecodeError::BadBody { .. }),
             ),
             (
+                r#"{"v":1,"room":"r","from":"a","seq":-1,"type":"leave"}"#,
+                |e| matches!(e, DecodeError::BadEnvelope(m) if m.contains("seq")),
+            ),
+            (
                 r#"{"v":1,"room":"r","from":"a","to":5,"type":"leave"}"#,
                 |e| matches!(e, DecodeError::BadEnvelope(m) if m.contains("to")),
             ),
@@ -449,5 +598,56 @@ mod tests {
             })
         );
         assert!(decode(&text, text.len()).is_ok());
+    }
+
+    #[test]
+    fn optional_fields_have_their_defaults_on_the_wire() {
+        let leave = r#"{"v":1,"room":"r","from":"a","type":"leave"}"#;
+        let Ok(Decoded::Message(e)) = decode(leave, MAX_MESSAGE_BYTES) else {
+            panic!("leave did not decode");
+        };
+        assert_eq!(e.seq, None);
+        assert_eq!(e.to, None);
+        assert_eq!(
+            e.body,
+            Body::Leave {
+                reason: LeaveReason::Hangup
+            }
+        );
+        assert_eq!(encode(&e), leave);
+
+        let newer = r#"{"v":2,"room":"r","from":"relay","type":"leave","reason":"kicked"}"#;
+        let Ok(Decoded::Message(e)) = decode(newer, MAX_MESSAGE_BYTES) else {
+            panic!("leave with a newer reason did not decode");
+        };
+        assert_eq!(
+            e.body,
+            Body::Leave {
+                reason: LeaveReason::Other
+            }
+        );
+
+        let offer = r#"{"v":1,"room":"r","from":"a","to":"b","seq":3,"type":"offer","sdp":"v=0"}"#;
+        let Ok(Decoded::Message(e)) = decode(offer, MAX_MESSAGE_BYTES) else {
+            panic!("offer did not decode");
+        };
+        assert_eq!(
+            e.body,
+            Body::Offer {
+                sdp: "v=0".into(),
+                ice_restart: false
+            }
+        );
+        assert_eq!(encode(&e), offer);
+    }
+
+    #[test]
+    fn ids_are_short_and_url_safe() {
+        for ok in ["a", "relay", "Xq3k-_09", &"z".repeat(MAX_ID_LEN)] {
+            assert!(is_valid_id(ok, MAX_ID_LEN), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "é", "a.b", &"z".repeat(MAX_ID_LEN + 1)] {
+            assert!(!is_valid_id(bad, MAX_ID_LEN), "{bad}");
+        }
     }
 }

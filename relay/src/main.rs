@@ -5,11 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use peercall_relay::{serve, Config, WS_PATH};
+use std::time::Duration;
+
+use peercall_relay::{serve, Config, Mode, WS_PATH};
 use tracing_subscriber::EnvFilter;
 
-/// peercall's signaling relay. Serves the WebSocket at /ws, a health check at
-/// /healthz and, with --static-dir, the built web app at /.
+/// peercall's signaling relay. Serves the WebSocket at /ws (and /ws/ROOM), a
+/// health check at /healthz and, with --static-dir, the built web app at /.
+///
+/// Every limit answers the client with an `error` message naming it and
+/// writes a log line (PEERCALL_LOG=debug for more, e.g. PEERCALL_LOG=warn for
+/// less).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -22,9 +28,45 @@ struct Args {
     /// Folder with the built web app (trunk's dist/) to serve at /.
     #[arg(long, env = "PEERCALL_STATIC_DIR")]
     static_dir: Option<PathBuf>,
-    /// Largest signaling message accepted, in bytes.
+    /// rooms: rooms, presence, targeted delivery, limits. broadcast: forward
+    /// every message to every client (sender included) and nothing else.
+    #[arg(long, value_enum, default_value_t = Mode::Rooms)]
+    mode: Mode,
+    /// Largest signaling message accepted, in bytes (frames over 4x this
+    /// close the connection).
     #[arg(long, default_value_t = Config::default().max_message_bytes)]
     max_message_bytes: usize,
+    /// Messages per second one connection may send, sustained.
+    #[arg(long, default_value_t = Config::default().rate_per_sec)]
+    rate: f64,
+    /// Messages one connection may send in a burst.
+    #[arg(long, default_value_t = Config::default().rate_burst)]
+    burst: f64,
+    /// Peers in one room; the next one is told "room full".
+    #[arg(long, default_value_t = Config::default().max_peers_per_room)]
+    max_peers: usize,
+    /// Rooms at once.
+    #[arg(long, default_value_t = Config::default().max_rooms)]
+    max_rooms: usize,
+    /// WebSocket connections at once (more get HTTP 503).
+    #[arg(long, default_value_t = Config::default().max_connections)]
+    max_connections: usize,
+    /// Longest room id and peer id, in characters.
+    #[arg(long, default_value_t = Config::default().max_id_len)]
+    max_id_len: usize,
+    /// Seconds between WebSocket pings to each client.
+    #[arg(long, default_value_t = Config::default().ping_interval.as_secs_f64(), value_parser = seconds)]
+    ping_interval: f64,
+    /// Seconds of silence after which a client is disconnected.
+    #[arg(long, default_value_t = Config::default().idle_timeout.as_secs_f64(), value_parser = seconds)]
+    idle_timeout: f64,
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }
 
 #[tokio::main]
@@ -59,11 +101,26 @@ async fn main() -> ExitCode {
     if args.static_dir.is_some() {
         println!("peercall is running: open http://{local}/");
     }
-    println!("signaling WebSocket: ws://{local}{WS_PATH}");
+    println!(
+        "signaling WebSocket: ws://{local}{WS_PATH} ({} mode)",
+        match args.mode {
+            Mode::Rooms => "rooms",
+            Mode::Broadcast => "broadcast",
+        }
+    );
 
     let config = Config {
         static_dir: args.static_dir,
+        mode: args.mode,
         max_message_bytes: args.max_message_bytes,
+        rate_per_sec: args.rate,
+        rate_burst: args.burst,
+        max_peers_per_room: args.max_peers,
+        max_rooms: args.max_rooms,
+        max_connections: args.max_connections,
+        max_id_len: args.max_id_len,
+        ping_interval: Duration::from_secs_f64(args.ping_interval),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
     };
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => {

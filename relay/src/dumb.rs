@@ -1,0 +1,39 @@
+//! [`Mode::Broadcast`](crate::Mode::Broadcast): every text message goes to
+//! every connection, the sender included. No rooms, ids or errors: this is
+//! the plainest relay there is, kept so tests prove the app needs nothing
+//! more.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::ws::Utf8Bytes;
+
+use crate::conn::Outbox;
+
+/// Every open connection.
+#[derive(Debug, Default)]
+pub(crate) struct Everyone {
+    all: Mutex<HashMap<u64, Outbox>>,
+}
+
+impl Everyone {
+    pub(crate) fn add(&self, outbox: &Outbox) {
+        lock(&self.all).insert(outbox.conn, outbox.clone());
+    }
+
+    pub(crate) fn remove(&self, conn: u64) {
+        lock(&self.all).remove(&conn);
+    }
+
+    pub(crate) fn broadcast(&self, text: Utf8Bytes) {
+        for outbox in lock(&self.all).values() {
+            outbox.deliver(text.clone());
+        }
+    }
+}
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: every
+/// critical section here leaves the maps consistent at each step.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,386 @@
+//! [`Mode::Rooms`](crate::Mode::Rooms): what each message means.
+//!
+//! A connection joins one room with a `join` message (or names it in the
+//! URL, `/ws/{room}`, and then must join that one). Its first accepted peer
+//! id is bound to it for good; later messages must carry the same `from` and
+//! `room`. A message with `to` goes to that peer only, one without goes to
+//! everyone else in the room. When a joined connection ends without a
+//! `leave`, the relay sends one for it with reason `disconnected`.
+//!
+//! The relay forwards the client's text unchanged (fields a newer version
+//! adds survive) and answers refusals with an `error` to the sender only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use axum::extract::ws::Utf8Bytes;
+use peercall_protocol::{
+    codes, decode, encode, is_valid_id, Body, Decoded, Envelope, LeaveReason, PeerInfo,
+    PROTOCOL_VERSION, RELAY_ID,
+};
+
+use crate::conn::{Conn, Outbox};
+use crate::dumb::lock;
+use crate::State;
+
+/// Every room with at least one peer.
+#[derive(Debug, Default)]
+pub(crate) struct Rooms {
+    rooms: Mutex<HashMap<String, Room>>,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// By peer id; ordered so `welcome` lists are stable.
+    members: BTreeMap<String, Member>,
+}
+
+#[derive(Debug)]
+struct Member {
+    name: Option<String>,
+    outbox: Outbox,
+}
+
+impl Rooms {
+    /// (rooms, peers) now.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let rooms = lock(&self.rooms);
+        (rooms.len(), rooms.values().map(|r| r.members.len()).sum())
+    }
+}
+
+/// One connection's standing in the room registry.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// The room named in the URL, if any.
+    path_room: Option<String>,
+    /// (room, peer id) of the first accepted join; kept for the whole
+    /// connection, even after a `leave`.
+    bound: Option<(String, String)>,
+    /// In the room now.
+    joined: bool,
+}
+
+/// Why a message was refused: an error code and words for people.
+struct Refusal(&'static str, String);
+
+impl Session {
+    pub(crate) fn new(path_room: Option<String>) -> Self {
+        Self {
+            path_room,
+            bound: None,
+            joined: false,
+        }
+    }
+
+    /// The room this connection is in or for, if known.
+    pub(crate) fn room(&self) -> Option<&str> {
+        self.bound
+            .as_ref()
+            .map(|(room, _)| room.as_str())
+            .or(self.path_room.as_deref())
+    }
+
+    fn peer(&self) -> Option<&str> {
+        self.bound.as_ref().map(|(_, id)| id.as_str())
+    }
+
+    pub(crate) fn on_text(&mut self, state: &State, conn: &Conn, text: Utf8Bytes) {
+        if let Err(Refusal(code, message)) = self.handle(state, conn, text) {
+            tracing::warn!(
+                conn = conn.id,
+                addr = %conn.addr,
+                room = self.room(),
+                peer = self.peer(),
+                code,
+                message,
+                "refused"
+            );
+            conn.error_to(self.room(), self.peer(), code, &message);
+        }
+    }
+
+    fn handle(&mut self, state: &State, conn: &Conn, text: Utf8Bytes) -> Result<(), Refusal> {
+        let decoded = decode(&text, state.config.max_message_bytes)
+            .map_err(|e| Refusal(codes::BAD_MESSAGE, format!("message dropped: {e}")))?;
+        let (from, room, to, body) = match decoded {
+            Decoded::Message(e) => (e.from, e.room, e.to, Some(e.body)),
+            Decoded::Unknown {
+                type_name,
+                from,
+                room,
+                to,
+            } => {
+                tracing::debug!(
+                    conn = conn.id,
+                    type_name,
+                    "forwarding a message type this relay does not know"
+                );
+                (from, room, to, None)
+            }
+        };
+        if to.as_deref() == Some(RELAY_ID) {
+            return match body {
+                Some(Body::Ping) => {
+                    self.reply_pong(conn, &room, &from);
+                    Ok(())
+                }
+                _ => Err(Refusal(
+                    codes::BAD_MESSAGE,
+                    "the relay answers only \"ping\"; other messages must be for peers".into(),
+                )),
+            };
+        }
+        match body {
+            Some(Body::Join { name }) => self.join(state, conn, room, from, name, text),
+            Some(Body::Welcome { .. }) => Err(Refusal(
+                codes::BAD_MESSAGE,
+                "only the relay sends \"welcome\"".into(),
+            )),
+            Some(Body::Leave { .. }) => {
+                self.route(state, &room, &from, None, text)?;
+                self.leave(state, conn);
+                Ok(())
+            }
+            _ => self.route(state, &room, &from, to.as_deref(), text),
+        }
+    }
+
+    fn join(
+        &mut self,
+        state: &State,
+        conn: &Conn,
+        room: String,
+        from: String,
+        name: Option<String>,
+        text: Utf8Bytes,
+    ) -> Result<(), Refusal> {
+        let config = &state.config;
+        if let Some(path_room) = &self.path_room {
+            if room != *path_room {
+                return Err(Refusal(
+                    codes::WRONG_ROOM,
+                    format!(
+                        "this connection is for room {path_room:?} (from its URL), not {room:?}"
+                    ),
+                ));
+            }
+        }
+        if let Some((bound_room, bound_id)) = &self.bound {
+            if from != *bound_id {
+                return Err(Refusal(
+                    codes::SPOOFED_ID,
+                    format!("this connection is peer {bound_id:?}; it cannot join as {from:?}"),
+                ));
+            }
+            if room != *bound_room {
+                return Err(Refusal(
+                    codes::WRONG_ROOM,
+                    format!("this connection is in room {bound_room:?}; open another connection for {room:?}"),
+                ));
+            }
+        }
+        if !is_valid_id(&room, config.max_id_len) {
+            return Err(Refusal(
+                codes::BAD_ROOM,
+                format!(
+                    "room id must be 1 to {} characters of A-Z a-z 0-9 - _",
+                    config.max_id_len
+                ),
+            ));
+        }
+        if !is_valid_id(&from, config.max_id_len) || from == RELAY_ID {
+            return Err(Refusal(
+                codes::BAD_ID,
+                format!(
+                    "peer id must be 1 to {} characters of A-Z a-z 0-9 - _, and not {RELAY_ID:?}",
+                    config.max_id_len
+                ),
+            ));
+        }
+
+        let mut rooms = lock(&state.rooms.rooms);
+        let existing = rooms.get(&room);
+        if existing.is_none() && rooms.len() >= config.max_rooms {
+            return Err(Refusal(
+                codes::TOO_MANY_ROOMS,
+                format!(
+                    "the relay has its limit of {} rooms; try again later",
+                    config.max_rooms
+                ),
+            ));
+        }
+        if let Some(existing) = existing {
+            match existing.members.get(&from) {
+                Some(member) if member.outbox.conn != conn.id => return Err(Refusal(
+                    codes::ID_TAKEN,
+                    format!(
+                        "another connection in this room is peer {from:?}; pick a new random id"
+                    ),
+                )),
+                Some(_) => {}
+                None if existing.members.len() >= config.max_peers_per_room => {
+                    return Err(Refusal(
+                        codes::ROOM_FULL,
+                        format!("the room is full ({} people)", config.max_peers_per_room),
+                    ))
+                }
+                None => {}
+            }
+        }
+        let members = &mut rooms.entry(room.clone()).or_default().members;
+        members.insert(
+            from.clone(),
+            Member {
+                name,
+                outbox: conn.outbox.clone(),
+            },
+        );
+        let others: Vec<_> = members.iter().filter(|(id, _)| **id != from).collect();
+        let welcome = Envelope {
+            v: PROTOCOL_VERSION,
+            room: room.clone(),
+            from: RELAY_ID.into(),
+            to: Some(from.clone()),
+            seq: None,
+            body: Body::Welcome {
+                peers: others
+                    .iter()
+                    .map(|(id, m)| PeerInfo {
+                        id: (*id).clone(),
+                        name: m.name.clone(),
+                    })
+                    .collect(),
+            },
+        };
+        conn.outbox.deliver(encode(&welcome).into());
+        for (_, member) in &others {
+            member.outbox.deliver(text.clone());
+        }
+        let peers = members.len();
+        drop(rooms);
+        tracing::info!(conn = conn.id, room, peer = from, peers, "joined");
+        self.bound = Some((room, from));
+        self.joined = true;
+        Ok(())
+    }
+
+    /// Delivers a peer's message to one peer (`to`) or everyone else in its
+    /// room, after checking that it speaks for itself.
+    fn route(
+        &self,
+        state: &State,
+        room: &str,
+        from: &str,
+        to: Option<&str>,
+        text: Utf8Bytes,
+    ) -> Result<(), Refusal> {
+        let Some((bound_room, bound_id)) = self.bound.as_ref().filter(|_| self.joined) else {
+            return Err(Refusal(
+                codes::NOT_JOINED,
+                "send \"join\" first: messages go to a room".into(),
+            ));
+        };
+        if from != bound_id {
+            return Err(Refusal(
+                codes::SPOOFED_ID,
+                format!("this connection is peer {bound_id:?}; it cannot send as {from:?}"),
+            ));
+        }
+        if room != bound_room {
+            return Err(Refusal(
+                codes::WRONG_ROOM,
+                format!("this connection is in room {bound_room:?}, not {room:?}"),
+            ));
+        }
+        let rooms = lock(&state.rooms.rooms);
+        let members = rooms.get(room).map(|r| &r.members);
+        match to {
+            Some(to) => match members.and_then(|m| m.get(to)).filter(|_| to != from) {
+                Some(member) => member.outbox.deliver(text),
+                None => {
+                    return Err(Refusal(
+                        codes::UNKNOWN_PEER,
+                        format!("peer {to:?} is not in this room (any more); message dropped"),
+                    ))
+                }
+            },
+            None => {
+                for (id, member) in members.into_iter().flatten() {
+                    if id != from {
+                        member.outbox.deliver(text.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reply_pong(&self, conn: &Conn, room: &str, from: &str) {
+        let pong = Envelope {
+            v: PROTOCOL_VERSION,
+            room: self.room().unwrap_or(room).to_owned(),
+            from: RELAY_ID.into(),
+            to: Some(self.peer().unwrap_or(from).to_owned()),
+            seq: None,
+            body: Body::Pong,
+        };
+        conn.outbox.deliver(encode(&pong).into());
+    }
+
+    /// Takes this connection out of its room (after a `leave`).
+    fn leave(&mut self, state: &State, conn: &Conn) {
+        if let Some((room, peer)) = &self.bound {
+            remove(state, conn, room, peer);
+            tracing::info!(conn = conn.id, room, peer, "left");
+        }
+        self.joined = false;
+    }
+
+    /// The connection ended: if it had not said goodbye, say it for it.
+    pub(crate) fn on_disconnect(&mut self, state: &State, conn: &Conn) {
+        if !self.joined {
+            return;
+        }
+        self.joined = false;
+        let Some((room, peer)) = &self.bound else {
+            return;
+        };
+        let others = remove(state, conn, room, peer);
+        let leave = Envelope {
+            v: PROTOCOL_VERSION,
+            room: room.clone(),
+            from: peer.clone(),
+            to: None,
+            seq: None,
+            body: Body::Leave {
+                reason: LeaveReason::Disconnected,
+            },
+        };
+        let text: Utf8Bytes = encode(&leave).into();
+        for outbox in others {
+            outbox.deliver(text.clone());
+        }
+        tracing::info!(conn = conn.id, room, peer, "dropped out (no leave)");
+    }
+}
+
+/// Removes `peer` (if this connection is it) from `room`, dropping the room
+/// when it empties; gives back who is still there.
+fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> Vec<Outbox> {
+    let mut rooms = lock(&state.rooms.rooms);
+    let Some(r) = rooms.get_mut(room) else {
+        return Vec::new();
+    };
+    if r.members
+        .get(peer)
+        .is_some_and(|m| m.outbox.conn == conn.id)
+    {
+        r.members.remove(peer);
+    }
+    if r.members.is_empty() {
+        rooms.remove(room);
+        return Vec::new();
+    }
+    r.members.values().map(|m| m.outbox.clone()).collect()
+}
