@@ -8,4 +8,5 @@ pub mod app;
 pub mod components;
 pub mod hooks;
 pub mod media;
+pub mod room;
 pub mod web;

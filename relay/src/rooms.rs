@@ -212,12 +212,14 @@ impl Session {
         }
         if let Some(existing) = existing {
             match existing.members.get(&from) {
-                Some(member) if member.outbox.conn != conn.id => return Err(Refusal(
-                    codes::ID_TAKEN,
-                    format!(
+                Some(member) if member.outbox.conn != conn.id => {
+                    return Err(Refusal(
+                        codes::ID_TAKEN,
+                        format!(
                         "another connection in this room is peer {from:?}; pick a new random id"
                     ),
-                )),
+                    ))
+                }
                 Some(_) => {}
                 None if existing.members.len() >= config.max_peers_per_room => {
                     return Err(Refusal(
