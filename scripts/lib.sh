@@ -198,3 +198,29 @@ run_e2e() {
 	relay=$(build_relay)
 	PEERCALL_RELAY_BIN="$relay" PEERCALL_DIST="$ROOT/dist" cargo test -p peercall-e2e "$@"
 }
+
+# start_test_relay: runs the relay binary on a free loopback port in the
+# background for the browser tests, exports PEERCALL_TEST_RELAY (its ws://
+# URL) and TEST_RELAY_PID; stop_test_relay ends it. Its log goes to
+# target/test-relay.log.
+start_test_relay() {
+	local relay log="$ROOT/target/test-relay.log" url="" i
+	relay=$(build_relay)
+	"$relay" --port 0 >"$log" 2>&1 &
+	TEST_RELAY_PID=$!
+	for i in $(seq 1 100); do
+		url=$(sed -n 's/^signaling WebSocket: \(ws:[^ ]*\).*/\1/p' "$log")
+		[ -n "$url" ] && break
+		kill -0 "$TEST_RELAY_PID" 2>/dev/null || die "the test relay exited: $(cat "$log")"
+		sleep 0.1
+	done
+	[ -n "$url" ] || die "the test relay did not start within 10 s: $(cat "$log")"
+	export PEERCALL_TEST_RELAY=$url TEST_RELAY_PID
+	log "test relay at $url (log: $log)"
+}
+
+stop_test_relay() {
+	[ -n "${TEST_RELAY_PID:-}" ] && kill "$TEST_RELAY_PID" 2>/dev/null
+	TEST_RELAY_PID=
+	return 0
+}

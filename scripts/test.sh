@@ -8,7 +8,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 T0=$(date +%s)
-trap 'phase_summary; printf "total: %ss\n" $(( $(date +%s) - T0 )) >&2' EXIT
+trap 'stop_test_relay; phase_summary; printf "total: %ss\n" $(( $(date +%s) - T0 )) >&2' EXIT
 
 setup() {
 	web_tools
@@ -28,7 +28,9 @@ phase "cargo fmt --check" cargo fmt --all -- --check
 phase "clippy (host, all crates)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 phase "clippy (wasm32: app, protocol)" wasm_cargo clippy --target wasm32-unknown-unknown -p peercall -p peercall-protocol --all-targets --quiet -- -D warnings
 phase "native tests" cargo test --workspace --exclude peercall-e2e
+phase "relay for the browser tests" start_test_relay
 phase "browser tests: headless Chromium" wasm_browser_tests chrome
 phase "browser tests: headless Firefox" wasm_browser_tests firefox
+stop_test_relay
 phase "release build (trunk)" build_release
 phase "end-to-end (served app, real browser)" run_e2e -- --test-threads=1

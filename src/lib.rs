@@ -9,4 +9,5 @@ pub mod components;
 pub mod hooks;
 pub mod media;
 pub mod room;
+pub mod signaling;
 pub mod web;

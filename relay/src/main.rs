@@ -72,6 +72,8 @@ fn seconds(s: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_env("PEERCALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )

@@ -3,3 +3,4 @@
 //! here, so the rest of the app never sees a raw `JsValue` failure.
 
 pub mod media;
+pub mod signaling;

@@ -1,0 +1,263 @@
+//! The signaling client in the browser: one WebSocket to the relay
+//! (gloo-net) feeding a [`Room`], heartbeats from a timer, and reconnection
+//! with backoff when the relay goes away. Every decision is made in
+//! [`crate::room`] and [`crate::signaling`]; this module only moves frames.
+//!
+//! [`SignalingClient::start`] spawns the connection task and returns a
+//! handle (to send negotiation messages and to leave) and a stream of
+//! [`Update`]s. Dropping the handle leaves the room.
+
+use std::collections::VecDeque;
+
+use futures::channel::mpsc;
+use futures::{future, FutureExt, SinkExt, StreamExt};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, State, WebSocketError};
+use gloo_timers::future::{IntervalStream, TimeoutFuture};
+
+use crate::room::{Event, Room, Signal, Timing};
+use crate::signaling::{reconnect_delay_ms, same_origin_relay};
+
+/// Messages kept for sending while the relay is unreachable.
+const OUTBOX_LIMIT: usize = 256;
+/// How often the room's clock ticks (heartbeats, timeouts).
+const TICK_MS: u32 = 1_000;
+
+/// What the client is told to do.
+enum Command {
+    Signal { to: String, signal: Signal },
+    Leave,
+}
+
+/// What happens on the signaling connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// The WebSocket is open and our `join` is sent (again, after a
+    /// reconnect: peers keep their calls).
+    Connected,
+    /// Something happened in the room.
+    Room(Event),
+    /// The relay cannot be reached or went away; the client tries again in
+    /// `retry_in_ms`. Negotiation messages sent meanwhile are kept.
+    Disconnected {
+        /// What went wrong, for the log and the UI.
+        reason: String,
+        /// When the next attempt starts.
+        retry_in_ms: u64,
+    },
+    /// We left (or the handle was dropped); nothing more will come.
+    Closed,
+}
+
+/// Where to connect, as whom.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The relay's WebSocket URL.
+    pub url: String,
+    /// The room id.
+    pub room: String,
+    /// Our peer id ([`random_peer_id`]).
+    pub me: String,
+    /// Our display name, if any.
+    pub name: Option<String>,
+    /// Heartbeat and timeout.
+    pub timing: Timing,
+}
+
+/// The handle of a running signaling connection.
+#[derive(Debug)]
+pub struct SignalingClient {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Signal { to, .. } => write!(f, "Signal(to {to})"),
+            Command::Leave => write!(f, "Leave"),
+        }
+    }
+}
+
+impl SignalingClient {
+    /// Connects (in the background) and joins the room.
+    pub fn start(options: Options) -> (Self, mpsc::UnboundedReceiver<Update>) {
+        let (commands, command_rx) = mpsc::unbounded();
+        let (updates, update_rx) = mpsc::unbounded();
+        wasm_bindgen_futures::spawn_local(run(options, command_rx, updates));
+        (Self { commands }, update_rx)
+    }
+
+    /// Sends a negotiation message to one peer.
+    pub fn signal(&self, to: &str, signal: Signal) {
+        let _ = self.commands.unbounded_send(Command::Signal {
+            to: to.to_owned(),
+            signal,
+        });
+    }
+
+    /// Says goodbye to the room and closes the connection.
+    pub fn leave(&self) {
+        let _ = self.commands.unbounded_send(Command::Leave);
+    }
+}
+
+/// 128 random bits from `crypto.getRandomValues`, as a peer id.
+pub fn random_peer_id() -> Result<String, String> {
+    let crypto = web_sys::window()
+        .ok_or("no window")?
+        .crypto()
+        .map_err(|_| "this browser has no crypto.getRandomValues")?;
+    let mut bytes = [0u8; 16];
+    crypto
+        .get_random_values_with_u8_array(&mut bytes)
+        .map_err(|_| "crypto.getRandomValues failed")?;
+    Ok(crate::room::peer_id(bytes))
+}
+
+/// The relay on the page's own origin (`/ws`).
+pub fn page_relay_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    Some(same_origin_relay(
+        &location.protocol().ok()?,
+        &location.host().ok()?,
+    ))
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// How one connection ended.
+enum Ended {
+    Left,
+    Lost(String),
+}
+
+async fn run(
+    options: Options,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    updates: mpsc::UnboundedSender<Update>,
+) {
+    let mut room = Room::new(&options.room, &options.me, options.name, options.timing);
+    let mut outbox = VecDeque::new();
+    let mut attempt = 0;
+    loop {
+        let reason = match WebSocket::open(&options.url) {
+            Err(e) => format!("cannot open {}: {e}", options.url),
+            Ok(ws) => match connected(&mut room, ws, &mut outbox, &mut commands, &updates).await {
+                Ended::Left => break,
+                Ended::Lost(reason) if reason.is_empty() => {
+                    attempt = 0;
+                    "the relay closed the connection".to_owned()
+                }
+                Ended::Lost(reason) => reason,
+            },
+        };
+        let delay = reconnect_delay_ms(attempt, js_sys::Math::random());
+        attempt = attempt.saturating_add(1);
+        let _ = updates.unbounded_send(Update::Disconnected {
+            reason,
+            retry_in_ms: delay,
+        });
+        let mut wait = TimeoutFuture::new(delay.min(u32::MAX as u64) as u32).fuse();
+        loop {
+            futures::select! {
+                () = wait => break,
+                command = commands.next() => match command {
+                    Some(Command::Signal { to, signal }) => {
+                        queue(&mut outbox, room.signal(&to, signal));
+                    }
+                    Some(Command::Leave) | None => {
+                        let _ = updates.unbounded_send(Update::Closed);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+    let _ = updates.unbounded_send(Update::Closed);
+}
+
+fn queue(outbox: &mut VecDeque<String>, text: String) {
+    if outbox.len() == OUTBOX_LIMIT {
+        outbox.pop_front();
+    }
+    outbox.push_back(text);
+}
+
+/// Runs one WebSocket until it ends. `Lost("")` means it was open and
+/// then closed (so backoff starts over); other reasons mean it never
+/// opened or failed.
+async fn connected(
+    room: &mut Room,
+    mut ws: WebSocket,
+    outbox: &mut VecDeque<String>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    updates: &mpsc::UnboundedSender<Update>,
+) -> Ended {
+    // The sink is ready once the socket is open, or once it failed.
+    if future::poll_fn(|cx| ws.poll_ready_unpin(cx)).await.is_err()
+        || !matches!(ws.state(), State::Open)
+    {
+        return Ended::Lost("the relay is unreachable".into());
+    }
+    let (mut sink, mut stream) = ws.split();
+    let join = room.join(now_ms());
+    if sink.send(Message::Text(join)).await.is_err() {
+        return Ended::Lost("the relay is unreachable".into());
+    }
+    let _ = updates.unbounded_send(Update::Connected);
+    while let Some(text) = outbox.pop_front() {
+        if sink.send(Message::Text(text)).await.is_err() {
+            return Ended::Lost(String::new());
+        }
+    }
+    let mut ticks = IntervalStream::new(TICK_MS).fuse();
+    let mut stream = (&mut stream).fuse();
+    loop {
+        let send = futures::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let out = room.receive(&text, now_ms());
+                    for event in out.events {
+                        let _ = updates.unbounded_send(Update::Room(event));
+                    }
+                    out.send
+                }
+                Some(Ok(Message::Bytes(_))) => Vec::new(),
+                Some(Err(WebSocketError::ConnectionClose(close))) => {
+                    let why = if close.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!("the relay closed the connection ({} {})", close.code, close.reason)
+                    };
+                    return Ended::Lost(why);
+                }
+                Some(Err(_)) => continue,
+                None => return Ended::Lost(String::new()),
+            },
+            _ = ticks.next() => {
+                let out = room.tick(now_ms());
+                for event in out.events {
+                    let _ = updates.unbounded_send(Update::Room(event));
+                }
+                out.send
+            }
+            command = commands.next() => match command {
+                Some(Command::Signal { to, signal }) => vec![room.signal(&to, signal)],
+                Some(Command::Leave) | None => {
+                    let bye = room.leave(now_ms());
+                    let _ = sink.send(Message::Text(bye)).await;
+                    // Dropping both halves closes the socket.
+                    return Ended::Left;
+                }
+            },
+        };
+        for text in send {
+            if sink.send(Message::Text(text)).await.is_err() {
+                return Ended::Lost(String::new());
+            }
+        }
+    }
+}
