@@ -15,12 +15,13 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn relay_url() -> String {
-    option_env!("PEERCALL_TEST_RELAY")
-        .expect(
+    match option_env!("PEERCALL_TEST_RELAY") {
+        Some(url) => url.to_owned(),
+        None => panic!(
             "PEERCALL_TEST_RELAY is not set: run scripts/test.sh, or start \
-             peercall-relay and set it to ws://127.0.0.1:PORT/ws when building the tests",
-        )
-        .to_owned()
+             peercall-relay and set it to ws://127.0.0.1:PORT/ws when building the tests"
+        ),
+    }
 }
 
 fn start(

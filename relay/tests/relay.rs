@@ -839,3 +839,72 @@ async fn without_a_static_dir_only_the_api_is_served() {
     let health = get(&Config::default(), "/healthz", None).await;
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_sockets_in_hundreds_of_rooms() {
+    // Two thousand clients and their two thousand server ends in one
+    // process: raise the open-file limit where the soft one is lower.
+    rlimit::increase_nofile_limit(8192).unwrap();
+    let relay = Relay::start(Config::default()).await;
+    const ROOMS: usize = 250;
+    const PER_ROOM: usize = 8;
+    let mut clients = Vec::with_capacity(ROOMS * PER_ROOM);
+    for r in 0..ROOMS {
+        for p in 0..PER_ROOM {
+            let mut c = relay.client().await;
+            send(
+                &mut c,
+                msg(
+                    &format!("room{r}"),
+                    &format!("p{p}"),
+                    None,
+                    json!({"type": "join"}),
+                ),
+            )
+            .await;
+            clients.push(c);
+        }
+    }
+    let h = relay.health().await;
+    assert_eq!(
+        (
+            h["connections"].clone(),
+            h["rooms"].clone(),
+            h["peers"].clone()
+        ),
+        (json!(2000), json!(ROOMS), json!(2000))
+    );
+    // In every room the last to join speaks; the seven others hear it.
+    for r in 0..ROOMS {
+        let last = &mut clients[r * PER_ROOM + PER_ROOM - 1];
+        send(
+            last,
+            msg(
+                &format!("room{r}"),
+                &format!("p{}", PER_ROOM - 1),
+                None,
+                json!({"type": "ping", "n": r}),
+            ),
+        )
+        .await;
+    }
+    for r in 0..ROOMS {
+        for p in 0..PER_ROOM - 1 {
+            let c = &mut clients[r * PER_ROOM + p];
+            // welcome, then the joins of those after it, then the ping.
+            let mut got = None;
+            for _ in 0..PER_ROOM + 1 {
+                let m = next_json(c).await;
+                if m["type"] == "ping" {
+                    got = Some(m);
+                    break;
+                }
+            }
+            let m = got.unwrap_or_else(|| panic!("room{r} p{p} heard no ping"));
+            assert_eq!(
+                (m["n"].clone(), m["room"].clone()),
+                (json!(r), json!(format!("room{r}")))
+            );
+        }
+    }
+}

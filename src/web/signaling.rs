@@ -15,7 +15,7 @@ use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 
-use crate::room::{Event, Room, Signal, Timing};
+use crate::room::{Event, Ignored, Room, Signal, Timing};
 use crate::signaling::{reconnect_delay_ms, same_origin_relay};
 
 /// Messages kept for sending while the relay is unreachable.
@@ -35,7 +35,8 @@ pub enum Update {
     /// The WebSocket is open and our `join` is sent (again, after a
     /// reconnect: peers keep their calls).
     Connected,
-    /// Something happened in the room.
+    /// Something happened in the room (never [`Event::Ignored`]: those
+    /// only go to the console).
     Room(Event),
     /// The relay cannot be reached or went away; the client tries again in
     /// `retry_in_ms`. Negotiation messages sent meanwhile are kept.
@@ -179,6 +180,27 @@ async fn run(
     let _ = updates.unbounded_send(Update::Closed);
 }
 
+/// Passes events on; frames that changed nothing only go to the console.
+fn report(updates: &mpsc::UnboundedSender<Update>, events: Vec<Event>) {
+    for event in events {
+        match event {
+            Event::Ignored(Ignored::UnknownType(type_name)) => web_sys::console::info_1(
+                &format!("peercall: ignoring a {type_name:?} message (from a newer version?)")
+                    .into(),
+            ),
+            Event::Ignored(Ignored::Malformed(e)) => web_sys::console::warn_1(
+                &format!("peercall: dropping a malformed signaling message: {e}").into(),
+            ),
+            Event::Ignored(why) => web_sys::console::debug_1(
+                &format!("peercall: signaling message ignored: {why:?}").into(),
+            ),
+            event => {
+                let _ = updates.unbounded_send(Update::Room(event));
+            }
+        }
+    }
+}
+
 fn queue(outbox: &mut VecDeque<String>, text: String) {
     if outbox.len() == OUTBOX_LIMIT {
         outbox.pop_front();
@@ -220,9 +242,7 @@ async fn connected(
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let out = room.receive(&text, now_ms());
-                    for event in out.events {
-                        let _ = updates.unbounded_send(Update::Room(event));
-                    }
+                    report(updates, out.events);
                     out.send
                 }
                 Some(Ok(Message::Bytes(_))) => Vec::new(),
@@ -239,9 +259,7 @@ async fn connected(
             },
             _ = ticks.next() => {
                 let out = room.tick(now_ms());
-                for event in out.events {
-                    let _ = updates.unbounded_send(Update::Room(event));
-                }
+                report(updates, out.events);
                 out.send
             }
             command = commands.next() => match command {
