@@ -650,4 +650,27 @@ mod tests {
             assert!(!is_valid_id(bad, MAX_ID_LEN), "{bad}");
         }
     }
+
+    #[test]
+    fn every_example_in_the_protocol_doc_decodes() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let mut in_json = false;
+        let mut checked = Vec::new();
+        for line in doc.lines() {
+            match line.trim() {
+                "```json" => in_json = true,
+                "```" => in_json = false,
+                l if in_json && !l.is_empty() => {
+                    match decode(l, MAX_MESSAGE_BYTES) {
+                        Ok(Decoded::Message(e)) => checked.push(e.body.type_name()),
+                        other => panic!("{l}: {other:?}"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        for t in KNOWN_TYPES {
+            assert!(checked.contains(t), "no example of {t:?} in PROTOCOL.md");
+        }
+    }
 }
