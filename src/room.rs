@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use peercall_protocol::{
-    decode, encode, Body, Candidate, DecodeError, Decoded, Envelope, LeaveReason,
+    codes, decode, encode, Body, Candidate, DecodeError, Decoded, Envelope, LeaveReason,
     MAX_MESSAGE_BYTES, PROTOCOL_VERSION, RELAY_ID,
 };
 
@@ -227,7 +227,13 @@ pub struct Room {
     last_broadcast_ms: Option<u64>,
     peers: BTreeMap<String, Peer>,
     history: HashMap<String, History>,
+    rejoin_at_ms: Option<u64>,
 }
+
+/// How long to wait before joining again when the relay says our id is
+/// taken: after a reconnect, the relay may not yet have noticed that our
+/// old connection is dead (it does within its idle timeout).
+pub const REJOIN_DELAY_MS: u64 = 3_000;
 
 impl Room {
     /// A room we are about to join as `me`.
@@ -241,6 +247,7 @@ impl Room {
             last_broadcast_ms: None,
             peers: BTreeMap::new(),
             history: HashMap::new(),
+            rejoin_at_ms: None,
         }
     }
 
@@ -304,6 +311,10 @@ impl Room {
                 id,
                 why: Gone::TimedOut,
             });
+        }
+        if self.rejoin_at_ms.is_some_and(|at| now_ms >= at) {
+            self.rejoin_at_ms = None;
+            out.send.push(self.join(now_ms));
         }
         let due = self
             .last_broadcast_ms
@@ -453,6 +464,7 @@ impl Room {
         }
         match e.body {
             Body::Welcome { peers } => {
+                self.rejoin_at_ms = None;
                 out.events.push(Event::Welcomed);
                 // Those already here answer our join with `present` too;
                 // whichever arrives first counts. Their heartbeats keep
@@ -473,7 +485,12 @@ impl Room {
                     }
                 }
             }
-            Body::Error { code, message } => out.events.push(Event::RelayError { code, message }),
+            Body::Error { code, message } => {
+                if code == codes::ID_TAKEN && self.rejoin_at_ms.is_none() {
+                    self.rejoin_at_ms = Some(now_ms + REJOIN_DELAY_MS);
+                }
+                out.events.push(Event::RelayError { code, message });
+            }
             Body::Pong => {}
             other => out.events.push(Event::Ignored(Ignored::UnknownType(
                 other.type_name().to_owned(),

@@ -296,6 +296,34 @@ fn relay_welcome_and_errors() {
 }
 
 #[test]
+fn id_taken_after_a_reconnect_is_retried_until_welcomed() {
+    let mut a = room("a");
+    a.join(0);
+    let taken = r#"{"v":1,"room":"r","from":"relay","to":"a","type":"error","code":"id_taken","message":"another connection in this room is peer \"a\""}"#;
+    assert!(
+        matches!(&a.receive(taken, 100).events[..], [Event::RelayError { code, .. }] if code == "id_taken")
+    );
+    assert!(a
+        .tick(100 + REJOIN_DELAY_MS - 1)
+        .send
+        .iter()
+        .all(|m| parse(m)["type"] != "join"));
+    let out = a.tick(100 + REJOIN_DELAY_MS);
+    assert_eq!(parse(&out.send[0])["type"], "join");
+    // Refused again: again later. Welcomed: no more joins.
+    a.receive(taken, 5_000);
+    a.receive(
+        r#"{"v":1,"room":"r","from":"relay","to":"a","type":"welcome","peers":[]}"#,
+        6_000,
+    );
+    assert!(a
+        .tick(20_000)
+        .send
+        .iter()
+        .all(|m| parse(m)["type"] != "join"));
+}
+
+#[test]
 fn malformed_and_unknown_messages_never_panic_and_change_nothing() {
     let mut a = room("a");
     a.receive(&from("b", 1, None, json!({"type": "join"})), 0);

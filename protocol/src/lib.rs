@@ -660,12 +660,10 @@ mod tests {
             match line.trim() {
                 "```json" => in_json = true,
                 "```" => in_json = false,
-                l if in_json && !l.is_empty() => {
-                    match decode(l, MAX_MESSAGE_BYTES) {
-                        Ok(Decoded::Message(e)) => checked.push(e.body.type_name()),
-                        other => panic!("{l}: {other:?}"),
-                    }
-                }
+                l if in_json && !l.is_empty() => match decode(l, MAX_MESSAGE_BYTES) {
+                    Ok(Decoded::Message(e)) => checked.push(e.body.type_name()),
+                    other => panic!("{l}: {other:?}"),
+                },
                 _ => {}
             }
         }
