@@ -108,7 +108,27 @@ async fn expect_error(client: &mut Client, code: &str) -> serde_json::Value {
     m
 }
 
+/// Sends `text` from `sender` and checks the relay refuses it with `code`.
+async fn refused(sender: &mut Client, text: String, code: &str) -> serde_json::Value {
+    send(sender, text).await;
+    expect_error(sender, code).await
+}
+
+/// Sends `text` from `sender` and checks `receiver` gets it unchanged.
+async fn relayed(sender: &mut Client, text: String, receiver: &mut Client) {
+    send(sender, text.clone()).await;
+    assert_eq!(next_text(receiver).await, text);
+}
+
 impl Relay {
+    /// Alice and Bob in room "r"; Bob's join already read by Alice.
+    async fn alice_and_bob(&self) -> (Client, Client) {
+        let mut a = self.joined("r", "alice").await;
+        let b = self.joined("r", "bob").await;
+        next_text(&mut a).await;
+        (a, b)
+    }
+
     /// Connects and joins `room` as `id`; returns the client and the
     /// welcome's peer list.
     async fn join(&self, room: &str, id: &str) -> (Client, serde_json::Value) {
@@ -154,14 +174,17 @@ async fn join_gets_a_welcome_and_others_see_the_join() {
         msg("room1", "bob", None, json!({"type": "join", "name": "bob"}))
     );
     // Alice answers Bob alone; he learns she was there.
-    let present = msg(
-        "room1",
-        "alice",
-        Some("bob"),
-        json!({"type": "present", "name": "alice"}),
-    );
-    send(&mut a, present.clone()).await;
-    assert_eq!(next_text(&mut b).await, present);
+    relayed(
+        &mut a,
+        msg(
+            "room1",
+            "alice",
+            Some("bob"),
+            json!({"type": "present", "name": "alice"}),
+        ),
+        &mut b,
+    )
+    .await;
     assert_silent(&mut a).await;
 }
 
@@ -172,9 +195,12 @@ async fn broadcast_stays_in_the_room_and_skips_the_sender() {
     let mut b = relay.joined("room1", "bob").await;
     let mut c = relay.joined("room2", "carol").await;
     next_text(&mut a).await; // bob's join
-    let ping = msg("room1", "alice", None, json!({"type": "ping"}));
-    send(&mut a, ping.clone()).await;
-    assert_eq!(next_text(&mut b).await, ping);
+    relayed(
+        &mut a,
+        msg("room1", "alice", None, json!({"type": "ping"})),
+        &mut b,
+    )
+    .await;
     assert_silent(&mut a).await;
     assert_silent(&mut c).await;
 }
@@ -188,14 +214,17 @@ async fn unicast_reaches_only_the_recipient() {
     next_text(&mut a).await; // bob's join
     next_text(&mut a).await; // carol's join
     next_text(&mut b).await; // carol's join
-    let offer = msg(
-        "r",
-        "alice",
-        Some("bob"),
-        json!({"type": "offer", "sdp": "v=0"}),
-    );
-    send(&mut a, offer.clone()).await;
-    assert_eq!(next_text(&mut b).await, offer);
+    relayed(
+        &mut a,
+        msg(
+            "r",
+            "alice",
+            Some("bob"),
+            json!({"type": "offer", "sdp": "v=0"}),
+        ),
+        &mut b,
+    )
+    .await;
     assert_silent(&mut c).await;
 
     // Someone not in the room: a clear error, to the sender only.
@@ -218,9 +247,7 @@ async fn unicast_reaches_only_the_recipient() {
 #[tokio::test]
 async fn unknown_types_from_newer_clients_are_forwarded_untouched() {
     let relay = Relay::start(Config::default()).await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
     let text = r#"{"v":2,"room":"r","from":"alice","seq":9,"type":"reaction","emoji":"👍"}"#;
     send(&mut a, text.into()).await;
     assert_eq!(next_text(&mut b).await, text);
@@ -247,22 +274,27 @@ async fn abrupt_disconnect_is_announced_as_a_leave() {
 #[tokio::test]
 async fn a_leave_is_forwarded_once_and_the_peer_is_gone() {
     let relay = Relay::start(Config::default()).await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
-    let leave = msg("r", "bob", None, json!({"type": "leave"}));
-    send(&mut b, leave.clone()).await;
-    assert_eq!(next_text(&mut a).await, leave);
-    // After leaving, bob is no longer addressable, and his close adds no
-    // second leave.
-    send(
+    let (mut a, mut b) = relay.alice_and_bob().await;
+    relayed(
+        &mut b,
+        msg("r", "bob", None, json!({"type": "leave"})),
         &mut a,
-        msg("r", "alice", Some("bob"), json!({"type": "ping"})),
     )
     .await;
-    expect_error(&mut a, "unknown_peer").await;
-    send(&mut b, msg("r", "bob", None, json!({"type": "ping"}))).await;
-    expect_error(&mut b, "not_joined").await;
+    // After leaving, bob is no longer addressable, and his close adds no
+    // second leave.
+    refused(
+        &mut a,
+        msg("r", "alice", Some("bob"), json!({"type": "ping"})),
+        "unknown_peer",
+    )
+    .await;
+    refused(
+        &mut b,
+        msg("r", "bob", None, json!({"type": "ping"})),
+        "not_joined",
+    )
+    .await;
     b.close(None).await.unwrap();
     assert_silent(&mut a).await;
     // He may come back on a new connection with the same id.
@@ -273,15 +305,13 @@ async fn a_leave_is_forwarded_once_and_the_peer_is_gone() {
 #[tokio::test]
 async fn the_first_id_is_bound_and_others_are_refused() {
     let relay = Relay::start(Config::default()).await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
 
     // Speaking as someone else.
     send(&mut a, msg("r", "bob", None, json!({"type": "leave"}))).await;
     let e = expect_error(&mut a, "spoofed_id").await;
     assert!(e["message"].as_str().unwrap().contains("alice"), "{e}");
-    send(
+    refused(
         &mut a,
         msg(
             "r",
@@ -289,40 +319,55 @@ async fn the_first_id_is_bound_and_others_are_refused() {
             Some("bob"),
             json!({"type": "offer", "sdp": "x"}),
         ),
+        "spoofed_id",
     )
     .await;
-    expect_error(&mut a, "spoofed_id").await;
     // Re-joining under another id.
-    send(&mut a, msg("r", "mallory", None, json!({"type": "join"}))).await;
-    expect_error(&mut a, "spoofed_id").await;
+    refused(
+        &mut a,
+        msg("r", "mallory", None, json!({"type": "join"})),
+        "spoofed_id",
+    )
+    .await;
     // Another room on the same connection.
-    send(
+    refused(
         &mut a,
         msg("elsewhere", "alice", None, json!({"type": "join"})),
+        "wrong_room",
     )
     .await;
-    expect_error(&mut a, "wrong_room").await;
-    send(
+    refused(
         &mut a,
         msg("elsewhere", "alice", None, json!({"type": "ping"})),
+        "wrong_room",
     )
     .await;
-    expect_error(&mut a, "wrong_room").await;
     // None of it reached bob, who still hears alice as herself.
     assert_silent(&mut b).await;
-    let ping = msg("r", "alice", None, json!({"type": "ping"}));
-    send(&mut a, ping.clone()).await;
-    assert_eq!(next_text(&mut b).await, ping);
+    relayed(
+        &mut a,
+        msg("r", "alice", None, json!({"type": "ping"})),
+        &mut b,
+    )
+    .await;
 
     // A second connection cannot take a live id.
     let mut copy = relay.client().await;
-    send(&mut copy, msg("r", "alice", None, json!({"type": "join"}))).await;
-    expect_error(&mut copy, "id_taken").await;
+    refused(
+        &mut copy,
+        msg("r", "alice", None, json!({"type": "join"})),
+        "id_taken",
+    )
+    .await;
     // Nor claim to be the relay.
-    send(&mut copy, msg("r", "relay", None, json!({"type": "join"}))).await;
-    expect_error(&mut copy, "bad_id").await;
+    refused(
+        &mut copy,
+        msg("r", "relay", None, json!({"type": "join"})),
+        "bad_id",
+    )
+    .await;
     // Nor send a welcome of its own.
-    send(
+    refused(
         &mut a,
         msg(
             "r",
@@ -330,9 +375,9 @@ async fn the_first_id_is_bound_and_others_are_refused() {
             Some("bob"),
             json!({"type": "welcome", "peers": []}),
         ),
+        "bad_message",
     )
     .await;
-    expect_error(&mut a, "bad_message").await;
     assert_silent(&mut b).await;
 }
 
@@ -361,12 +406,20 @@ async fn room_and_peer_ids_must_be_short_and_url_safe() {
     .await;
     let mut a = relay.client().await;
     for room in ["", "a b", "../etc", "ninechars"] {
-        send(&mut a, msg(room, "alice", None, json!({"type": "join"}))).await;
-        expect_error(&mut a, "bad_room").await;
+        refused(
+            &mut a,
+            msg(room, "alice", None, json!({"type": "join"})),
+            "bad_room",
+        )
+        .await;
     }
     for id in ["", "al ice", "ninechars"] {
-        send(&mut a, msg("r", id, None, json!({"type": "join"}))).await;
-        expect_error(&mut a, "bad_id").await;
+        refused(
+            &mut a,
+            msg("r", id, None, json!({"type": "join"})),
+            "bad_id",
+        )
+        .await;
     }
     send(&mut a, msg("r", "alice", None, json!({"type": "join"}))).await;
     assert_eq!(next_json(&mut a).await["type"], "welcome");
@@ -378,12 +431,12 @@ async fn a_room_in_the_url_binds_the_connection_to_it() {
     let relay = Relay::start(Config::default()).await;
     let url = format!("ws://{}/ws/room-7", relay.addr);
     let mut a = tokio_tungstenite::connect_async(url).await.unwrap().0;
-    send(
+    refused(
         &mut a,
         msg("room-8", "alice", None, json!({"type": "join"})),
+        "wrong_room",
     )
     .await;
-    expect_error(&mut a, "wrong_room").await;
     send(
         &mut a,
         msg("room-7", "alice", None, json!({"type": "join"})),
@@ -408,9 +461,7 @@ async fn room_full_refuses_the_newcomer_until_someone_leaves() {
         ..Config::default()
     })
     .await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
     let mut c = relay.client().await;
     send(&mut c, msg("r", "carol", None, json!({"type": "join"}))).await;
     let e = expect_error(&mut c, "room_full").await;
@@ -436,8 +487,12 @@ async fn max_rooms_refuses_new_rooms_not_existing_ones() {
     .await;
     let _a = relay.joined("r", "alice").await;
     let mut b = relay.client().await;
-    send(&mut b, msg("second", "bob", None, json!({"type": "join"}))).await;
-    expect_error(&mut b, "too_many_rooms").await;
+    refused(
+        &mut b,
+        msg("second", "bob", None, json!({"type": "join"})),
+        "too_many_rooms",
+    )
+    .await;
     // Joining the existing room still works.
     let _c = relay.joined("r", "carol").await;
     let health = relay.health().await;
@@ -503,9 +558,7 @@ async fn rate_limit_drops_the_excess_with_one_error() {
 #[tokio::test]
 async fn malformed_json_is_an_error_and_the_socket_keeps_working() {
     let relay = Relay::start(Config::default()).await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
     for bad in [
         "not json",
         "[1,2,3]",
@@ -518,23 +571,27 @@ async fn malformed_json_is_an_error_and_the_socket_keeps_working() {
         assert_eq!(e["to"], "alice");
     }
     assert_silent(&mut b).await;
-    let ping = msg("r", "alice", None, json!({"type": "ping"}));
-    send(&mut a, ping.clone()).await;
-    assert_eq!(next_text(&mut b).await, ping);
+    relayed(
+        &mut a,
+        msg("r", "alice", None, json!({"type": "ping"})),
+        &mut b,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn binary_frames_are_refused_and_the_socket_keeps_working() {
     let relay = Relay::start(Config::default()).await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
     a.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
     expect_error(&mut a, "binary_frame").await;
     assert_silent(&mut b).await;
-    let ping = msg("r", "alice", None, json!({"type": "ping"}));
-    send(&mut a, ping.clone()).await;
-    assert_eq!(next_text(&mut b).await, ping);
+    relayed(
+        &mut a,
+        msg("r", "alice", None, json!({"type": "ping"})),
+        &mut b,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -544,9 +601,7 @@ async fn oversized_messages_are_refused_and_huge_frames_close_only_their_sender(
         ..Config::default()
     })
     .await;
-    let mut a = relay.joined("r", "alice").await;
-    let mut b = relay.joined("r", "bob").await;
-    next_text(&mut a).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
     // Over the limit: refused with an error; the connection stays.
     let sdp = "x".repeat(2000);
     send(
@@ -573,16 +628,18 @@ async fn oversized_messages_are_refused_and_huge_frames_close_only_their_sender(
     let (mut huge, _) = relay.join("r", "hugo").await;
     next_text(&mut a).await;
     next_text(&mut b).await;
-    send(&mut huge, "z".repeat(8192)).await;
-    expect_error(&mut huge, "too_large").await;
+    refused(&mut huge, "z".repeat(8192), "too_large").await;
     let frame = closed(&mut huge).await.expect("a close frame with a code");
     assert_eq!(frame.code, CloseCode::Size);
     // The others hear that hugo dropped out, and carry on.
     assert_eq!(next_json(&mut a).await["reason"], "disconnected");
     assert_eq!(next_json(&mut b).await["reason"], "disconnected");
-    let ping = msg("r", "alice", None, json!({"type": "ping"}));
-    send(&mut a, ping.clone()).await;
-    assert_eq!(next_text(&mut b).await, ping);
+    relayed(
+        &mut a,
+        msg("r", "alice", None, json!({"type": "ping"})),
+        &mut b,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -600,7 +657,7 @@ async fn ping_to_the_relay_gets_a_pong() {
         pong,
         json!({"v": 1, "room": "r", "from": "relay", "to": "alice", "type": "pong"})
     );
-    send(
+    refused(
         &mut a,
         msg(
             "r",
@@ -608,9 +665,9 @@ async fn ping_to_the_relay_gets_a_pong() {
             Some("relay"),
             json!({"type": "offer", "sdp": "x"}),
         ),
+        "bad_message",
     )
     .await;
-    expect_error(&mut a, "bad_message").await;
 }
 
 #[tokio::test]
