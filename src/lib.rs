@@ -8,6 +8,7 @@ pub mod app;
 pub mod components;
 pub mod hooks;
 pub mod media;
+pub mod negotiation;
 pub mod room;
 pub mod signaling;
 pub mod web;
