@@ -6,9 +6,11 @@
 
 pub mod app;
 pub mod components;
+pub mod config;
 pub mod hooks;
 pub mod media;
 pub mod negotiation;
 pub mod room;
 pub mod signaling;
+pub mod state;
 pub mod web;

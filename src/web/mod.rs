@@ -2,5 +2,7 @@
 //! browser API thinly and converts its `JsValue` errors into typed errors once,
 //! here, so the rest of the app never sees a raw `JsValue` failure.
 
+pub mod call;
 pub mod media;
+pub mod peer;
 pub mod signaling;

@@ -1,0 +1,267 @@
+//! Where calls go: room ids and links, ICE servers, the relay URL. Pure.
+//!
+//! The ICE servers come from three layers, each replacing the one before:
+//! 1. built in at build time: `PEERCALL_ICE_SERVERS` (a JSON array of
+//!    `RTCIceServer`s) when `trunk build` ran, else [`DEFAULT_ICE_SERVERS`];
+//! 2. `config.json` next to the app: `{"iceServers": [...], "relay": "wss://..."}`
+//!    (either key may be left out), so a static deployment can point at its
+//!    own STUN/TURN servers and relay without a rebuild;
+//! 3. the page's query: `?ice=stun:a:3478,turn:b:3478` (or `ice=none`) with
+//!    `ice_username` and `ice_credential` for TURN, and `?relay=<ws(s) URL>`.
+
+use serde::Deserialize;
+
+use crate::signaling::check_relay_url;
+
+/// Used when the build sets no `PEERCALL_ICE_SERVERS`.
+pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.l.google.com:19302"}]"#;
+
+/// One `RTCIceServer`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(d)? {
+        Urls::One(u) => vec![u],
+        Urls::Many(us) => us,
+    })
+}
+
+/// What a call needs to know before it starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallConfig {
+    /// ICE servers for every peer connection.
+    pub ice_servers: Vec<IceServer>,
+    /// The relay's WebSocket URL; `None` means the page's own origin.
+    pub relay: Option<String>,
+}
+
+/// `config.json`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigFile {
+    ice_servers: Option<Vec<IceServer>>,
+    relay: Option<String>,
+}
+
+impl CallConfig {
+    /// The configuration built into the app.
+    pub fn built_in() -> Self {
+        let json = option_env!("PEERCALL_ICE_SERVERS").unwrap_or(DEFAULT_ICE_SERVERS);
+        Self {
+            // A bad build-time value is caught by the test of this function.
+            ice_servers: parse_ice_servers(json).unwrap_or_default(),
+            relay: None,
+        }
+    }
+
+    /// Layers `config.json` (its text) over this.
+    pub fn with_file(mut self, json: &str) -> Result<Self, String> {
+        let file: ConfigFile =
+            serde_json::from_str(json).map_err(|e| format!("config.json: {e}"))?;
+        if let Some(servers) = file.ice_servers {
+            check_ice_servers(&servers)?;
+            self.ice_servers = servers;
+        }
+        if let Some(relay) = file.relay {
+            self.relay = Some(check_relay_url(&relay).map_err(|e| format!("config.json: {e}"))?);
+        }
+        Ok(self)
+    }
+
+    /// Layers the page's query parameters (already URL-decoded) over this.
+    pub fn with_query<'a>(
+        mut self,
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        let (mut username, mut credential) = (None, None);
+        let mut ice = None;
+        for (key, value) in params {
+            match key {
+                "relay" => self.relay = Some(check_relay_url(value)?),
+                "ice" => ice = Some(value.to_owned()),
+                "ice_username" => username = Some(value.to_owned()),
+                "ice_credential" => credential = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        if let Some(ice) = ice {
+            let servers: Vec<IceServer> = if ice.trim() == "none" {
+                Vec::new()
+            } else {
+                ice.split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(|url| IceServer {
+                        urls: vec![url.to_owned()],
+                        username: username.clone().filter(|_| url.starts_with("turn")),
+                        credential: credential.clone().filter(|_| url.starts_with("turn")),
+                    })
+                    .collect()
+            };
+            check_ice_servers(&servers)?;
+            self.ice_servers = servers;
+        }
+        Ok(self)
+    }
+}
+
+/// Parses a JSON array of `RTCIceServer`s.
+pub fn parse_ice_servers(json: &str) -> Result<Vec<IceServer>, String> {
+    let servers: Vec<IceServer> =
+        serde_json::from_str(json).map_err(|e| format!("ICE servers: {e}"))?;
+    check_ice_servers(&servers)?;
+    Ok(servers)
+}
+
+fn check_ice_servers(servers: &[IceServer]) -> Result<(), String> {
+    for server in servers {
+        if server.urls.is_empty() {
+            return Err("an ICE server has no URLs".into());
+        }
+        for url in &server.urls {
+            let scheme = url.split(':').next().unwrap_or_default();
+            if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !url.contains(':') {
+                return Err(format!(
+                    "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
+                ));
+            }
+            if scheme.starts_with("turn")
+                && (server.username.is_none() || server.credential.is_none())
+            {
+                return Err(format!(
+                    "TURN server {url:?} needs a username and a credential"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new room id: 128 random bits (from `crypto.getRandomValues`) as 22
+/// characters of URL-safe base64, without padding.
+pub fn new_room_id(random: [u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits: u128 = u128::from_be_bytes(random);
+    // 22 six-bit digits hold 132 bits; the top four are zero.
+    let mut out = [0u8; 22];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(bits & 63) as usize];
+        bits >>= 6;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// The room named in a URL hash (`#<room id>`), if it names a valid one.
+pub fn room_from_hash(hash: &str) -> Option<String> {
+    let id = hash.strip_prefix('#').unwrap_or(hash).trim();
+    peercall_protocol::is_valid_id(id, peercall_protocol::MAX_ID_LEN).then(|| id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stun(url: &str) -> IceServer {
+        IceServer {
+            urls: vec![url.into()],
+            ..IceServer::default()
+        }
+    }
+
+    #[test]
+    fn built_in_servers_parse() {
+        let config = CallConfig::built_in();
+        assert!(!config.ice_servers.is_empty() || option_env!("PEERCALL_ICE_SERVERS").is_some());
+        assert_eq!(config.relay, None);
+        assert!(parse_ice_servers(DEFAULT_ICE_SERVERS).is_ok());
+    }
+
+    #[test]
+    fn config_json_replaces_what_it_names() {
+        let base = CallConfig {
+            ice_servers: vec![stun("stun:base:3478")],
+            relay: None,
+        };
+        let c = base
+            .clone()
+            .with_file(
+                r#"{"iceServers":[{"urls":["turn:t:3478","turns:t:5349"],"username":"u","credential":"p"}],"relay":"wss://r.example/ws"}"#,
+            )
+            .unwrap();
+        assert_eq!(c.ice_servers[0].urls, ["turn:t:3478", "turns:t:5349"]);
+        assert_eq!(c.ice_servers[0].username.as_deref(), Some("u"));
+        assert_eq!(c.relay.as_deref(), Some("wss://r.example/ws"));
+        // An empty file changes nothing.
+        assert_eq!(base.clone().with_file("{}").unwrap(), base);
+        for bad in [
+            "",
+            "[]",
+            r#"{"iceServers":[{"urls":"http://x"}]}"#,
+            r#"{"iceServers":[{"urls":"turn:x:3478"}]}"#,
+            r#"{"iceServers":[{"urls":[]}]}"#,
+            r#"{"relay":"http://x/ws"}"#,
+        ] {
+            assert!(base.clone().with_file(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_parameters_override_everything() {
+        let base = CallConfig::built_in();
+        let c = base
+            .clone()
+            .with_query([
+                ("ice", "stun:s:3478,turn:t:3478"),
+                ("ice_username", "u"),
+                ("ice_credential", "p"),
+                ("relay", "ws://127.0.0.1:9000/ws"),
+                ("other", "ignored"),
+            ])
+            .unwrap();
+        assert_eq!(c.ice_servers[0], stun("stun:s:3478"));
+        assert_eq!(c.ice_servers[1].username.as_deref(), Some("u"));
+        assert_eq!(c.relay.as_deref(), Some("ws://127.0.0.1:9000/ws"));
+        let none = base.clone().with_query([("ice", "none")]).unwrap();
+        assert!(none.ice_servers.is_empty());
+        assert!(base.clone().with_query([("relay", "nope")]).is_err());
+        assert!(
+            base.clone().with_query([("ice", "turn:t:1")]).is_err(),
+            "TURN without credentials"
+        );
+        assert_eq!(base.clone().with_query([]).unwrap(), base);
+    }
+
+    #[test]
+    fn room_ids_are_128_bits_url_safe_and_round_trip_through_the_hash() {
+        let a = new_room_id([0; 16]);
+        assert_eq!(a, "A".repeat(22));
+        let b = new_room_id([0xff; 16]);
+        assert_eq!(b.len(), 22);
+        assert_eq!(&b[..1], "D", "the top four bits are zero");
+        assert!(b[1..].chars().all(|c| c == '_'));
+        let c = new_room_id(*b"0123456789abcdef");
+        assert_ne!(c, new_room_id(*b"0123456789abcdeg"));
+        assert_eq!(room_from_hash(&format!("#{c}")), Some(c.clone()));
+        assert_eq!(room_from_hash(&c), Some(c));
+        for bad in ["", "#", "#a b", "#../x", "#é"] {
+            assert_eq!(room_from_hash(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! What the call screen shows, as a pure reducer: the relay's status, the
+//! people in the room and how our connection to each is doing, and the
+//! last thing worth telling the person. Media handles stay out (they live
+//! in the component), so this is `PartialEq` and tested natively.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use yew::Reducible;
+
+use crate::room::Gone;
+
+/// The connection to one peer, as the person sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerStatus {
+    /// Negotiating, ICE checking.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// The path was lost; ICE is trying to get it back.
+    Reconnecting,
+    /// ICE gave up.
+    Failed,
+}
+
+impl PeerStatus {
+    /// A word for the UI.
+    pub fn label(self) -> &'static str {
+        match self {
+            PeerStatus::Connecting => "connecting",
+            PeerStatus::Connected => "connected",
+            PeerStatus::Reconnecting => "reconnecting",
+            PeerStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One other person in the room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerView {
+    /// Their name, or a stand-in made from their id.
+    pub name: String,
+    /// Our connection to them.
+    pub status: PeerStatus,
+}
+
+/// The signaling connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayStatus {
+    /// Not yet connected.
+    Connecting,
+    /// Connected and announced.
+    Connected,
+    /// Lost; retrying.
+    Lost {
+        /// Why.
+        reason: String,
+        /// When the next try is.
+        retry_in_ms: u64,
+    },
+}
+
+/// The call screen's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallState {
+    /// The relay.
+    pub relay: RelayStatus,
+    /// Everyone else, by peer id.
+    pub peers: BTreeMap<String, PeerView>,
+    /// The latest news for the person ("Ada left the call").
+    pub notice: Option<String>,
+    /// A refusal that stops the call (the room is full).
+    pub blocked: Option<String>,
+}
+
+impl Default for CallState {
+    fn default() -> Self {
+        Self {
+            relay: RelayStatus::Connecting,
+            peers: BTreeMap::new(),
+            notice: None,
+            blocked: None,
+        }
+    }
+}
+
+/// What happens to the call screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallAction {
+    /// The relay is up.
+    RelayConnected,
+    /// The relay is down.
+    RelayLost {
+        /// Why.
+        reason: String,
+        /// Next try.
+        retry_in_ms: u64,
+    },
+    /// The relay refused something.
+    Refused {
+        /// Its code.
+        code: String,
+        /// Its words.
+        message: String,
+    },
+    /// Someone is here.
+    Joined {
+        /// Peer id.
+        id: String,
+        /// Their name.
+        name: Option<String>,
+    },
+    /// Someone left.
+    Left {
+        /// Peer id.
+        id: String,
+        /// Why.
+        why: Gone,
+    },
+    /// Our connection to someone changed.
+    Status {
+        /// Peer id.
+        id: String,
+        /// Now.
+        status: PeerStatus,
+    },
+    /// Negotiation with someone failed.
+    PeerError {
+        /// Peer id.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A name for someone who gave none: "Guest" and the start of their id.
+pub fn display_name(id: &str, name: Option<&str>) -> String {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => name.chars().take(40).collect(),
+        None => format!("Guest {}", id.get(..4).unwrap_or(id)),
+    }
+}
+
+impl CallState {
+    /// The state after `action`.
+    pub fn apply(mut self, action: CallAction) -> Self {
+        match action {
+            CallAction::RelayConnected => self.relay = RelayStatus::Connected,
+            CallAction::RelayLost {
+                reason,
+                retry_in_ms,
+            } => {
+                self.relay = RelayStatus::Lost {
+                    reason,
+                    retry_in_ms,
+                }
+            }
+            CallAction::Refused { code, message } => match code.as_str() {
+                peercall_protocol::codes::ROOM_FULL => {
+                    self.blocked = Some(format!(
+                        "This call is full ({message}). Try again later, or start a new call."
+                    ))
+                }
+                peercall_protocol::codes::TOO_MANY_ROOMS => {
+                    self.blocked = Some(
+                        "The server is at its limit of calls right now. Try again in a minute."
+                            .into(),
+                    )
+                }
+                _ => self.notice = Some(format!("The server refused a message: {message}")),
+            },
+            CallAction::Joined { id, name } => {
+                let name = display_name(&id, name.as_deref());
+                let known = self.peers.contains_key(&id);
+                let view = self.peers.entry(id).or_insert(PeerView {
+                    name: name.clone(),
+                    status: PeerStatus::Connecting,
+                });
+                view.name = name.clone();
+                if !known {
+                    self.notice = Some(format!("{name} joined the call."));
+                }
+            }
+            CallAction::Left { id, why } => {
+                if let Some(peer) = self.peers.remove(&id) {
+                    self.notice = Some(match why {
+                        Gone::HungUp => format!("{} left the call.", peer.name),
+                        Gone::Disconnected => format!("{} lost their connection.", peer.name),
+                        Gone::TimedOut => format!("{} stopped responding.", peer.name),
+                    });
+                }
+            }
+            CallAction::Status { id, status } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.status = status;
+                    if status == PeerStatus::Failed {
+                        self.notice = Some(format!(
+                            "Could not connect to {}. Your networks may block direct \
+                             connections; a TURN server can relay the call (see the README).",
+                            peer.name
+                        ));
+                    }
+                }
+            }
+            CallAction::PeerError { id, message } => {
+                let name = self
+                    .peers
+                    .get(&id)
+                    .map_or_else(|| display_name(&id, None), |p| p.name.clone());
+                self.notice = Some(format!("Problem with {name}: {message}"));
+            }
+        }
+        self
+    }
+
+    /// Whether anyone else is here.
+    pub fn alone(&self) -> bool {
+        self.peers.is_empty()
+    }
+}
+
+impl Reducible for CallState {
+    type Action = CallAction;
+
+    fn reduce(self: Rc<Self>, action: CallAction) -> Rc<Self> {
+        Rc::new((*self).clone().apply(action))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(id: &str, name: Option<&str>) -> CallAction {
+        CallAction::Joined {
+            id: id.into(),
+            name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_peer_joins_connects_and_leaves() {
+        let s = CallState::default()
+            .apply(CallAction::RelayConnected)
+            .apply(joined("9f86d081", Some("Ada")));
+        assert_eq!(s.relay, RelayStatus::Connected);
+        assert_eq!(s.peers["9f86d081"].status, PeerStatus::Connecting);
+        assert_eq!(s.notice.as_deref(), Some("Ada joined the call."));
+        let s = s.apply(CallAction::Status {
+            id: "9f86d081".into(),
+            status: PeerStatus::Connected,
+        });
+        assert_eq!(s.peers["9f86d081"].status.label(), "connected");
+        let s = s.apply(CallAction::Left {
+            id: "9f86d081".into(),
+            why: Gone::HungUp,
+        });
+        assert!(s.alone());
+        assert_eq!(s.notice.as_deref(), Some("Ada left the call."));
+    }
+
+    #[test]
+    fn names_fall_back_to_the_id_and_are_kept_short() {
+        assert_eq!(display_name("9f86d081", None), "Guest 9f86");
+        assert_eq!(display_name("9f86d081", Some("  ")), "Guest 9f86");
+        assert_eq!(display_name("ab", None), "Guest ab");
+        assert_eq!(display_name("x", Some(&"A".repeat(100))).len(), 40);
+    }
+
+    #[test]
+    fn a_rejoin_is_not_news_but_a_rename_is_kept() {
+        let s = CallState::default()
+            .apply(joined("b", Some("Bob")))
+            .apply(CallAction::RelayConnected);
+        let s = CallState { notice: None, ..s }.apply(joined("b", Some("Robert")));
+        assert_eq!(s.notice, None);
+        assert_eq!(s.peers["b"].name, "Robert");
+    }
+
+    #[test]
+    fn failure_hints_at_turn_and_a_full_room_blocks() {
+        let s = CallState::default()
+            .apply(joined("b", None))
+            .apply(CallAction::Status {
+                id: "b".into(),
+                status: PeerStatus::Failed,
+            });
+        assert!(s.notice.unwrap().contains("TURN"));
+        let s = CallState::default().apply(CallAction::Refused {
+            code: "room_full".into(),
+            message: "the room is full (8 people)".into(),
+        });
+        assert!(s.blocked.unwrap().contains("full"));
+        let s = CallState::default().apply(CallAction::RelayLost {
+            reason: "the relay is unreachable".into(),
+            retry_in_ms: 500,
+        });
+        assert!(matches!(
+            s.relay,
+            RelayStatus::Lost {
+                retry_in_ms: 500,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn why_someone_left_is_told() {
+        for (why, words) in [
+            (Gone::HungUp, "left the call"),
+            (Gone::Disconnected, "lost their connection"),
+            (Gone::TimedOut, "stopped responding"),
+        ] {
+            let s = CallState::default()
+                .apply(joined("b", Some("Bo")))
+                .apply(CallAction::Left {
+                    id: "b".into(),
+                    why,
+                });
+            assert!(s.notice.unwrap().contains(words));
+        }
+        // Leaving twice, or someone unknown leaving, is no news.
+        let s = CallState::default().apply(CallAction::Left {
+            id: "z".into(),
+            why: Gone::HungUp,
+        });
+        assert_eq!(s.notice, None);
+    }
+}

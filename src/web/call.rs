@@ -1,0 +1,362 @@
+//! The call: one signaling client and one [`Peer`] per other person in the
+//! room, driven by one task so that every negotiation step runs in order.
+//!
+//! Peers are created when the room says someone is there; both sides add
+//! their tracks at once, `negotiationneeded` makes offers, and
+//! [`Negotiation`] resolves the glare that follows. What the UI needs comes
+//! out as [`CallUpdate`]s.
+
+use std::collections::HashMap;
+
+use futures::channel::mpsc;
+use futures::StreamExt;
+use web_sys::MediaStream;
+
+use crate::config::CallConfig;
+use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
+use crate::room::{Event, Gone, Signal, Timing};
+use crate::web::peer::{debug_register, debug_unregister, ConnectionState, Peer, PeerEvent};
+use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
+
+/// What the call tells the UI.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallUpdate {
+    /// The relay connection is up and we are announced.
+    RelayConnected,
+    /// The relay is unreachable or went away; retrying.
+    RelayLost {
+        /// Why, in words.
+        reason: String,
+        /// When the next attempt is.
+        retry_in_ms: u64,
+    },
+    /// The relay refused something (e.g. `room_full`).
+    RelayRefused {
+        /// Its code.
+        code: String,
+        /// Its words.
+        message: String,
+    },
+    /// Someone is in the room.
+    PeerJoined {
+        /// Peer id.
+        id: String,
+        /// Display name.
+        name: Option<String>,
+    },
+    /// Someone left.
+    PeerLeft {
+        /// Peer id.
+        id: String,
+        /// Why.
+        why: Gone,
+    },
+    /// The connection to a peer changed state.
+    PeerState {
+        /// Peer id.
+        id: String,
+        /// New state.
+        state: ConnectionState,
+    },
+    /// A peer's media arrived.
+    RemoteStream {
+        /// Peer id.
+        id: String,
+        /// Its stream.
+        stream: MediaStream,
+    },
+    /// Negotiation with a peer went wrong.
+    PeerError {
+        /// Peer id.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A running call; dropping it (or [`Call::hang_up`]) leaves the room and
+/// closes every peer connection.
+pub struct Call {
+    hang_up: Option<futures::channel::oneshot::Sender<()>>,
+}
+
+impl Call {
+    /// Joins `room` with the tracks of `local`.
+    pub fn start(
+        config: CallConfig,
+        relay_url: String,
+        room: String,
+        name: Option<String>,
+        local: MediaStream,
+        on_update: impl Fn(CallUpdate) + 'static,
+    ) -> Result<Self, String> {
+        let me = random_peer_id()?;
+        let (signaling, updates) = SignalingClient::start(Options {
+            url: relay_url,
+            room,
+            me: me.clone(),
+            name,
+            timing: Timing::default(),
+        });
+        let (hang_up, hung_up) = futures::channel::oneshot::channel();
+        wasm_bindgen_futures::spawn_local(run(
+            Session {
+                me,
+                config,
+                local,
+                signaling,
+                peers: HashMap::new(),
+                on_update: Box::new(on_update),
+            },
+            updates,
+            hung_up,
+        ));
+        Ok(Self {
+            hang_up: Some(hang_up),
+        })
+    }
+
+    /// Says goodbye and closes every peer connection.
+    pub fn hang_up(&mut self) {
+        if let Some(tx) = self.hang_up.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.hang_up();
+    }
+}
+
+struct PeerSession {
+    peer: Peer,
+    negotiation: Negotiation,
+    restarted: bool,
+}
+
+struct Session {
+    me: String,
+    config: CallConfig,
+    local: MediaStream,
+    signaling: SignalingClient,
+    peers: HashMap<String, PeerSession>,
+    on_update: Box<dyn Fn(CallUpdate)>,
+}
+
+async fn run(
+    mut s: Session,
+    mut updates: mpsc::UnboundedReceiver<Update>,
+    hung_up: futures::channel::oneshot::Receiver<()>,
+) {
+    let (peer_tx, mut peer_events) = mpsc::unbounded::<(String, PeerEvent)>();
+    let mut hung_up = futures::FutureExt::fuse(hung_up);
+    loop {
+        futures::select! {
+            update = updates.next() => match update {
+                Some(update) => s.on_signaling(update, &peer_tx).await,
+                None => break,
+            },
+            event = peer_events.next() => {
+                if let Some((id, event)) = event {
+                    s.on_peer_event(&id, event).await;
+                }
+            }
+            _ = hung_up => break,
+        }
+    }
+    s.signaling.leave();
+    for (id, _) in s.peers.drain() {
+        debug_unregister(&id);
+    }
+}
+
+impl Session {
+    fn emit(&self, update: CallUpdate) {
+        (self.on_update)(update);
+    }
+
+    fn ensure_peer(&mut self, id: &str, peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>) {
+        if self.peers.contains_key(id) {
+            return;
+        }
+        let tx = peer_tx.clone();
+        let key = id.to_owned();
+        match Peer::new(&self.config.ice_servers, &self.local, move |event| {
+            let _ = tx.unbounded_send((key.clone(), event));
+        }) {
+            Ok(peer) => {
+                debug_register(id, &peer);
+                self.peers.insert(
+                    id.to_owned(),
+                    PeerSession {
+                        peer,
+                        negotiation: Negotiation::new(&self.me, id),
+                        restarted: false,
+                    },
+                );
+            }
+            Err(message) => self.emit(CallUpdate::PeerError {
+                id: id.to_owned(),
+                message,
+            }),
+        }
+    }
+
+    fn drop_peer(&mut self, id: &str) {
+        if self.peers.remove(id).is_some() {
+            debug_unregister(id);
+        }
+    }
+
+    async fn on_signaling(
+        &mut self,
+        update: Update,
+        peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>,
+    ) {
+        match update {
+            Update::Connected => self.emit(CallUpdate::RelayConnected),
+            Update::Disconnected {
+                reason,
+                retry_in_ms,
+            } => self.emit(CallUpdate::RelayLost {
+                reason,
+                retry_in_ms,
+            }),
+            Update::Closed => {}
+            Update::Room(event) => match event {
+                Event::Joined { id, name } => {
+                    self.ensure_peer(&id, peer_tx);
+                    self.emit(CallUpdate::PeerJoined { id, name });
+                }
+                Event::Left { id, why } => {
+                    // A peer whose relay connection dropped may still be
+                    // connected to us; keep that call.
+                    let still_connected = why == Gone::Disconnected
+                        && self.peers.get(&id).is_some_and(|p| {
+                            p.peer.raw().connection_state()
+                                == web_sys::RtcPeerConnectionState::Connected
+                        });
+                    if !still_connected {
+                        self.drop_peer(&id);
+                        self.emit(CallUpdate::PeerLeft { id, why });
+                    }
+                }
+                Event::Signal { from, signal } => {
+                    self.ensure_peer(&from, peer_tx);
+                    self.on_signal(&from, signal).await;
+                }
+                Event::RelayError { code, message } => {
+                    self.emit(CallUpdate::RelayRefused { code, message })
+                }
+                Event::PeerError {
+                    from,
+                    code,
+                    message,
+                } => self.emit(CallUpdate::PeerError {
+                    id: from,
+                    message: format!("{code}: {message}"),
+                }),
+                Event::Welcomed | Event::Ignored(_) => {}
+            },
+        }
+    }
+
+    async fn on_signal(&mut self, from: &str, signal: Signal) {
+        let Some(p) = self.peers.get_mut(from) else {
+            return;
+        };
+        let result = match signal {
+            Signal::Offer { sdp, .. } => Self::on_description(p, true, &sdp).await,
+            Signal::Answer { sdp } => Self::on_description(p, false, &sdp).await,
+            Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
+                OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
+                    Err(e) if p.negotiation.candidate_error_matters() => Err(e),
+                    _ => Ok(None),
+                },
+                OnCandidate::Queued => Ok(None),
+            },
+            Signal::EndOfCandidates => Ok(None),
+        };
+        match result {
+            Ok(Some(answer)) => self.signaling.signal(from, answer),
+            Ok(None) => {}
+            Err(message) => self.emit(CallUpdate::PeerError {
+                id: from.to_owned(),
+                message,
+            }),
+        }
+    }
+
+    /// Applies a remote description as perfect negotiation says; gives the
+    /// answer to send, if one is due.
+    async fn on_description(
+        p: &mut PeerSession,
+        is_offer: bool,
+        sdp: &str,
+    ) -> Result<Option<Signal>, String> {
+        let state = p.peer.signaling_state();
+        match p.negotiation.on_description(is_offer, state) {
+            OnDescription::Ignore => Ok(None),
+            OnDescription::Apply { answer } => {
+                if let Err(e) = p.peer.set_remote(is_offer, sdp).await {
+                    p.negotiation.remote_failed();
+                    return Err(e);
+                }
+                for candidate in p.negotiation.remote_applied() {
+                    if let Err(e) = p.peer.add_candidate(&candidate).await {
+                        web_sys::console::warn_1(&format!("peercall: {e}").into());
+                    }
+                }
+                if !answer {
+                    return Ok(None);
+                }
+                let (_, sdp) = p.peer.set_local().await?;
+                Ok(Some(Signal::Answer { sdp }))
+            }
+        }
+    }
+
+    async fn on_peer_event(&mut self, id: &str, event: PeerEvent) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        match event {
+            PeerEvent::NegotiationNeeded => {
+                p.negotiation.offer_started();
+                let made = p.peer.set_local().await;
+                p.negotiation.offer_finished();
+                let ice_restart = std::mem::take(&mut p.restarted);
+                match made {
+                    Ok((true, sdp)) => self
+                        .signaling
+                        .signal(id, Signal::Offer { sdp, ice_restart }),
+                    // Not an offer: the state moved on meanwhile.
+                    Ok((false, _)) => {}
+                    Err(message) => self.emit(CallUpdate::PeerError {
+                        id: id.to_owned(),
+                        message,
+                    }),
+                }
+            }
+            PeerEvent::Candidate(Some(c)) => self.signaling.signal(id, Signal::Candidate(c)),
+            PeerEvent::Candidate(None) => self.signaling.signal(id, Signal::EndOfCandidates),
+            PeerEvent::Track(stream) => self.emit(CallUpdate::RemoteStream {
+                id: id.to_owned(),
+                stream,
+            }),
+            PeerEvent::State(state) => {
+                if state == ConnectionState::Failed && !p.restarted {
+                    // One ICE restart; the offer it causes says so.
+                    p.restarted = true;
+                    p.peer.restart_ice();
+                }
+                self.emit(CallUpdate::PeerState {
+                    id: id.to_owned(),
+                    state,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! One `RTCPeerConnection`
+//! (<https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection>),
+//! thinly: built from the configured ICE servers with the local tracks
+//! added, its events turned into [`PeerEvent`]s through owned listeners
+//! (removed on drop), and its promise methods as `async fn`s with string
+//! errors. The decisions are in [`crate::negotiation`]; `web::call` drives it.
+
+use gloo_events::EventListener;
+use peercall_protocol::Candidate;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    MediaStream, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcPeerConnection,
+    RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+    RtcSignalingState, RtcTrackEvent,
+};
+
+use crate::config::IceServer;
+use crate::negotiation::SignalingState;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The two `RTCPeerConnection` methods web-sys lacks.
+    type PcExt;
+
+    /// `setLocalDescription()` without an argument: the browser creates the
+    /// right offer or answer itself (perfect negotiation needs this form).
+    #[wasm_bindgen(method, js_name = setLocalDescription)]
+    fn set_local_description_implicit(this: &PcExt) -> js_sys::Promise;
+
+    /// `restartIce()`: the next offer gathers new ICE credentials.
+    #[wasm_bindgen(method, js_name = restartIce)]
+    fn restart_ice(this: &PcExt);
+}
+
+/// `RTCPeerConnection.connectionState`, as the UI needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// `new` or `connecting`.
+    Connecting,
+    /// `connected`.
+    Connected,
+    /// `disconnected`: ICE lost the path and is trying to get it back.
+    Disconnected,
+    /// `failed`: ICE gave up.
+    Failed,
+    /// `closed`.
+    Closed,
+}
+
+/// What a peer connection reports.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// `negotiationneeded`: make an offer.
+    NegotiationNeeded,
+    /// `icecandidate`: a local candidate to send, or `None` at the end.
+    Candidate(Option<Candidate>),
+    /// `track`: remote media, as the stream it belongs to.
+    Track(MediaStream),
+    /// `connectionstatechange`.
+    State(ConnectionState),
+}
+
+/// A peer connection and its event listeners.
+pub struct Peer {
+    pc: RtcPeerConnection,
+    _listeners: [EventListener; 4],
+}
+
+fn js_error(what: &str, e: JsValue) -> String {
+    let detail = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| format!("{}: {}", e.name(), e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    format!("{what} failed: {detail}")
+}
+
+impl Peer {
+    /// A connection using `ice_servers`, sending every track of `local`;
+    /// `on_event` gets its events.
+    pub fn new(
+        ice_servers: &[IceServer],
+        local: &MediaStream,
+        on_event: impl Fn(PeerEvent) + 'static,
+    ) -> Result<Self, String> {
+        let servers = js_sys::Array::new();
+        for s in ice_servers {
+            let server = RtcIceServer::new();
+            let urls: js_sys::Array = s.urls.iter().map(|u| JsValue::from_str(u)).collect();
+            server.set_urls(&urls);
+            if let Some(u) = &s.username {
+                server.set_username(u);
+            }
+            if let Some(c) = &s.credential {
+                server.set_credential(c);
+            }
+            servers.push(&server);
+        }
+        let config = RtcConfiguration::new();
+        config.set_ice_servers(&servers);
+        let pc = RtcPeerConnection::new_with_configuration(&config)
+            .map_err(|e| js_error("creating the peer connection", e))?;
+
+        let on_event = std::rc::Rc::new(on_event);
+        let listen = |name: &'static str, f: Box<dyn Fn(&web_sys::Event)>| {
+            EventListener::new(&pc, name, move |e| f(e))
+        };
+        let (h1, h2, h3, h4) = (
+            on_event.clone(),
+            on_event.clone(),
+            on_event.clone(),
+            on_event,
+        );
+        let pc_for_state = pc.clone();
+        let listeners = [
+            listen(
+                "negotiationneeded",
+                Box::new(move |_| h1(PeerEvent::NegotiationNeeded)),
+            ),
+            listen(
+                "icecandidate",
+                Box::new(move |e| {
+                    let Some(e) = e.dyn_ref::<RtcPeerConnectionIceEvent>() else {
+                        return;
+                    };
+                    let candidate = e.candidate().and_then(|c| {
+                        let json = js_sys::JSON::stringify(&c.to_json()).ok()?;
+                        serde_json::from_str::<Candidate>(&String::from(json)).ok()
+                    });
+                    // An empty candidate string is the end marker too.
+                    h2(PeerEvent::Candidate(
+                        candidate.filter(|c| !c.candidate.is_empty()),
+                    ));
+                }),
+            ),
+            listen(
+                "track",
+                Box::new(move |e| {
+                    let Some(e) = e.dyn_ref::<RtcTrackEvent>() else {
+                        return;
+                    };
+                    let stream = match e.streams().get(0).dyn_into::<MediaStream>() {
+                        Ok(stream) => stream,
+                        // A track sent without a stream: give it one.
+                        Err(_) => match MediaStream::new() {
+                            Ok(s) => {
+                                s.add_track(&e.track());
+                                s
+                            }
+                            Err(_) => return,
+                        },
+                    };
+                    h3(PeerEvent::Track(stream));
+                }),
+            ),
+            listen(
+                "connectionstatechange",
+                Box::new(move |_| {
+                    let state = match pc_for_state.connection_state() {
+                        RtcPeerConnectionState::Connected => ConnectionState::Connected,
+                        RtcPeerConnectionState::Disconnected => ConnectionState::Disconnected,
+                        RtcPeerConnectionState::Failed => ConnectionState::Failed,
+                        RtcPeerConnectionState::Closed => ConnectionState::Closed,
+                        _ => ConnectionState::Connecting,
+                    };
+                    h4(PeerEvent::State(state));
+                }),
+            ),
+        ];
+        for track in local.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+                pc.add_track_0(&track, local);
+            }
+        }
+        Ok(Self {
+            pc,
+            _listeners: listeners,
+        })
+    }
+
+    /// The JavaScript object, for the debugging registry.
+    pub fn raw(&self) -> &RtcPeerConnection {
+        &self.pc
+    }
+
+    /// `signalingState`.
+    pub fn signaling_state(&self) -> SignalingState {
+        match self.pc.signaling_state() {
+            RtcSignalingState::Stable => SignalingState::Stable,
+            RtcSignalingState::HaveLocalOffer => SignalingState::HaveLocalOffer,
+            RtcSignalingState::HaveRemoteOffer => SignalingState::HaveRemoteOffer,
+            RtcSignalingState::HaveLocalPranswer => SignalingState::HaveLocalPranswer,
+            RtcSignalingState::HaveRemotePranswer => SignalingState::HaveRemotePranswer,
+            _ => SignalingState::Closed,
+        }
+    }
+
+    /// `setLocalDescription()`; gives back what was set: (is it an offer,
+    /// its SDP).
+    pub async fn set_local(&self) -> Result<(bool, String), String> {
+        JsFuture::from(
+            self.pc
+                .unchecked_ref::<PcExt>()
+                .set_local_description_implicit(),
+        )
+        .await
+        .map_err(|e| js_error("setLocalDescription", e))?;
+        let desc = self
+            .pc
+            .local_description()
+            .ok_or("setLocalDescription left no local description")?;
+        Ok((desc.type_() == RtcSdpType::Offer, desc.sdp()))
+    }
+
+    /// `setRemoteDescription({type, sdp})`.
+    pub async fn set_remote(&self, is_offer: bool, sdp: &str) -> Result<(), String> {
+        let init = RtcSessionDescriptionInit::new(if is_offer {
+            RtcSdpType::Offer
+        } else {
+            RtcSdpType::Answer
+        });
+        init.set_sdp(sdp);
+        JsFuture::from(self.pc.set_remote_description(&init))
+            .await
+            .map(drop)
+            .map_err(|e| js_error("setRemoteDescription", e))
+    }
+
+    /// `addIceCandidate(candidate)`.
+    pub async fn add_candidate(&self, candidate: &Candidate) -> Result<(), String> {
+        let json = serde_json::to_string(candidate).map_err(|e| e.to_string())?;
+        let init: RtcIceCandidateInit = js_sys::JSON::parse(&json)
+            .map_err(|e| js_error("reading the candidate", e))?
+            .unchecked_into();
+        JsFuture::from(
+            self.pc
+                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| js_error("addIceCandidate", e))
+    }
+
+    /// `restartIce()`.
+    pub fn restart_ice(&self) {
+        self.pc.unchecked_ref::<PcExt>().restart_ice();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.pc.close();
+    }
+}
+
+/// `window.peercall.peers`: a `Map` from peer id to its `RTCPeerConnection`,
+/// for the console (`await peercall.peers.get(id).getStats()`) and for the
+/// end-to-end tests, which read `getStats()` from it.
+fn debug_peers() -> Option<js_sys::Map> {
+    let window = web_sys::window()?;
+    let key = JsValue::from_str("peercall");
+    let root = js_sys::Reflect::get(&window, &key).ok()?;
+    let root = if root.is_object() {
+        root
+    } else {
+        let root = js_sys::Object::new();
+        js_sys::Reflect::set(&root, &"peers".into(), &js_sys::Map::new()).ok()?;
+        js_sys::Reflect::set(&window, &key, &root).ok()?;
+        root.into()
+    };
+    js_sys::Reflect::get(&root, &"peers".into())
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+/// Lists `peer` in `window.peercall.peers` under `id`.
+pub fn debug_register(id: &str, peer: &Peer) {
+    if let Some(map) = debug_peers() {
+        map.set(&id.into(), peer.raw());
+    }
+}
+
+/// Takes `id` out of `window.peercall.peers`.
+pub fn debug_unregister(id: &str) {
+    if let Some(map) = debug_peers() {
+        map.delete(&id.into());
+    }
+}
