@@ -1,32 +1,149 @@
-//! The root component: layout and the local preview.
+//! The root component: which screen, from the URL hash.
+//!
+//! No room in the hash: the landing page. A room: the call screen for it,
+//! or, after hanging up, a screen to rejoin or start anew. The
+//! configuration (ICE servers, relay) is loaded once, before the first call.
 
+use gloo_events::EventListener;
 use yew::prelude::*;
 
-use crate::components::{LocalPreview, MediaErrorView};
-use crate::hooks::{use_local_media, LocalMedia};
-use crate::media::MediaRequest;
+use crate::components::{InCall, Landing};
+use crate::config::CallConfig;
+use crate::web::page;
+
+#[derive(Clone, PartialEq)]
+enum Config {
+    Loading,
+    Ready(CallConfig, String),
+    Broken(String),
+}
 
 /// The whole app.
 #[component]
 pub fn App() -> Html {
-    let media = use_local_media(MediaRequest::default());
-    let stage = match &media.state {
-        LocalMedia::Requesting => html! {
-            <p class="notice" role="status" data-testid="media-requesting">
-                { "Waiting for camera and microphone…" }
+    let room = use_state(page::current_room);
+    let hung_up = use_state(|| false);
+    let name = use_state(page::load_name);
+    let config = use_state(|| Config::Loading);
+
+    {
+        let (room, hung_up) = (room.clone(), hung_up.clone());
+        use_effect_with((), move |()| {
+            let listener = web_sys::window().map(|w| {
+                EventListener::new(&w, "hashchange", move |_| {
+                    hung_up.set(false);
+                    room.set(page::current_room());
+                })
+            });
+            move || drop(listener)
+        });
+    }
+    {
+        let config = config.clone();
+        use_effect_with((), move |()| {
+            wasm_bindgen_futures::spawn_local(async move {
+                config.set(match page::load_config().await {
+                    Ok((c, relay)) => Config::Ready(c, relay),
+                    Err(e) => Config::Broken(e),
+                });
+            });
+        });
+    }
+
+    let on_start = {
+        let (name, hung_up) = (name.clone(), hung_up.clone());
+        Callback::from(move |typed: String| {
+            page::save_name(&typed);
+            name.set(typed.trim().to_owned());
+            hung_up.set(false);
+            match page::random_room_id() {
+                Ok(id) => page::set_room(&id),
+                Err(e) => web_sys::console::error_1(&e.into()),
+            }
+        })
+    };
+
+    let body = match (&*room, &*config) {
+        (None, _) => html! { <Landing name={(*name).clone()} {on_start} /> },
+        (Some(_), Config::Loading) => html! {
+            <p class="notice" role="status">{ "Loading…" }</p>
+        },
+        (Some(_), Config::Broken(e)) => html! {
+            <p class="notice error" role="alert" data-testid="config-error">
+                { format!("This deployment is misconfigured: {e}") }
             </p>
         },
-        LocalMedia::Live(stream) => html! { <LocalPreview stream={Clone::clone(stream)} /> },
-        LocalMedia::Failed(error) => html! {
-            <MediaErrorView error={error.clone()} on_retry={media.retry.clone()} />
-        },
+        (Some(room), Config::Ready(..)) if *hung_up => {
+            let rejoin = {
+                let hung_up = hung_up.clone();
+                Callback::from(move |_: MouseEvent| hung_up.set(false))
+            };
+            let home = Callback::from(|_: MouseEvent| page::set_room(""));
+            html! {
+                <section class="notice" data-testid="left">
+                    <h2>{ "You left the call" }</h2>
+                    <p>{ "Your camera and microphone are off." }</p>
+                    <div class="row">
+                        <button type="button" data-testid="rejoin" onclick={rejoin}>{ "Rejoin" }</button>
+                        <button type="button" class="secondary" onclick={home}>{ "New call" }</button>
+                    </div>
+                    <p class="small">{ format!("Room {room}") }</p>
+                </section>
+            }
+        }
+        (Some(room), Config::Ready(call_config, relay_url)) => {
+            let on_hang_up = {
+                let hung_up = hung_up.clone();
+                Callback::from(move |()| hung_up.set(true))
+            };
+            let name = Some((*name).clone()).filter(|n| !n.is_empty());
+            html! {
+                <InCall key={room.clone()} room={room.clone()} {name} config={call_config.clone()}
+                        relay_url={relay_url.clone()} {on_hang_up} />
+            }
+        }
     };
     html! {
         <>
             <header class="bar">
                 <h1 class="brand">{ "peercall" }</h1>
+                if let Some(room) = &*room {
+                    <CopyLink room={room.clone()} />
+                }
             </header>
-            <main class="stage">{ stage }</main>
+            <main class="stage">{ body }</main>
         </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct CopyLinkProps {
+    room: String,
+}
+
+/// The room's link and a button that copies it.
+#[component]
+fn CopyLink(props: &CopyLinkProps) -> Html {
+    let copied = use_state(|| None::<bool>);
+    let link = page::room_link(&props.room);
+    let onclick = {
+        let (copied, link) = (copied.clone(), link.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (copied, link) = (copied.clone(), link.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                copied.set(Some(page::copy(&link).await.is_ok()));
+            });
+        })
+    };
+    let label = match *copied {
+        None => "Copy link",
+        Some(true) => "Copied",
+        Some(false) => "Copy failed: select the link",
+    };
+    html! {
+        <div class="share">
+            <input class="link" readonly=true value={link} aria-label="Link to this call" data-testid="room-link" />
+            <button type="button" aria-label="Copy the link to this call" data-testid="copy-link" {onclick}>{ label }</button>
+        </div>
     }
 }

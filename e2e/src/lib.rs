@@ -186,6 +186,11 @@ impl Browser {
         })
     }
 
+    /// Which browser this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// Opens `url`.
     pub async fn goto(&self, url: &str) -> Result<()> {
         self.client

@@ -18,7 +18,11 @@ const PREVIEW_DECODING: &str = r#"
 async fn local_preview_shows(kind: Kind) {
     let relay = Relay::start(&[]).await.unwrap();
     let browser = Browser::launch(kind).await.unwrap();
-    browser.goto(&relay.url).await.unwrap();
+    // A room link: the call screen asks for the camera at once.
+    browser
+        .goto(&format!("{}?ice=none#previewroom0000000000", relay.url))
+        .await
+        .unwrap();
 
     browser
         .wait_until(

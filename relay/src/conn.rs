@@ -202,7 +202,8 @@ pub(crate) async fn run(
                     }
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break "closed by client",
+                    Some(Ok(Message::Close(_))) => break "closed by client",
+                    None => break "connection lost",
                     Some(Err(e)) => {
                         if is_capacity(&e) {
                             tracing::warn!(conn = id, %addr, error = %e, "frame over the hard size limit");
@@ -250,7 +251,9 @@ pub(crate) async fn run(
         }
     };
     match &mut session {
-        Handler::Rooms(session) => session.on_disconnect(&state, &conn),
+        Handler::Rooms(session) => {
+            session.on_disconnect(&state, &conn, reason == "closed by client")
+        }
         Handler::Broadcast => state.dumb.remove(id),
     }
     state.connections.fetch_sub(1, Ordering::Relaxed);

@@ -5,7 +5,8 @@
 //! id is bound to it for good; later messages must carry the same `from` and
 //! `room`. A message with `to` goes to that peer only, one without goes to
 //! everyone else in the room. When a joined connection ends without a
-//! `leave`, the relay sends one for it with reason `disconnected`.
+//! `leave`, the relay sends one for it: plain if the client closed the
+//! socket (its page went away), with reason `disconnected` if it dropped.
 //!
 //! The relay forwards the client's text unchanged (fields a newer version
 //! adds survive) and answers refusals with an `error` to the sender only.
@@ -339,8 +340,11 @@ impl Session {
         self.joined = false;
     }
 
-    /// The connection ended: if it had not said goodbye, say it for it.
-    pub(crate) fn on_disconnect(&mut self, state: &State, conn: &Conn) {
+    /// The connection ended: if it had not said goodbye, say it for it. A
+    /// client that closed its socket cleanly (the page was closed or left)
+    /// is gone for good: a plain `leave`. One that dropped (network, crash,
+    /// timeout) may come back: `reason: disconnected`.
+    pub(crate) fn on_disconnect(&mut self, state: &State, conn: &Conn, clean: bool) {
         if !self.joined {
             return;
         }
@@ -356,7 +360,11 @@ impl Session {
             to: None,
             seq: None,
             body: Body::Leave {
-                reason: LeaveReason::Disconnected,
+                reason: if clean {
+                    LeaveReason::Hangup
+                } else {
+                    LeaveReason::Disconnected
+                },
             },
         };
         let text: Utf8Bytes = encode(&leave).into();

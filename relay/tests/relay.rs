@@ -272,6 +272,18 @@ async fn abrupt_disconnect_is_announced_as_a_leave() {
 }
 
 #[tokio::test]
+async fn a_clean_close_without_leave_is_announced_as_a_hang_up() {
+    let relay = Relay::start(Config::default()).await;
+    let (mut a, mut b) = relay.alice_and_bob().await;
+    // A page that is closed sends a close frame but no leave.
+    b.close(None).await.unwrap();
+    assert_eq!(
+        next_json(&mut a).await,
+        json!({"v": 1, "room": "r", "from": "bob", "type": "leave"})
+    );
+}
+
+#[tokio::test]
 async fn a_leave_is_forwarded_once_and_the_peer_is_gone() {
     let relay = Relay::start(Config::default()).await;
     let (mut a, mut b) = relay.alice_and_bob().await;

@@ -1,7 +1,15 @@
-//! View components: data and callbacks in, HTML out.
+//! View components: data and callbacks in, HTML out. `InCall` is the one
+//! stateful screen: it owns the camera (through `use_local_media`) and the
+//! call (`web::call::Call`) for as long as it is mounted.
 
+mod in_call;
+mod landing;
 mod local_preview;
 mod media_error;
+mod remote_video;
 
+pub use in_call::{InCall, InCallProps};
+pub use landing::{Landing, LandingProps};
 pub use local_preview::{LocalPreview, LocalPreviewProps};
 pub use media_error::{MediaErrorView, MediaErrorViewProps};
+pub use remote_video::{RemoteVideo, RemoteVideoProps};

@@ -4,5 +4,6 @@
 
 pub mod call;
 pub mod media;
+pub mod page;
 pub mod peer;
 pub mod signaling;

@@ -1,0 +1,219 @@
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use web_sys::MediaStream;
+use yew::prelude::*;
+
+use crate::components::{LocalPreview, MediaErrorView, RemoteVideo};
+use crate::config::CallConfig;
+use crate::hooks::{use_local_media, LocalMedia};
+use crate::media::MediaRequest;
+use crate::state::{CallAction, CallState, PeerStatus, RelayStatus};
+use crate::web::call::{Call, CallUpdate};
+use crate::web::peer::ConnectionState;
+
+/// Props of [`InCall`].
+#[derive(Properties, PartialEq)]
+pub struct InCallProps {
+    /// The room id.
+    pub room: String,
+    /// Our display name.
+    #[prop_or_default]
+    pub name: Option<String>,
+    /// ICE servers and such.
+    pub config: CallConfig,
+    /// The relay's WebSocket URL.
+    pub relay_url: String,
+    /// The person hung up (the call is already closed and the camera off
+    /// once this component unmounts).
+    pub on_hang_up: Callback<()>,
+}
+
+/// Remote streams by peer id. Kept out of [`CallState`] so that stays pure.
+#[derive(Default, PartialEq)]
+struct Streams(BTreeMap<String, MediaStream>);
+
+enum StreamAction {
+    Set(String, MediaStream),
+    Remove(String),
+}
+
+impl Reducible for Streams {
+    type Action = StreamAction;
+    fn reduce(self: Rc<Self>, action: StreamAction) -> Rc<Self> {
+        let mut map = self.0.clone();
+        match action {
+            StreamAction::Set(id, stream) => {
+                map.insert(id, stream);
+            }
+            StreamAction::Remove(id) => {
+                map.remove(&id);
+            }
+        }
+        Rc::new(Streams(map))
+    }
+}
+
+/// The call screen: the camera, then the call once it is on.
+#[component]
+pub fn InCall(props: &InCallProps) -> Html {
+    let media = use_local_media(MediaRequest::default());
+    let state = use_reducer(CallState::default);
+    let streams = use_reducer(Streams::default);
+    let call: Rc<RefCell<Option<Call>>> = use_mut_ref(|| None);
+
+    let live = match &media.state {
+        LocalMedia::Live(stream) => Some(Clone::clone(stream)),
+        _ => None,
+    };
+    {
+        let (state, streams, call) = (state.dispatcher(), streams.dispatcher(), call.clone());
+        let (room, name, config, relay_url) = (
+            props.room.clone(),
+            props.name.clone(),
+            props.config.clone(),
+            props.relay_url.clone(),
+        );
+        use_effect_with(live, move |live| {
+            if let Some(local) = live {
+                let on_update = move |update: CallUpdate| match update {
+                    CallUpdate::RemoteStream { id, stream } => {
+                        streams.dispatch(StreamAction::Set(id, stream))
+                    }
+                    CallUpdate::PeerLeft { id, why } => {
+                        streams.dispatch(StreamAction::Remove(id.clone()));
+                        state.dispatch(CallAction::Left { id, why });
+                    }
+                    other => {
+                        if let Some(action) = to_action(other) {
+                            state.dispatch(action);
+                        }
+                    }
+                };
+                match Call::start(
+                    config,
+                    relay_url,
+                    room,
+                    name,
+                    Clone::clone(local),
+                    on_update,
+                ) {
+                    Ok(c) => *call.borrow_mut() = Some(c),
+                    Err(message) => web_sys::console::error_1(&message.into()),
+                }
+            }
+            move || {
+                // Dropping the call sends the goodbye and closes every
+                // peer connection; the media hook stops the camera.
+                call.borrow_mut().take();
+            }
+        });
+    }
+
+    let hang_up = {
+        let (call, on_hang_up) = (call.clone(), props.on_hang_up.clone());
+        Callback::from(move |_: MouseEvent| {
+            if let Some(mut c) = call.borrow_mut().take() {
+                c.hang_up();
+            }
+            on_hang_up.emit(());
+        })
+    };
+
+    let local = match &media.state {
+        LocalMedia::Requesting => html! {
+            <p class="notice" role="status" data-testid="media-requesting">
+                { "Waiting for camera and microphone…" }
+            </p>
+        },
+        LocalMedia::Live(stream) => html! { <LocalPreview stream={Clone::clone(stream)} /> },
+        LocalMedia::Failed(error) => html! {
+            <MediaErrorView error={error.clone()} on_retry={media.retry.clone()} />
+        },
+    };
+    let relay = match &state.relay {
+        RelayStatus::Connecting => html! {},
+        RelayStatus::Connected => html! {},
+        RelayStatus::Lost {
+            reason,
+            retry_in_ms,
+        } => html! {
+            <p class="notice error" role="alert" data-testid="relay-lost">
+                { format!(
+                    "Can't reach the call server ({reason}). Trying again in {} s…",
+                    retry_in_ms.div_ceil(1000)
+                ) }
+            </p>
+        },
+    };
+    let remotes: Html = state
+        .peers
+        .iter()
+        .map(|(id, peer)| {
+            html! {
+                <RemoteVideo
+                    key={id.clone()}
+                    name={peer.name.clone()}
+                    status={peer.status}
+                    stream={streams.0.get(id).map(Clone::clone)}
+                />
+            }
+        })
+        .collect();
+    let waiting =
+        state.alone() && state.blocked.is_none() && matches!(media.state, LocalMedia::Live(_));
+    html! {
+        <section class="call" aria-label="Call">
+            if let Some(blocked) = &state.blocked {
+                <p class="notice error" role="alert" data-testid="call-blocked">{ blocked }</p>
+            }
+            { relay }
+            <div class={classes!("tiles", (state.peers.len() > 1).then_some("many"))}>
+                { remotes }
+                if waiting {
+                    <p class="notice waiting" role="status" data-testid="waiting">
+                        { "Waiting for someone to join. Share the link to invite them." }
+                    </p>
+                }
+            </div>
+            <div class="self">{ local }</div>
+            if let Some(notice) = &state.notice {
+                <p class="toast" role="status" aria-live="polite" data-testid="notice">{ notice }</p>
+            }
+            <div class="controls">
+                <button type="button" class="hang-up" aria-label="Hang up" data-testid="hang-up" onclick={hang_up}>
+                    { "Hang up" }
+                </button>
+            </div>
+        </section>
+    }
+}
+
+fn to_action(update: CallUpdate) -> Option<CallAction> {
+    Some(match update {
+        CallUpdate::RelayConnected => CallAction::RelayConnected,
+        CallUpdate::RelayLost {
+            reason,
+            retry_in_ms,
+        } => CallAction::RelayLost {
+            reason,
+            retry_in_ms,
+        },
+        CallUpdate::RelayRefused { code, message } => CallAction::Refused { code, message },
+        CallUpdate::PeerJoined { id, name } => CallAction::Joined { id, name },
+        CallUpdate::PeerLeft { id, why } => CallAction::Left { id, why },
+        CallUpdate::PeerState { id, state } => CallAction::Status {
+            id,
+            status: match state {
+                ConnectionState::Connecting => PeerStatus::Connecting,
+                ConnectionState::Connected => PeerStatus::Connected,
+                ConnectionState::Disconnected => PeerStatus::Reconnecting,
+                ConnectionState::Failed => PeerStatus::Failed,
+                ConnectionState::Closed => return None,
+            },
+        },
+        CallUpdate::PeerError { id, message } => CallAction::PeerError { id, message },
+        CallUpdate::RemoteStream { .. } => return None,
+    })
+}

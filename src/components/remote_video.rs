@@ -1,0 +1,62 @@
+use web_sys::{HtmlVideoElement, MediaStream};
+use yew::prelude::*;
+
+use crate::state::PeerStatus;
+
+/// Props of [`RemoteVideo`].
+#[derive(Properties, PartialEq)]
+pub struct RemoteVideoProps {
+    /// Their name.
+    pub name: String,
+    /// Our connection to them.
+    pub status: PeerStatus,
+    /// Their media, once it arrives.
+    #[prop_or_default]
+    pub stream: Option<MediaStream>,
+}
+
+/// One other person: their video (with sound), name and connection state.
+/// The element records when its first frame arrived (`data-first-frame`,
+/// milliseconds since the epoch) for the end-to-end timing.
+#[component]
+pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
+    let video = use_node_ref();
+    {
+        let video = video.clone();
+        use_effect_with(props.stream.as_ref().map(Clone::clone), move |stream| {
+            if let Some(el) = video.cast::<HtmlVideoElement>() {
+                el.set_src_object(stream.as_ref());
+            }
+            move || {
+                if let Some(el) = video.cast::<HtmlVideoElement>() {
+                    el.set_src_object(None);
+                }
+            }
+        });
+    }
+    let on_first_frame = Callback::from(|e: Event| {
+        if let Some(el) = e.target_dyn_into::<web_sys::Element>() {
+            if !el.has_attribute("data-first-frame") {
+                let _ = el.set_attribute("data-first-frame", &js_sys::Date::now().to_string());
+            }
+        }
+    });
+    let status = props.status.label();
+    html! {
+        <figure class={classes!("tile", "remote", status)} data-testid="remote-tile">
+            <video
+                ref={video}
+                class="video remote"
+                data-testid="remote-video"
+                aria-label={format!("{}'s video", props.name)}
+                autoplay=true
+                playsinline=true
+                onloadeddata={on_first_frame}
+            />
+            <figcaption>
+                <span class="name" data-testid="remote-name">{ &props.name }</span>
+                <span class="status" role="status" data-testid="remote-status">{ status }</span>
+            </figcaption>
+        </figure>
+    }
+}

@@ -1,0 +1,114 @@
+//! The page itself: the room in the URL hash, the remembered name, the
+//! query string, `config.json`, and the clipboard.
+
+use gloo_net::http::Request;
+use wasm_bindgen::JsValue;
+
+use crate::config::{new_room_id, room_from_hash, CallConfig};
+use crate::web::signaling::page_relay_url;
+
+const NAME_KEY: &str = "peercall.name";
+
+/// The room named in the page's hash, if any.
+pub fn current_room() -> Option<String> {
+    let hash = web_sys::window()?.location().hash().ok()?;
+    room_from_hash(&hash)
+}
+
+/// Puts `room` in the hash (`""` for none); `hashchange` follows.
+pub fn set_room(room: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_hash(room);
+    }
+}
+
+/// A new room id from `crypto.getRandomValues`.
+pub fn random_room_id() -> Result<String, String> {
+    let crypto = web_sys::window()
+        .ok_or("no window")?
+        .crypto()
+        .map_err(|_| "this browser has no crypto.getRandomValues")?;
+    let mut bytes = [0u8; 16];
+    crypto
+        .get_random_values_with_u8_array(&mut bytes)
+        .map_err(|_| "crypto.getRandomValues failed")?;
+    Ok(new_room_id(bytes))
+}
+
+/// The link to `room` on this page.
+pub fn room_link(room: &str) -> String {
+    let Some(location) = web_sys::window().map(|w| w.location()) else {
+        return format!("#{room}");
+    };
+    format!(
+        "{}{}{}#{room}",
+        location.origin().unwrap_or_default(),
+        location.pathname().unwrap_or_default(),
+        location.search().unwrap_or_default()
+    )
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The display name given last time, if any.
+pub fn load_name() -> String {
+    storage()
+        .and_then(|s| s.get_item(NAME_KEY).ok().flatten())
+        .unwrap_or_default()
+}
+
+/// Remembers the display name on this device.
+pub fn save_name(name: &str) {
+    if let Some(s) = storage() {
+        let _ = if name.trim().is_empty() {
+            s.remove_item(NAME_KEY)
+        } else {
+            s.set_item(NAME_KEY, name.trim())
+        };
+    }
+}
+
+/// Copies `text` to the clipboard.
+pub async fn copy(text: &str) -> Result<(), String> {
+    let clipboard = web_sys::window()
+        .ok_or("no window")?
+        .navigator()
+        .clipboard();
+    wasm_bindgen_futures::JsFuture::from(clipboard.write_text(text))
+        .await
+        .map(drop)
+        .map_err(|e: JsValue| format!("could not copy: {e:?}"))
+}
+
+/// The call configuration: built in, then `config.json` beside the app
+/// (absent is fine), then the query string; and the relay URL to use.
+pub async fn load_config() -> Result<(CallConfig, String), String> {
+    let mut config = CallConfig::built_in();
+    match Request::get("config.json").send().await {
+        Ok(res) if res.ok() => {
+            let text = res.text().await.map_err(|e| format!("config.json: {e}"))?;
+            config = config.with_file(&text)?;
+        }
+        // No config.json (404) or none reachable: the built-in defaults.
+        _ => {}
+    }
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let params = web_sys::UrlSearchParams::new_with_str(&search)
+        .map_err(|_| "cannot read the page's query string")?;
+    let mut pairs = Vec::new();
+    for key in ["relay", "ice", "ice_username", "ice_credential"] {
+        if let Some(value) = params.get(key) {
+            pairs.push((key, value));
+        }
+    }
+    config = config.with_query(pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
+    let relay = match &config.relay {
+        Some(url) => url.clone(),
+        None => page_relay_url().ok_or("cannot tell the page's address")?,
+    };
+    Ok((config, relay))
+}
