@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use gloo_timers::future::sleep;
 use peercall::app::App;
-use peercall::components::{MediaErrorView, MediaErrorViewProps};
+use peercall::components::{InCall, InCallProps, MediaErrorView, MediaErrorViewProps};
+use peercall::config::CallConfig;
 use peercall::media::{MediaError, MediaRequest};
 use peercall::web::media::{get_user_media, media_devices, stop_all};
 use wasm_bindgen::JsCast;
@@ -128,9 +129,38 @@ async fn denied_message_is_shown_with_a_retry_button() {
 }
 
 #[wasm_bindgen_test]
-async fn app_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unmount() {
+async fn app_without_a_room_shows_the_landing_page() {
     let root = mount_point();
     let handle = yew::Renderer::<App>::with_root(root.clone()).render();
+    assert!(
+        eventually(Duration::from_secs(5), || root
+            .query_selector("[data-testid=start]")
+            .unwrap()
+            .is_some())
+        .await,
+        "no start button; page says: {:?}",
+        root.text_content()
+    );
+    assert!(
+        root.query_selector("video").unwrap().is_none(),
+        "no camera before a call"
+    );
+    handle.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn call_screen_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unmount() {
+    let root = mount_point();
+    // Nothing listens on port 9: the screen must say the relay is
+    // unreachable, and the camera must work regardless.
+    let props = InCallProps {
+        room: "browsertest0000000000".into(),
+        name: Some("Ada".into()),
+        config: CallConfig::default(),
+        relay_url: "ws://127.0.0.1:9/ws".into(),
+        on_hang_up: Callback::noop(),
+    };
+    let handle = yew::Renderer::<InCall>::with_root_and_props(root.clone(), props).render();
 
     let video = || -> Option<HtmlVideoElement> {
         root.query_selector("video[data-testid=local-preview]")
@@ -154,6 +184,18 @@ async fn app_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unmount() {
     // Frames keep coming: the current time advances.
     let t0 = v.current_time();
     assert!(eventually(Duration::from_secs(5), || v.current_time() > t0).await);
+    assert!(
+        eventually(Duration::from_secs(5), || root
+            .query_selector("[data-testid=relay-lost]")
+            .unwrap()
+            .is_some_and(|e| e
+                .text_content()
+                .unwrap_or_default()
+                .contains("Can't reach")))
+        .await,
+        "no relay message; page says: {:?}",
+        root.text_content()
+    );
 
     handle.destroy();
     assert!(

@@ -196,7 +196,11 @@ async fn call_between(first: Kind, second: Kind, relay_args: &[&str], screenshot
         setup_ms(&b, opened_at).await
     );
     assert_eq!(remote_name(&b).await, "Ada");
-    assert!(remote_name(&a).await.as_str().unwrap().starts_with("Guest "));
+    assert!(remote_name(&a)
+        .await
+        .as_str()
+        .unwrap()
+        .starts_with("Guest "));
 
     if screenshots {
         if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
@@ -255,7 +259,13 @@ async fn both_joining_at_the_same_instant_still_connects() {
 async fn a_call_works_over_a_relay_that_only_broadcasts() {
     // --mode broadcast: every message to every client, echo included, no
     // rooms, ids, welcome or errors.
-    call_between(Kind::Chromium, Kind::Firefox, &["--mode", "broadcast"], false).await;
+    call_between(
+        Kind::Chromium,
+        Kind::Firefox,
+        &["--mode", "broadcast"],
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -156,7 +156,7 @@ pub fn InCall(props: &InCallProps) -> Html {
                     key={id.clone()}
                     name={peer.name.clone()}
                     status={peer.status}
-                    stream={streams.0.get(id).map(Clone::clone)}
+                    stream={streams.0.get(id).cloned()}
                 />
             }
         })

@@ -23,7 +23,8 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
     let video = use_node_ref();
     {
         let video = video.clone();
-        use_effect_with(props.stream.as_ref().map(Clone::clone), move |stream| {
+        // Option::clone uses the Clone trait (a handle copy, not JS clone()).
+        use_effect_with(props.stream.clone(), move |stream| {
             if let Some(el) = video.cast::<HtmlVideoElement>() {
                 el.set_src_object(stream.as_ref());
             }
