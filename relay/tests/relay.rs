@@ -323,37 +323,37 @@ async fn the_first_id_is_bound_and_others_are_refused() {
     send(&mut a, msg("r", "bob", None, json!({"type": "leave"}))).await;
     let e = expect_error(&mut a, "spoofed_id").await;
     assert!(e["message"].as_str().unwrap().contains("alice"), "{e}");
-    refused(
-        &mut a,
-        msg(
+    let join = || json!({"type": "join"});
+    for (room, from, to, body, code) in [
+        (
             "r",
             "mallory",
             Some("bob"),
             json!({"type": "offer", "sdp": "x"}),
+            "spoofed_id",
         ),
-        "spoofed_id",
-    )
-    .await;
-    // Re-joining under another id.
-    refused(
-        &mut a,
-        msg("r", "mallory", None, json!({"type": "join"})),
-        "spoofed_id",
-    )
-    .await;
-    // Another room on the same connection.
-    refused(
-        &mut a,
-        msg("elsewhere", "alice", None, json!({"type": "join"})),
-        "wrong_room",
-    )
-    .await;
-    refused(
-        &mut a,
-        msg("elsewhere", "alice", None, json!({"type": "ping"})),
-        "wrong_room",
-    )
-    .await;
+        // Re-joining under another id.
+        ("r", "mallory", None, join(), "spoofed_id"),
+        // Another room on the same connection.
+        ("elsewhere", "alice", None, join(), "wrong_room"),
+        (
+            "elsewhere",
+            "alice",
+            None,
+            json!({"type": "ping"}),
+            "wrong_room",
+        ),
+        // Nor may a client send a welcome of its own.
+        (
+            "r",
+            "alice",
+            Some("bob"),
+            json!({"type": "welcome", "peers": []}),
+            "bad_message",
+        ),
+    ] {
+        refused(&mut a, msg(room, from, to, body), code).await;
+    }
     // None of it reached bob, who still hears alice as herself.
     assert_silent(&mut b).await;
     relayed(
@@ -363,33 +363,11 @@ async fn the_first_id_is_bound_and_others_are_refused() {
     )
     .await;
 
-    // A second connection cannot take a live id.
+    // A second connection cannot take a live id, nor claim to be the relay.
     let mut copy = relay.client().await;
-    refused(
-        &mut copy,
-        msg("r", "alice", None, json!({"type": "join"})),
-        "id_taken",
-    )
-    .await;
-    // Nor claim to be the relay.
-    refused(
-        &mut copy,
-        msg("r", "relay", None, json!({"type": "join"})),
-        "bad_id",
-    )
-    .await;
-    // Nor send a welcome of its own.
-    refused(
-        &mut a,
-        msg(
-            "r",
-            "alice",
-            Some("bob"),
-            json!({"type": "welcome", "peers": []}),
-        ),
-        "bad_message",
-    )
-    .await;
+    for (id, code) in [("alice", "id_taken"), ("relay", "bad_id")] {
+        refused(&mut copy, msg("r", id, None, join()), code).await;
+    }
     assert_silent(&mut b).await;
 }
 

@@ -22,8 +22,8 @@ pub fn set_room(room: &str) {
     }
 }
 
-/// A new room id from `crypto.getRandomValues`.
-pub fn random_room_id() -> Result<String, String> {
+/// 128 bits from `crypto.getRandomValues`.
+pub fn random_128_bits() -> Result<[u8; 16], String> {
     let crypto = web_sys::window()
         .ok_or("no window")?
         .crypto()
@@ -32,7 +32,12 @@ pub fn random_room_id() -> Result<String, String> {
     crypto
         .get_random_values_with_u8_array(&mut bytes)
         .map_err(|_| "crypto.getRandomValues failed")?;
-    Ok(new_room_id(bytes))
+    Ok(bytes)
+}
+
+/// A new room id from `crypto.getRandomValues`.
+pub fn random_room_id() -> Result<String, String> {
+    random_128_bits().map(new_room_id)
 }
 
 /// The link to `room` on this page.

@@ -105,15 +105,7 @@ impl SignalingClient {
 
 /// 128 random bits from `crypto.getRandomValues`, as a peer id.
 pub fn random_peer_id() -> Result<String, String> {
-    let crypto = web_sys::window()
-        .ok_or("no window")?
-        .crypto()
-        .map_err(|_| "this browser has no crypto.getRandomValues")?;
-    let mut bytes = [0u8; 16];
-    crypto
-        .get_random_values_with_u8_array(&mut bytes)
-        .map_err(|_| "crypto.getRandomValues failed")?;
-    Ok(crate::room::peer_id(bytes))
+    crate::web::page::random_128_bits().map(crate::room::peer_id)
 }
 
 /// The relay on the page's own origin (`/ws`).
