@@ -134,6 +134,9 @@ struct PeerSession {
     peer: Peer,
     negotiation: Negotiation,
     restarted: bool,
+    /// The relay said its signaling dropped while media still flowed; if
+    /// the media fails too, the peer is gone.
+    signaling_lost: bool,
 }
 
 struct Session {
@@ -194,6 +197,7 @@ impl Session {
                         peer,
                         negotiation: Negotiation::new(&self.me, id),
                         restarted: false,
+                        signaling_lost: false,
                     },
                 );
             }
@@ -227,6 +231,9 @@ impl Session {
             Update::Closed => {}
             Update::Room(event) => match event {
                 Event::Joined { id, name } => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.signaling_lost = false;
+                    }
                     self.ensure_peer(&id, peer_tx);
                     self.emit(CallUpdate::PeerJoined { id, name });
                 }
@@ -234,7 +241,8 @@ impl Session {
                     // A peer whose relay connection dropped may still be
                     // connected to us; keep that call.
                     let still_connected = why == Gone::Disconnected
-                        && self.peers.get(&id).is_some_and(|p| {
+                        && self.peers.get_mut(&id).is_some_and(|p| {
+                            p.signaling_lost = true;
                             p.peer.raw().connection_state()
                                 == web_sys::RtcPeerConnectionState::Connected
                         });
@@ -346,6 +354,16 @@ impl Session {
                 id: id.to_owned(),
                 stream,
             }),
+            PeerEvent::State(ConnectionState::Failed | ConnectionState::Closed)
+                if p.signaling_lost =>
+            {
+                // Gone from the relay earlier, and now the media is gone too.
+                self.drop_peer(id);
+                self.emit(CallUpdate::PeerLeft {
+                    id: id.to_owned(),
+                    why: Gone::Disconnected,
+                });
+            }
             PeerEvent::State(state) => {
                 if state == ConnectionState::Failed && !p.restarted {
                     // One ICE restart; the offer it causes says so.
