@@ -10,6 +10,6 @@ cd "$ROOT"
 web_tools
 browsers
 build_release
-PEERCALL_SCREENSHOT_DIR="$ROOT/docs/screenshots" run_e2e -q --test served_app -- --test-threads=1 local_preview
+PEERCALL_SCREENSHOT_DIR="$ROOT/docs/screenshots" run_e2e -q --test served_app -- --test-threads=1 local_preview phone
 PEERCALL_SCREENSHOT_DIR="$ROOT/docs/screenshots" run_e2e -q --test call -- --test-threads=1 chromium_and_firefox
 ls -l "$ROOT"/docs/screenshots/*.png >&2

@@ -191,6 +191,15 @@ impl Browser {
         self.kind
     }
 
+    /// Resizes the browser window (CSS pixels, roughly: the viewport is a
+    /// little smaller in a windowed browser, the same in a headless one).
+    pub async fn set_window_size(&self, width: u32, height: u32) -> Result<()> {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .map_err(|e| format!("{}: set_window_size: {e}", self.kind.name()))
+    }
+
     /// Opens `url`.
     pub async fn goto(&self, url: &str) -> Result<()> {
         self.client

@@ -122,3 +122,54 @@ async fn the_served_app_has_its_health_endpoint_and_assets() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_call_screen_fits_a_phone_held_upright() {
+    let relay = Relay::start(&[]).await.unwrap();
+    let browser = Browser::launch(Kind::Chromium).await.unwrap();
+    browser.set_window_size(390, 844).await.unwrap();
+    browser
+        .goto(&format!("{}?ice=none#phonephonephonephone0", relay.url))
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "a decoded local preview frame",
+            PREVIEW_DECODING,
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    let layout = browser
+        .js(r#"
+            const inView = sel => {
+                const r = document.querySelector(sel).getBoundingClientRect();
+                return r.width > 0 && r.left >= 0 && r.top >= 0
+                    && r.right <= innerWidth && r.bottom <= innerHeight;
+            };
+            return {
+                width: innerWidth,
+                overflowX: document.documentElement.scrollWidth > innerWidth,
+                hangUp: inView('[data-testid=hang-up]'),
+                hangUpHeight: document.querySelector('[data-testid=hang-up]').getBoundingClientRect().height,
+                preview: inView('video[data-testid=local-preview]'),
+                copy: inView('[data-testid=copy-link]'),
+                hangUpLabel: document.querySelector('[data-testid=hang-up]').getAttribute('aria-label'),
+            };
+        "#)
+        .await
+        .unwrap();
+    assert!(layout["width"].as_u64().unwrap() <= 400, "{layout}");
+    assert_eq!(layout["overflowX"], false, "{layout}");
+    assert_eq!(layout["hangUp"], true, "{layout}");
+    assert!(layout["hangUpHeight"].as_f64().unwrap() < 80.0, "a button, not a bar: {layout}");
+    assert_eq!(layout["preview"], true, "{layout}");
+    assert_eq!(layout["copy"], true, "{layout}");
+    assert_eq!(layout["hangUpLabel"], "Hang up", "{layout}");
+    if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
+        let path = PathBuf::from(dir).join("call-phone-chromium.png");
+        browser.screenshot(&path).await.unwrap();
+        println!("screenshot: {}", path.display());
+    }
+    browser.close().await;
+}
