@@ -167,6 +167,9 @@ impl CallState {
                             .into(),
                     )
                 }
+                // After a reconnect, while the relay still holds the old
+                // socket: the room joins again by itself.
+                peercall_protocol::codes::ID_TAKEN => {}
                 _ => self.notice = Some(format!("The server refused a message: {message}")),
             },
             CallAction::Joined { id, name } => {
@@ -291,6 +294,11 @@ mod tests {
             message: "the room is full (8 people)".into(),
         });
         assert!(s.blocked.unwrap().contains("full"));
+        let s = CallState::default().apply(CallAction::Refused {
+            code: "id_taken".into(),
+            message: "another connection".into(),
+        });
+        assert_eq!((s.notice, s.blocked), (None, None), "retried silently");
         let s = CallState::default().apply(CallAction::RelayLost {
             reason: "the relay is unreachable".into(),
             retry_in_ms: 500,

@@ -162,7 +162,10 @@ async fn the_call_screen_fits_a_phone_held_upright() {
     assert!(layout["width"].as_u64().unwrap() <= 400, "{layout}");
     assert_eq!(layout["overflowX"], false, "{layout}");
     assert_eq!(layout["hangUp"], true, "{layout}");
-    assert!(layout["hangUpHeight"].as_f64().unwrap() < 80.0, "a button, not a bar: {layout}");
+    assert!(
+        layout["hangUpHeight"].as_f64().unwrap() < 80.0,
+        "a button, not a bar: {layout}"
+    );
     assert_eq!(layout["preview"], true, "{layout}");
     assert_eq!(layout["copy"], true, "{layout}");
     assert_eq!(layout["hangUpLabel"], "Hang up", "{layout}");
