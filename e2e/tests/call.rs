@@ -58,11 +58,42 @@ async fn inbound(b: &Browser) -> (u64, u64) {
     )
 }
 
+/// What each peer connection of the page is doing, for failure messages.
+const PEER_STATES: &str = r#"
+    const out = [];
+    for (const [id, pc] of (window.peercall ? window.peercall.peers : new Map())) {
+        out.push({id: id.slice(0, 6), signaling: pc.signalingState, ice: pc.iceConnectionState,
+                  connection: pc.connectionState, gathering: pc.iceGatheringState,
+                  local: pc.localDescription && pc.localDescription.type,
+                  remote: pc.remoteDescription && pc.remoteDescription.type,
+                  transceivers: pc.getTransceivers().map(t => `${t.mid}:${t.currentDirection}`),
+                  localCandidates: (pc.localDescription ? pc.localDescription.sdp : '').split('\r\n')
+                      .filter(l => l.startsWith('a=candidate')).map(l => l.slice(12, 90)),
+                  remoteCandidates: (pc.remoteDescription ? pc.remoteDescription.sdp : '').split('\r\n')
+                      .filter(l => l.startsWith('a=candidate')).map(l => l.slice(12, 90))});
+    }
+    return out;
+"#;
+
+/// Waits for a decoded remote frame on `b`; on failure, says what the peer
+/// connections on both sides were doing.
+async fn wait_remote_frame(b: &Browser, other: Option<&Browser>) {
+    if let Err(e) = b
+        .wait_until("a decoded remote frame", REMOTE_DECODING, LIMIT)
+        .await
+    {
+        let mine = b.js(PEER_STATES).await.unwrap_or_default();
+        let theirs = match other {
+            Some(o) => o.js(PEER_STATES).await.unwrap_or_default(),
+            None => Value::Null,
+        };
+        panic!("{e}\nthis side: {mine}\nother side: {theirs}");
+    }
+}
+
 /// The remote video decodes and keeps decoding, and audio keeps arriving.
 async fn assert_receiving(b: &Browser) {
-    b.wait_until("a decoded remote frame", REMOTE_DECODING, LIMIT)
-        .await
-        .unwrap();
+    wait_remote_frame(b, None).await;
     let (f0, a0) = inbound(b).await;
     let mut last = (f0, a0);
     for _ in 0..60 {
@@ -287,9 +318,7 @@ async fn time_from_opening_the_link_to_the_first_remote_frame() {
         .unwrap();
         let opened_at = now_ms();
         b.goto(&link).await.unwrap();
-        b.wait_until("a decoded remote frame", REMOTE_DECODING, LIMIT)
-            .await
-            .unwrap();
+        wait_remote_frame(&b, Some(&a)).await;
         times.push(setup_ms(&b, opened_at).await);
     }
     times.sort_by(f64::total_cmp);

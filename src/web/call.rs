@@ -1,10 +1,13 @@
 //! The call: one signaling client and one [`Peer`] per other person in the
 //! room, driven by one task so that every negotiation step runs in order.
 //!
-//! Peers are created when the room says someone is there; both sides add
-//! their tracks at once, `negotiationneeded` makes offers, and
-//! [`Negotiation`] resolves the glare that follows. What the UI needs comes
-//! out as [`CallUpdate`]s.
+//! Peers are created when the room says someone is there. The impolite side
+//! (the smaller id) adds its tracks at once, so its `negotiationneeded`
+//! makes the first offer; the polite side adds its tracks when that offer
+//! arrives, just before answering. Both joining at once therefore needs no
+//! rollback (which left Chromium's ICE gathering stuck in the e2e tests);
+//! later collisions, from renegotiation, are resolved by [`Negotiation`].
+//! What the UI needs comes out as [`CallUpdate`]s.
 
 use std::collections::HashMap;
 
@@ -133,6 +136,8 @@ impl Drop for Call {
 struct PeerSession {
     peer: Peer,
     negotiation: Negotiation,
+    /// Our tracks are on this connection.
+    sending: bool,
     restarted: bool,
     /// The relay said its signaling dropped while media still flowed; if
     /// the media fails too, the peer is gone.
@@ -186,16 +191,22 @@ impl Session {
         }
         let tx = peer_tx.clone();
         let key = id.to_owned();
-        match Peer::new(&self.config.ice_servers, &self.local, move |event| {
+        match Peer::new(&self.config.ice_servers, move |event| {
             let _ = tx.unbounded_send((key.clone(), event));
         }) {
             Ok(peer) => {
                 debug_register(id, &peer);
+                let negotiation = Negotiation::new(&self.me, id);
+                let sending = !negotiation.is_polite();
+                if sending {
+                    peer.send(&self.local);
+                }
                 self.peers.insert(
                     id.to_owned(),
                     PeerSession {
                         peer,
-                        negotiation: Negotiation::new(&self.me, id),
+                        negotiation,
+                        sending,
                         restarted: false,
                         signaling_lost: false,
                     },
@@ -275,9 +286,10 @@ impl Session {
         let Some(p) = self.peers.get_mut(from) else {
             return;
         };
+        let local = &self.local;
         let result = match signal {
-            Signal::Offer { sdp, .. } => Self::on_description(p, true, &sdp).await,
-            Signal::Answer { sdp } => Self::on_description(p, false, &sdp).await,
+            Signal::Offer { sdp, .. } => Self::on_description(p, local, true, &sdp).await,
+            Signal::Answer { sdp } => Self::on_description(p, local, false, &sdp).await,
             Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
                 OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
                     Err(e) if p.negotiation.candidate_error_matters() => Err(e),
@@ -301,6 +313,7 @@ impl Session {
     /// answer to send, if one is due.
     async fn on_description(
         p: &mut PeerSession,
+        local: &MediaStream,
         is_offer: bool,
         sdp: &str,
     ) -> Result<Option<Signal>, String> {
@@ -319,6 +332,10 @@ impl Session {
                 }
                 if !answer {
                     return Ok(None);
+                }
+                if !p.sending {
+                    p.sending = true;
+                    p.peer.send(local);
                 }
                 let (_, sdp) = p.peer.set_local().await?;
                 Ok(Some(Signal::Answer { sdp }))

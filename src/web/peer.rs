@@ -78,11 +78,10 @@ fn js_error(what: &str, e: JsValue) -> String {
 }
 
 impl Peer {
-    /// A connection using `ice_servers`, sending every track of `local`;
-    /// `on_event` gets its events.
+    /// A connection using `ice_servers`, with no tracks yet ([`Peer::send`]
+    /// adds them); `on_event` gets its events.
     pub fn new(
         ice_servers: &[IceServer],
-        local: &MediaStream,
         on_event: impl Fn(PeerEvent) + 'static,
     ) -> Result<Self, String> {
         let servers = js_sys::Array::new();
@@ -169,15 +168,22 @@ impl Peer {
                 }),
             ),
         ];
-        for track in local.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
-                pc.add_track_0(&track, local);
-            }
-        }
         Ok(Self {
             pc,
             _listeners: listeners,
         })
+    }
+
+    /// Sends every track of `local` (`addTrack`). Before an offer this
+    /// makes `negotiationneeded` fire; between a remote offer and our
+    /// answer it reuses the offer's transceivers, so the answer carries our
+    /// media with no further negotiation.
+    pub fn send(&self, local: &MediaStream) {
+        for track in local.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+                self.pc.add_track_0(&track, local);
+            }
+        }
     }
 
     /// The JavaScript object, for the debugging registry.
