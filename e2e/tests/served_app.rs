@@ -15,15 +15,13 @@ const PREVIEW_DECODING: &str = r#"
     return !!v && v.videoWidth > 0 && v.readyState >= 2;
 "#;
 
-async fn local_preview_shows(kind: Kind) {
-    let relay = Relay::start(&[]).await.unwrap();
-    let browser = Browser::launch(kind).await.unwrap();
-    // A room link: the call screen asks for the camera at once.
+/// Opens a room link (the call screen asks for the camera at once) and
+/// waits for the local preview to show a decoded frame.
+async fn open_room(browser: &Browser, relay: &Relay, room: &str) {
     browser
-        .goto(&format!("{}?ice=none#previewroom0000000000", relay.url))
+        .goto(&format!("{}?ice=none#{room}", relay.url))
         .await
         .unwrap();
-
     browser
         .wait_until(
             "a decoded local preview frame",
@@ -32,6 +30,12 @@ async fn local_preview_shows(kind: Kind) {
         )
         .await
         .unwrap();
+}
+
+async fn local_preview_shows(kind: Kind) {
+    let relay = Relay::start(&[]).await.unwrap();
+    let browser = Browser::launch(kind).await.unwrap();
+    open_room(&browser, &relay, "previewroom0000000000").await;
     // Frames keep arriving: the playback position advances.
     let t0 = browser
         .js("return document.querySelector('video[data-testid=local-preview]').currentTime")
@@ -128,18 +132,7 @@ async fn the_call_screen_fits_a_phone_held_upright() {
     let relay = Relay::start(&[]).await.unwrap();
     let browser = Browser::launch(Kind::Chromium).await.unwrap();
     browser.set_window_size(390, 844).await.unwrap();
-    browser
-        .goto(&format!("{}?ice=none#phonephonephonephone0", relay.url))
-        .await
-        .unwrap();
-    browser
-        .wait_until(
-            "a decoded local preview frame",
-            PREVIEW_DECODING,
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
+    open_room(&browser, &relay, "phonephonephonephone0").await;
     let layout = browser
         .js(r#"
             const inView = sel => {
