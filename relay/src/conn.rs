@@ -20,6 +20,9 @@ const GOING_AWAY: u16 = 1001;
 const TOO_BIG: u16 = 1009;
 /// Close code: the client reads too slowly; reconnect later.
 const TRY_AGAIN_LATER: u16 = 1013;
+/// Why a connection ended when the client sent a close frame: it left on
+/// purpose (its page went away), which the room is told as a plain leave.
+const CLOSED_BY_CLIENT: &str = "closed by client";
 /// Messages queued for one client before it counts as too slow.
 const QUEUE: usize = 512;
 
@@ -202,7 +205,7 @@ pub(crate) async fn run(
                     }
                     // Pings are answered by the WebSocket layer itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) => break "closed by client",
+                    Some(Ok(Message::Close(_))) => break CLOSED_BY_CLIENT,
                     None => break "connection lost",
                     Some(Err(e)) => {
                         if is_capacity(&e) {
@@ -251,9 +254,7 @@ pub(crate) async fn run(
         }
     };
     match &mut session {
-        Handler::Rooms(session) => {
-            session.on_disconnect(&state, &conn, reason == "closed by client")
-        }
+        Handler::Rooms(session) => session.on_disconnect(&state, &conn, reason == CLOSED_BY_CLIENT),
         Handler::Broadcast => state.dumb.remove(id),
     }
     state.connections.fetch_sub(1, Ordering::Relaxed);

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use axum::extract::ws::Utf8Bytes;
 
 use crate::conn::Outbox;
+use crate::lock;
 
 /// Every open connection.
 #[derive(Debug, Default)]
@@ -30,10 +31,4 @@ impl Everyone {
             outbox.deliver(text.clone());
         }
     }
-}
-
-/// Locks a mutex, carrying on if a panicking thread poisoned it: every
-/// critical section here leaves the maps consistent at each step.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

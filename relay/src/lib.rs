@@ -45,6 +45,22 @@ pub enum Mode {
     Broadcast,
 }
 
+impl Mode {
+    /// Its name, as `--mode` takes it and `/healthz` reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Rooms => "rooms",
+            Mode::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it: every
+/// critical section in the relay leaves its maps consistent at each step.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// What the relay is told at start. Every limit is configurable; the
 /// defaults are what `peercall-relay --help` shows.
 #[derive(Clone, Debug)]
@@ -197,7 +213,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
     Json(json!({
         "status": "ok",
         "protocol": peercall_protocol::PROTOCOL_VERSION,
-        "mode": match state.config.mode { Mode::Rooms => "rooms", Mode::Broadcast => "broadcast" },
+        "mode": state.config.mode.name(),
         "connections": state.connections.load(Ordering::Relaxed),
         "rooms": rooms,
         "peers": peers,

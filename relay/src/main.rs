@@ -105,10 +105,7 @@ async fn main() -> ExitCode {
     }
     println!(
         "signaling WebSocket: ws://{local}{WS_PATH} ({} mode)",
-        match args.mode {
-            Mode::Rooms => "rooms",
-            Mode::Broadcast => "broadcast",
-        }
+        args.mode.name()
     );
 
     let config = Config {

@@ -21,8 +21,7 @@ use peercall_protocol::{
 };
 
 use crate::conn::{Conn, Outbox};
-use crate::dumb::lock;
-use crate::State;
+use crate::{lock, State};
 
 /// Every room with at least one peer.
 #[derive(Debug, Default)]

@@ -9,9 +9,8 @@ use crate::components::{LocalPreview, MediaErrorView, RemoteVideo};
 use crate::config::CallConfig;
 use crate::hooks::{use_local_media, LocalMedia};
 use crate::media::MediaRequest;
-use crate::state::{CallAction, CallState, PeerStatus, RelayStatus};
+use crate::state::{CallAction, CallState, RelayStatus};
 use crate::web::call::{Call, CallUpdate};
-use crate::web::peer::ConnectionState;
 
 /// Props of [`InCall`].
 #[derive(Properties, PartialEq)]
@@ -81,14 +80,11 @@ pub fn InCall(props: &InCallProps) -> Html {
                     CallUpdate::RemoteStream { id, stream } => {
                         streams.dispatch(StreamAction::Set(id, stream))
                     }
-                    CallUpdate::PeerLeft { id, why } => {
-                        streams.dispatch(StreamAction::Remove(id.clone()));
-                        state.dispatch(CallAction::Left { id, why });
-                    }
-                    other => {
-                        if let Some(action) = to_action(other) {
-                            state.dispatch(action);
+                    CallUpdate::State(action) => {
+                        if let CallAction::Left { id, .. } = &action {
+                            streams.dispatch(StreamAction::Remove(id.clone()));
                         }
+                        state.dispatch(action);
                     }
                 };
                 match Call::start(
@@ -188,32 +184,4 @@ pub fn InCall(props: &InCallProps) -> Html {
             </div>
         </section>
     }
-}
-
-fn to_action(update: CallUpdate) -> Option<CallAction> {
-    Some(match update {
-        CallUpdate::RelayConnected => CallAction::RelayConnected,
-        CallUpdate::RelayLost {
-            reason,
-            retry_in_ms,
-        } => CallAction::RelayLost {
-            reason,
-            retry_in_ms,
-        },
-        CallUpdate::RelayRefused { code, message } => CallAction::Refused { code, message },
-        CallUpdate::PeerJoined { id, name } => CallAction::Joined { id, name },
-        CallUpdate::PeerLeft { id, why } => CallAction::Left { id, why },
-        CallUpdate::PeerState { id, state } => CallAction::Status {
-            id,
-            status: match state {
-                ConnectionState::Connecting => PeerStatus::Connecting,
-                ConnectionState::Connected => PeerStatus::Connected,
-                ConnectionState::Disconnected => PeerStatus::Reconnecting,
-                ConnectionState::Failed => PeerStatus::Failed,
-                ConnectionState::Closed => return None,
-            },
-        },
-        CallUpdate::PeerError { id, message } => CallAction::PeerError { id, message },
-        CallUpdate::RemoteStream { .. } => return None,
-    })
 }

@@ -18,62 +18,22 @@ use web_sys::MediaStream;
 use crate::config::CallConfig;
 use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
 use crate::room::{Event, Gone, Signal, Timing};
+use crate::state::{CallAction, PeerStatus};
 use crate::web::peer::{debug_register, debug_unregister, ConnectionState, Peer, PeerEvent};
 use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
 
-/// What the call tells the UI.
+/// What the call tells the UI: changes to the call screen's pure state,
+/// and the media handles that stay out of it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallUpdate {
-    /// The relay connection is up and we are announced.
-    RelayConnected,
-    /// The relay is unreachable or went away; retrying.
-    RelayLost {
-        /// Why, in words.
-        reason: String,
-        /// When the next attempt is.
-        retry_in_ms: u64,
-    },
-    /// The relay refused something (e.g. `room_full`).
-    RelayRefused {
-        /// Its code.
-        code: String,
-        /// Its words.
-        message: String,
-    },
-    /// Someone is in the room.
-    PeerJoined {
-        /// Peer id.
-        id: String,
-        /// Display name.
-        name: Option<String>,
-    },
-    /// Someone left.
-    PeerLeft {
-        /// Peer id.
-        id: String,
-        /// Why.
-        why: Gone,
-    },
-    /// The connection to a peer changed state.
-    PeerState {
-        /// Peer id.
-        id: String,
-        /// New state.
-        state: ConnectionState,
-    },
+    /// A change for [`CallState`](crate::state::CallState).
+    State(CallAction),
     /// A peer's media arrived.
     RemoteStream {
         /// Peer id.
         id: String,
         /// Its stream.
         stream: MediaStream,
-    },
-    /// Negotiation with a peer went wrong.
-    PeerError {
-        /// Peer id.
-        id: String,
-        /// What failed.
-        message: String,
     },
 }
 
@@ -181,8 +141,8 @@ async fn run(
 }
 
 impl Session {
-    fn emit(&self, update: CallUpdate) {
-        (self.on_update)(update);
+    fn emit(&self, action: CallAction) {
+        (self.on_update)(CallUpdate::State(action));
     }
 
     fn ensure_peer(&mut self, id: &str, peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>) {
@@ -212,7 +172,7 @@ impl Session {
                     },
                 );
             }
-            Err(message) => self.emit(CallUpdate::PeerError {
+            Err(message) => self.emit(CallAction::PeerError {
                 id: id.to_owned(),
                 message,
             }),
@@ -231,11 +191,11 @@ impl Session {
         peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>,
     ) {
         match update {
-            Update::Connected => self.emit(CallUpdate::RelayConnected),
+            Update::Connected => self.emit(CallAction::RelayConnected),
             Update::Disconnected {
                 reason,
                 retry_in_ms,
-            } => self.emit(CallUpdate::RelayLost {
+            } => self.emit(CallAction::RelayLost {
                 reason,
                 retry_in_ms,
             }),
@@ -246,7 +206,7 @@ impl Session {
                         p.signaling_lost = false;
                     }
                     self.ensure_peer(&id, peer_tx);
-                    self.emit(CallUpdate::PeerJoined { id, name });
+                    self.emit(CallAction::Joined { id, name });
                 }
                 Event::Left { id, why } => {
                     // A peer whose relay connection dropped may still be
@@ -259,7 +219,7 @@ impl Session {
                         });
                     if !still_connected {
                         self.drop_peer(&id);
-                        self.emit(CallUpdate::PeerLeft { id, why });
+                        self.emit(CallAction::Left { id, why });
                     }
                 }
                 Event::Signal { from, signal } => {
@@ -267,13 +227,13 @@ impl Session {
                     self.on_signal(&from, signal).await;
                 }
                 Event::RelayError { code, message } => {
-                    self.emit(CallUpdate::RelayRefused { code, message })
+                    self.emit(CallAction::Refused { code, message })
                 }
                 Event::PeerError {
                     from,
                     code,
                     message,
-                } => self.emit(CallUpdate::PeerError {
+                } => self.emit(CallAction::PeerError {
                     id: from,
                     message: format!("{code}: {message}"),
                 }),
@@ -302,7 +262,7 @@ impl Session {
         match result {
             Ok(Some(answer)) => self.signaling.signal(from, answer),
             Ok(None) => {}
-            Err(message) => self.emit(CallUpdate::PeerError {
+            Err(message) => self.emit(CallAction::PeerError {
                 id: from.to_owned(),
                 message,
             }),
@@ -359,7 +319,7 @@ impl Session {
                         .signal(id, Signal::Offer { sdp, ice_restart }),
                     // Not an offer: the state moved on meanwhile.
                     Ok((false, _)) => {}
-                    Err(message) => self.emit(CallUpdate::PeerError {
+                    Err(message) => self.emit(CallAction::PeerError {
                         id: id.to_owned(),
                         message,
                     }),
@@ -367,7 +327,7 @@ impl Session {
             }
             PeerEvent::Candidate(Some(c)) => self.signaling.signal(id, Signal::Candidate(c)),
             PeerEvent::Candidate(None) => self.signaling.signal(id, Signal::EndOfCandidates),
-            PeerEvent::Track(stream) => self.emit(CallUpdate::RemoteStream {
+            PeerEvent::Track(stream) => (self.on_update)(CallUpdate::RemoteStream {
                 id: id.to_owned(),
                 stream,
             }),
@@ -376,7 +336,7 @@ impl Session {
             {
                 // Gone from the relay earlier, and now the media is gone too.
                 self.drop_peer(id);
-                self.emit(CallUpdate::PeerLeft {
+                self.emit(CallAction::Left {
                     id: id.to_owned(),
                     why: Gone::Disconnected,
                 });
@@ -387,9 +347,16 @@ impl Session {
                     p.restarted = true;
                     p.peer.restart_ice();
                 }
-                self.emit(CallUpdate::PeerState {
+                let status = match state {
+                    ConnectionState::Connecting => PeerStatus::Connecting,
+                    ConnectionState::Connected => PeerStatus::Connected,
+                    ConnectionState::Disconnected => PeerStatus::Reconnecting,
+                    ConnectionState::Failed => PeerStatus::Failed,
+                    ConnectionState::Closed => return,
+                };
+                self.emit(CallAction::Status {
                     id: id.to_owned(),
-                    state,
+                    status,
                 });
             }
         }

@@ -24,6 +24,7 @@ const OUTBOX_LIMIT: usize = 256;
 const TICK_MS: u32 = 1_000;
 
 /// What the client is told to do.
+#[derive(Debug)]
 enum Command {
     Signal { to: String, signal: Signal },
     Leave,
@@ -69,15 +70,6 @@ pub struct Options {
 #[derive(Debug)]
 pub struct SignalingClient {
     commands: mpsc::UnboundedSender<Command>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::Signal { to, .. } => write!(f, "Signal(to {to})"),
-            Command::Leave => write!(f, "Leave"),
-        }
-    }
 }
 
 impl SignalingClient {
