@@ -115,9 +115,16 @@ fn now_ms() -> u64 {
 
 /// How one connection ended.
 enum Ended {
+    /// We left the room.
     Left,
-    Lost(String),
+    /// It never opened (or failed before our join went out).
+    Unreachable,
+    /// It was open, then closed; the reason, when the relay gave one.
+    Closed(Option<String>),
 }
+
+/// What to tell the person when a connection that was open closes.
+const CLOSED: &str = "the relay closed the connection";
 
 async fn run(
     options: Options,
@@ -132,11 +139,12 @@ async fn run(
             Err(e) => format!("cannot open {}: {e}", options.url),
             Ok(ws) => match connected(&mut room, ws, &mut outbox, &mut commands, &updates).await {
                 Ended::Left => break,
-                Ended::Lost(reason) if reason.is_empty() => {
+                Ended::Unreachable => "the relay is unreachable".to_owned(),
+                // It was open: the backoff starts over.
+                Ended::Closed(reason) => {
                     attempt = 0;
-                    "the relay closed the connection".to_owned()
+                    reason.unwrap_or_else(|| CLOSED.to_owned())
                 }
-                Ended::Lost(reason) => reason,
             },
         };
         let delay = reconnect_delay_ms(attempt, js_sys::Math::random());
@@ -192,9 +200,7 @@ fn queue(outbox: &mut VecDeque<String>, text: String) {
     outbox.push_back(text);
 }
 
-/// Runs one WebSocket until it ends. `Lost("")` means it was open and
-/// then closed (so backoff starts over); other reasons mean it never
-/// opened or failed.
+/// Runs one WebSocket until it ends.
 async fn connected(
     room: &mut Room,
     mut ws: WebSocket,
@@ -206,17 +212,17 @@ async fn connected(
     if future::poll_fn(|cx| ws.poll_ready_unpin(cx)).await.is_err()
         || !matches!(ws.state(), State::Open)
     {
-        return Ended::Lost("the relay is unreachable".into());
+        return Ended::Unreachable;
     }
     let (mut sink, mut stream) = ws.split();
     let join = room.join(now_ms());
     if sink.send(Message::Text(join)).await.is_err() {
-        return Ended::Lost("the relay is unreachable".into());
+        return Ended::Unreachable;
     }
     let _ = updates.unbounded_send(Update::Connected);
     while let Some(text) = outbox.pop_front() {
         if sink.send(Message::Text(text)).await.is_err() {
-            return Ended::Lost(String::new());
+            return Ended::Closed(None);
         }
     }
     let mut ticks = IntervalStream::new(TICK_MS).fuse();
@@ -231,15 +237,11 @@ async fn connected(
                 }
                 Some(Ok(Message::Bytes(_))) => Vec::new(),
                 Some(Err(WebSocketError::ConnectionClose(close))) => {
-                    let why = if close.reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!("the relay closed the connection ({} {})", close.code, close.reason)
-                    };
-                    return Ended::Lost(why);
+                    return Ended::Closed((!close.reason.is_empty())
+                        .then(|| format!("{CLOSED} ({} {})", close.code, close.reason)));
                 }
                 Some(Err(_)) => continue,
-                None => return Ended::Lost(String::new()),
+                None => return Ended::Closed(None),
             },
             _ = ticks.next() => {
                 let out = room.tick(now_ms());
@@ -258,7 +260,7 @@ async fn connected(
         };
         for text in send {
             if sink.send(Message::Text(text)).await.is_err() {
-                return Ended::Lost(String::new());
+                return Ended::Closed(None);
             }
         }
     }
