@@ -6,13 +6,17 @@
 //!
 //! Modules: `conn` runs one WebSocket (reading, writing, keep-alive, rate
 //! limit, shutdown); `rooms` decides what each message means in the default
-//! [`Mode::Rooms`]; `dumb` is [`Mode::Broadcast`]; `statics` serves `dist/`.
+//! [`Mode::Rooms`]; `dumb` is [`Mode::Broadcast`]; `statics` serves `dist/`;
+//! `turn` hands out short-lived TURN credentials.
 #![forbid(unsafe_code)]
 
 mod conn;
 mod dumb;
 mod rooms;
 mod statics;
+mod turn;
+
+pub use turn::{credential as turn_credential, TurnConfig};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,6 +96,9 @@ pub struct Config {
     /// A connection that sends nothing (not even a pong) for this long is
     /// closed.
     pub idle_timeout: Duration,
+    /// TURN servers to hand short-lived credentials out for at
+    /// `/ice-servers`; `None` answers that endpoint with 404.
+    pub turn: Option<TurnConfig>,
 }
 
 impl Default for Config {
@@ -108,6 +115,7 @@ impl Default for Config {
             max_id_len: peercall_protocol::MAX_ID_LEN,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            turn: None,
         }
     }
 }
@@ -142,7 +150,7 @@ impl State {
 }
 
 /// The relay's HTTP service: `/ws` and `/ws/{room}` (signaling), `/healthz`,
-/// and the static app when [`Config::static_dir`] is set.
+/// `/ice-servers` (TURN credentials), and the static app when [`Config::static_dir`] is set.
 pub fn app(config: Config) -> Router {
     router(Arc::new(State::new(config)))
 }
@@ -152,6 +160,7 @@ fn router(state: Arc<State>) -> Router {
         .route(WS_PATH, get(upgrade))
         .route(&format!("{WS_PATH}/{{room}}"), get(upgrade_in_room))
         .route("/healthz", get(health))
+        .route("/ice-servers", get(turn::ice_servers))
         .with_state(state.clone());
     if let Some(dir) = &state.config.static_dir {
         router = router.fallback_service(statics::service(dir));
@@ -217,6 +226,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
         "connections": state.connections.load(Ordering::Relaxed),
         "rooms": rooms,
         "peers": peers,
+        "turn": state.config.turn.is_some(),
     }))
 }
 

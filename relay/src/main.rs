@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::time::Duration;
 
-use peercall_relay::{serve, Config, Mode, WS_PATH};
+use peercall_relay::{serve, Config, Mode, TurnConfig, WS_PATH};
 use tracing_subscriber::EnvFilter;
 
 /// peercall's signaling relay. Serves the WebSocket at /ws (and /ws/ROOM), a
@@ -60,6 +60,71 @@ struct Args {
     /// Seconds of silence after which a client is disconnected.
     #[arg(long, default_value_t = Config::default().idle_timeout.as_secs_f64(), value_parser = seconds)]
     idle_timeout: f64,
+    /// TURN server URL to hand out short-lived credentials for at
+    /// /ice-servers (repeat, or separate with commas), e.g.
+    /// turn:turn.example.com:3478?transport=udp. Needs a secret.
+    #[arg(long = "turn-url", env = "PEERCALL_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    /// The secret shared with coturn (its static-auth-secret, with
+    /// use-auth-secret). Prefer the environment variable or
+    /// --turn-secret-file: command lines are visible to other users.
+    #[arg(long, env = "PEERCALL_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// File whose first line is the TURN secret.
+    #[arg(
+        long,
+        env = "PEERCALL_TURN_SECRET_FILE",
+        conflicts_with = "turn_secret"
+    )]
+    turn_secret_file: Option<PathBuf>,
+    /// Seconds a TURN credential stays valid.
+    #[arg(long, default_value_t = 86400.0, value_parser = seconds)]
+    turn_ttl: f64,
+    /// STUN URL to list next to the TURN servers at /ice-servers (repeat,
+    /// or separate with commas).
+    #[arg(long = "stun-url", env = "PEERCALL_STUN_URLS", value_delimiter = ',')]
+    stun_urls: Vec<String>,
+}
+
+/// The TURN settings from the flags, or a sentence saying what is wrong.
+fn turn_config(args: &Args) -> Result<Option<TurnConfig>, String> {
+    let secret = match (&args.turn_secret, &args.turn_secret_file) {
+        (Some(s), _) => Some(s.trim().to_owned()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --turn-secret-file {}: {e}", path.display()))?;
+            Some(text.lines().next().unwrap_or_default().trim().to_owned())
+        }
+        (None, None) => None,
+    };
+    for url in &args.turn_urls {
+        if !(url.starts_with("turn:") || url.starts_with("turns:")) {
+            return Err(format!(
+                "--turn-url {url:?} must start with turn: or turns:"
+            ));
+        }
+    }
+    for url in &args.stun_urls {
+        if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
+            return Err(format!(
+                "--stun-url {url:?} must start with stun: or stuns:"
+            ));
+        }
+    }
+    match secret {
+        None if args.turn_urls.is_empty() => Ok(None),
+        None => Err("--turn-url needs --turn-secret or --turn-secret-file".into()),
+        Some(s) if s.is_empty() => Err("the TURN secret is empty".into()),
+        Some(_) if args.turn_urls.is_empty() => {
+            Err("a TURN secret needs at least one --turn-url".into())
+        }
+        Some(secret) => Ok(Some(TurnConfig {
+            secret,
+            urls: args.turn_urls.clone(),
+            stun_urls: args.stun_urls.clone(),
+            ttl: Duration::from_secs_f64(args.turn_ttl),
+        })),
+    }
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -79,6 +144,13 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    let turn = match turn_config(&args) {
+        Ok(turn) => turn,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     if let Some(dir) = &args.static_dir {
         if !dir.join("index.html").is_file() {
@@ -107,6 +179,13 @@ async fn main() -> ExitCode {
         "signaling WebSocket: ws://{local}{WS_PATH} ({} mode)",
         args.mode.name()
     );
+    if let Some(turn) = &turn {
+        println!(
+            "TURN credentials: http://{local}/ice-servers ({}, valid {} s)",
+            turn.urls.join(" "),
+            turn.ttl.as_secs()
+        );
+    }
 
     let config = Config {
         static_dir: args.static_dir,
@@ -120,6 +199,7 @@ async fn main() -> ExitCode {
         max_id_len: args.max_id_len,
         ping_interval: Duration::from_secs_f64(args.ping_interval),
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        turn,
     };
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => {
@@ -154,4 +234,58 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(args: &[&str]) -> Result<Option<TurnConfig>, String> {
+        let args =
+            Args::try_parse_from(std::iter::once("peercall-relay").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        turn_config(&args)
+    }
+
+    #[test]
+    fn turn_flags_are_checked() {
+        assert!(turn(&[]).unwrap().is_none());
+        let t = turn(&[
+            "--turn-url",
+            "turn:a:3478,turns:a:5349",
+            "--turn-secret",
+            " s ",
+            "--turn-ttl",
+            "60",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.urls, ["turn:a:3478", "turns:a:5349"]);
+        assert_eq!(t.secret, "s");
+        assert_eq!(t.ttl, Duration::from_secs(60));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "from-file\n").unwrap();
+        let path = file.path().to_str().unwrap();
+        let t = turn(&["--turn-url", "turn:a", "--turn-secret-file", path])
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.secret, "from-file");
+        for bad in [
+            &["--turn-url", "turn:a"][..],
+            &["--turn-secret", "s"],
+            &["--turn-secret", "", "--turn-url", "turn:a"],
+            &["--turn-secret", "s", "--turn-url", "http://a"],
+            &[
+                "--turn-secret",
+                "s",
+                "--turn-url",
+                "turn:a",
+                "--stun-url",
+                "turn:b",
+            ],
+            &["--turn-secret-file", "/nonexistent", "--turn-url", "turn:a"],
+        ] {
+            assert!(turn(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
-use peercall_relay::{app, serve, Config, Mode};
+use peercall_relay::{app, serve, turn_credential, Config, Mode, TurnConfig};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -885,6 +885,73 @@ async fn without_a_static_dir_only_the_api_is_served() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let health = get(&Config::default(), "/healthz", None).await;
     assert_eq!(health.status(), StatusCode::OK);
+}
+
+// --- TURN credentials ---------------------------------------------------------
+
+async fn json_body(res: axum::response::Response) -> serde_json::Value {
+    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn ice_servers_hands_out_short_lived_turn_credentials() {
+    let config = Config {
+        turn: Some(TurnConfig {
+            secret: "s3cret".into(),
+            urls: vec![
+                "turn:127.0.0.1:3478?transport=udp".into(),
+                "turn:127.0.0.1:3478?transport=tcp".into(),
+            ],
+            stun_urls: vec!["stun:127.0.0.1:3478".into()],
+            ttl: Duration::from_secs(600),
+        }),
+        ..Config::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let res = get(&config, "/ice-servers?id=alice-1", None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header_of(&res, header::CACHE_CONTROL), "no-store");
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
+    let body = json_body(res).await;
+    assert_eq!(body["ttl"], 600);
+    let expires = body["expiresAt"].as_u64().unwrap();
+    assert!(
+        (now + 599..=now + 601).contains(&expires),
+        "{expires} vs {now}"
+    );
+    assert_eq!(
+        body["iceServers"][0],
+        json!({"urls": ["stun:127.0.0.1:3478"]})
+    );
+    let turn = &body["iceServers"][1];
+    assert_eq!(turn["urls"][1], "turn:127.0.0.1:3478?transport=tcp");
+    let username = turn["username"].as_str().unwrap();
+    assert_eq!(username, format!("{expires}:alice-1"));
+    // The credential is what coturn computes from the shared secret.
+    assert_eq!(
+        turn["credential"],
+        turn_credential("s3cret", expires, Some("alice-1")).1
+    );
+
+    // A bad id is left out of the username rather than passed to coturn.
+    let body = json_body(get(&config, "/ice-servers?id=a:b", None).await).await;
+    let username = body["iceServers"][1]["username"].as_str().unwrap();
+    assert!(!username.contains(':'), "{username}");
+    let body = json_body(get(&config, "/ice-servers", None).await).await;
+    assert!(body["iceServers"][1]["credential"].is_string());
+}
+
+#[tokio::test]
+async fn ice_servers_without_turn_is_a_404_that_says_so() {
+    let res = get(&Config::default(), "/ice-servers", None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), "*");
+    let body = json_body(res).await;
+    assert_eq!(body["error"], "no_turn");
+    assert!(body["message"].as_str().unwrap().contains("--turn-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
