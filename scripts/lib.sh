@@ -191,6 +191,16 @@ browsers() {
 	export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 }
 
+# turn_server: coturn (Debian's package) for the TURN tests; exports
+# PEERCALL_TURNSERVER_BIN. The tests start their own turnserver on loopback
+# with a generated secret (e2e/src/lib.rs, Turn); none runs as a service.
+turn_server() {
+	apt_ensure coturn
+	PEERCALL_TURNSERVER_BIN=$(command -v turnserver || echo /usr/bin/turnserver)
+	[ -x "$PEERCALL_TURNSERVER_BIN" ] || die "coturn installed no turnserver binary"
+	export PEERCALL_TURNSERVER_BIN
+}
+
 # run_e2e [cargo test args...]: the end-to-end tests against the release
 # build in dist/ and the relay binary, one browser test at a time.
 run_e2e() {

@@ -2,7 +2,7 @@
 # Installs what the tests need (idempotently) and runs every check:
 # formatting, clippy on host and wasm32, native tests, browser tests in
 # headless Chromium and Firefox, the release build, and end-to-end tests that
-# open the served app in a real browser.
+# open the served app in real browsers (calls included, some through coturn).
 #
 # Usage: scripts/test.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -13,6 +13,7 @@ trap 'stop_test_relay; phase_summary; printf "total: %ss\n" $(( $(date +%s) - T0
 setup() {
 	web_tools
 	browsers
+	turn_server
 }
 
 wasm_browser_tests() {

@@ -24,6 +24,7 @@ pub fn App() -> Html {
     let room = use_state(page::current_room);
     let hung_up = use_state(|| false);
     let name = use_state(page::load_name);
+    let relay_only = use_state(page::load_relay_only);
     let config = use_state(|| Config::Loading);
 
     {
@@ -51,10 +52,12 @@ pub fn App() -> Html {
     }
 
     let on_start = {
-        let (name, hung_up) = (name.clone(), hung_up.clone());
-        Callback::from(move |typed: String| {
+        let (name, relay_only, hung_up) = (name.clone(), relay_only.clone(), hung_up.clone());
+        Callback::from(move |(typed, only_turn): (String, bool)| {
             page::save_name(&typed);
+            page::save_relay_only(only_turn);
             name.set(typed.trim().to_owned());
+            relay_only.set(only_turn);
             hung_up.set(false);
             match page::random_room_id() {
                 Ok(id) => page::set_room(&id),
@@ -64,7 +67,9 @@ pub fn App() -> Html {
     };
 
     let body = match (&*room, &*config) {
-        (None, _) => html! { <Landing name={(*name).clone()} {on_start} /> },
+        (None, _) => html! {
+            <Landing name={(*name).clone()} relay_only={*relay_only} {on_start} />
+        },
         (Some(_), Config::Loading) => html! {
             <p class="notice" role="status">{ "Loading…" }</p>
         },
@@ -97,8 +102,12 @@ pub fn App() -> Html {
                 Callback::from(move |()| hung_up.set(true))
             };
             let name = Some((*name).clone()).filter(|n| !n.is_empty());
+            // The deployment or the address may ask for relay-only; the
+            // person's own choice can only add to that.
+            let mut call_config = call_config.clone();
+            call_config.relay_only |= *relay_only;
             html! {
-                <InCall key={room.clone()} room={room.clone()} {name} config={call_config.clone()}
+                <InCall key={room.clone()} room={room.clone()} {name} config={call_config}
                         relay_url={relay_url.clone()} {on_hang_up} />
             }
         }

@@ -8,6 +8,12 @@
 //!    own STUN/TURN servers and relay without a rebuild;
 //! 3. the page's query: `?ice=stun:a:3478,turn:b:3478` (or `ice=none`) with
 //!    `ice_username` and `ice_credential` for TURN, and `?relay=<ws(s) URL>`.
+//!
+//! On top of those, each call asks the relay for short-lived TURN
+//! credentials (`/ice-servers` beside its WebSocket, see [`crate::ice`])
+//! and adds what it gets; `iceServersUrl` / `?ice_servers_url=` point
+//! elsewhere or (`none`) turn that off.
+//! `iceTransportPolicy` / `?ice_policy=relay` send media only through TURN.
 
 use serde::Deserialize;
 
@@ -43,6 +49,33 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
+/// Where to ask for TURN credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CredentialsUrl {
+    /// `/ice-servers` beside the relay's WebSocket.
+    #[default]
+    FromRelay,
+    /// This URL.
+    At(String),
+    /// Nowhere: only the configured servers.
+    Off,
+}
+
+impl CredentialsUrl {
+    fn parse(value: &str, source: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value == "none" || value.is_empty() {
+            Ok(CredentialsUrl::Off)
+        } else if value.starts_with("https://") || value.starts_with("http://") {
+            Ok(CredentialsUrl::At(value.to_owned()))
+        } else {
+            Err(format!(
+                "{source}: the ICE servers URL {value:?} must be http(s):// or none"
+            ))
+        }
+    }
+}
+
 /// What a call needs to know before it starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallConfig {
@@ -50,14 +83,31 @@ pub struct CallConfig {
     pub ice_servers: Vec<IceServer>,
     /// The relay's WebSocket URL; `None` means the page's own origin.
     pub relay: Option<String>,
+    /// Media only through TURN (`iceTransportPolicy: "relay"`): hides
+    /// addresses from the other side; for strict networks and tests.
+    pub relay_only: bool,
+    /// Where TURN credentials come from.
+    pub credentials_url: CredentialsUrl,
 }
 
 /// `config.json`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConfigFile {
     ice_servers: Option<Vec<IceServer>>,
     relay: Option<String>,
+    ice_transport_policy: Option<String>,
+    ice_servers_url: Option<String>,
+}
+
+fn relay_only(policy: &str, source: &str) -> Result<bool, String> {
+    match policy.trim() {
+        "relay" => Ok(true),
+        "all" => Ok(false),
+        other => Err(format!(
+            "{source}: ICE transport policy {other:?} must be \"all\" or \"relay\""
+        )),
+    }
 }
 
 impl CallConfig {
@@ -67,7 +117,7 @@ impl CallConfig {
         Self {
             // A bad build-time value is caught by the test of this function.
             ice_servers: parse_ice_servers(json).unwrap_or_default(),
-            relay: None,
+            ..Self::default()
         }
     }
 
@@ -82,6 +132,12 @@ impl CallConfig {
         if let Some(relay) = file.relay {
             self.relay = Some(check_relay_url(&relay).map_err(|e| format!("config.json: {e}"))?);
         }
+        if let Some(policy) = file.ice_transport_policy {
+            self.relay_only = relay_only(&policy, "config.json")?;
+        }
+        if let Some(url) = file.ice_servers_url {
+            self.credentials_url = CredentialsUrl::parse(&url, "config.json")?;
+        }
         Ok(self)
     }
 
@@ -92,9 +148,14 @@ impl CallConfig {
     ) -> Result<Self, String> {
         let (mut username, mut credential) = (None, None);
         let mut ice = None;
+        let mut credentials_url = None;
         for (key, value) in params {
             match key {
                 "relay" => self.relay = Some(check_relay_url(value)?),
+                "ice_policy" => self.relay_only = relay_only(value, "the page address")?,
+                "ice_servers_url" => {
+                    credentials_url = Some(CredentialsUrl::parse(value, "the page address")?)
+                }
                 "ice" => ice = Some(value.to_owned()),
                 "ice_username" => username = Some(value.to_owned()),
                 "ice_credential" => credential = Some(value.to_owned()),
@@ -118,7 +179,19 @@ impl CallConfig {
             check_ice_servers(&servers)?;
             self.ice_servers = servers;
         }
+        if let Some(url) = credentials_url {
+            self.credentials_url = url;
+        }
         Ok(self)
+    }
+
+    /// Where to fetch TURN credentials for a relay at `relay_ws`, if anywhere.
+    pub fn credentials_url_for(&self, relay_ws: &str) -> Option<String> {
+        match &self.credentials_url {
+            CredentialsUrl::FromRelay => crate::ice::ice_servers_url(relay_ws),
+            CredentialsUrl::At(url) => Some(url.clone()),
+            CredentialsUrl::Off => None,
+        }
     }
 }
 
@@ -130,7 +203,7 @@ pub fn parse_ice_servers(json: &str) -> Result<Vec<IceServer>, String> {
     Ok(servers)
 }
 
-fn check_ice_servers(servers: &[IceServer]) -> Result<(), String> {
+pub(crate) fn check_ice_servers(servers: &[IceServer]) -> Result<(), String> {
     for server in servers {
         if server.urls.is_empty() {
             return Err("an ICE server has no URLs".into());
@@ -197,7 +270,7 @@ mod tests {
     fn config_json_replaces_what_it_names() {
         let base = CallConfig {
             ice_servers: vec![stun("stun:base:3478")],
-            relay: None,
+            ..CallConfig::default()
         };
         let c = base
             .clone()
@@ -217,9 +290,55 @@ mod tests {
             r#"{"iceServers":[{"urls":"turn:x:3478"}]}"#,
             r#"{"iceServers":[{"urls":[]}]}"#,
             r#"{"relay":"http://x/ws"}"#,
+            r#"{"iceTransportPolicy":"relays"}"#,
+            r#"{"iceServersUrl":"ftp://x"}"#,
+            r#"{"iceServerz":[]}"#,
         ] {
             assert!(base.clone().with_file(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relay_only_and_the_credentials_url_come_from_file_and_query() {
+        let base = CallConfig::built_in();
+        assert!(!base.relay_only);
+        assert_eq!(
+            base.credentials_url_for("wss://call.example/ws").as_deref(),
+            Some("https://call.example/ice-servers")
+        );
+        let c = base
+            .clone()
+            .with_file(
+                r#"{"iceTransportPolicy":"relay","iceServersUrl":"https://t.example/creds"}"#,
+            )
+            .unwrap();
+        assert!(c.relay_only);
+        assert_eq!(
+            c.credentials_url_for("ws://x/ws").as_deref(),
+            Some("https://t.example/creds")
+        );
+        let c = c
+            .with_query([("ice_policy", "all"), ("ice_servers_url", "none")])
+            .unwrap();
+        assert!(!c.relay_only);
+        assert_eq!(c.credentials_url_for("ws://x/ws"), None);
+        let c = base.clone().with_query([("ice_policy", "relay")]).unwrap();
+        assert!(c.relay_only);
+        assert!(base.clone().with_query([("ice_policy", "turn")]).is_err());
+        // Naming the servers in the address keeps the relay's TURN.
+        let c = base.clone().with_query([("ice", "stun:s:1")]).unwrap();
+        assert_eq!(c.credentials_url, CredentialsUrl::FromRelay);
+        let c = base
+            .clone()
+            .with_query([
+                ("ice", "none"),
+                ("ice_servers_url", "http://127.0.0.1:1/ice-servers"),
+            ])
+            .unwrap();
+        assert_eq!(
+            c.credentials_url,
+            CredentialsUrl::At("http://127.0.0.1:1/ice-servers".into())
+        );
     }
 
     #[test]

@@ -124,6 +124,15 @@ pub enum CallAction {
         /// Now.
         status: PeerStatus,
     },
+    /// Our connection to someone failed for good; `message` says why.
+    IceFailed {
+        /// Peer id.
+        id: String,
+        /// Why.
+        why: crate::ice::IceFailure,
+    },
+    /// Something the person should know about the whole call.
+    Warning(String),
     /// Negotiation with someone failed.
     PeerError {
         /// Peer id.
@@ -205,6 +214,13 @@ impl CallState {
                     }
                 }
             }
+            CallAction::IceFailed { id, why } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.status = PeerStatus::Failed;
+                    self.notice = Some(why.message(&peer.name));
+                }
+            }
+            CallAction::Warning(message) => self.notice = Some(message),
             CallAction::PeerError { id, message } => {
                 let name = self
                     .peers
@@ -289,6 +305,20 @@ mod tests {
                 status: PeerStatus::Failed,
             });
         assert!(s.notice.unwrap().contains("TURN"));
+        let s = CallState::default()
+            .apply(joined("b", Some("Bo")))
+            .apply(CallAction::IceFailed {
+                id: "b".into(),
+                why: crate::ice::IceFailure::CredentialsRejected {
+                    url: "turn:t:3478".into(),
+                },
+            });
+        assert_eq!(s.peers["b"].status, PeerStatus::Failed);
+        let notice = s.notice.unwrap();
+        assert!(notice.starts_with("Could not connect to Bo."), "{notice}");
+        assert!(notice.contains("rejected the credentials"), "{notice}");
+        let s = CallState::default().apply(CallAction::Warning("Relay-only".into()));
+        assert_eq!(s.notice.as_deref(), Some("Relay-only"));
         let s = CallState::default().apply(CallAction::Refused {
             code: "room_full".into(),
             message: "the room is full (8 people)".into(),

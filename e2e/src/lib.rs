@@ -5,10 +5,13 @@
 //!
 //! Paths come from the environment that `scripts/test.sh` sets:
 //! `PEERCALL_RELAY_BIN`, `PEERCALL_DIST`, `CHROME_BIN`, `CHROMEDRIVER_BIN`,
-//! `FIREFOX_BIN`, `GECKODRIVER_BIN`. Each browser gets a fresh profile and
+//! `FIREFOX_BIN`, `GECKODRIVER_BIN`, and `PEERCALL_TURNSERVER_BIN` (coturn's
+//! `turnserver`, for [`Turn`]). Each browser gets a fresh profile and
 //! its own driver process, so two browsers in one test are two separate
 //! browser processes, as two people would be.
 #![forbid(unsafe_code)]
+
+pub mod call;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -84,6 +87,90 @@ impl Relay {
         // Keep draining stdout so the relay never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { _child: child, url })
+    }
+}
+
+/// A real TURN server: coturn's `turnserver` on a free loopback port,
+/// with the REST-API shared secret (`use-auth-secret`), as a deployment
+/// would run it, and loopback peers allowed (everything here is on
+/// 127.0.0.1). Stopped on drop.
+pub struct Turn {
+    child: Child,
+    /// Its port (UDP and TCP).
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Turn {
+    /// Starts coturn with `secret` and waits until it accepts TCP.
+    pub async fn start(secret: &str) -> Result<Self> {
+        let bin = env_path("PEERCALL_TURNSERVER_BIN", "turnserver");
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let child = Command::new(&bin)
+            .args([
+                "-n", // no config file: only these flags
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                &format!("--listening-port={port}"),
+                "--use-auth-secret",
+                &format!("--static-auth-secret={secret}"),
+                "--realm=peercall.test",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--fingerprint",
+                "--allow-loopback-peers",
+                "--simple-log",
+                &format!("--log-file={}", path("turn.log")),
+                &format!("--userdb={}", path("turndb")),
+                &format!("--pidfile={}", path("turn.pid")),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (coturn; scripts/test.sh installs it): {e}",
+                    bin.display()
+                )
+            })?;
+        wait_for_port(port, Duration::from_secs(20))
+            .await
+            .map_err(|_| format!("coturn did not listen on 127.0.0.1:{port}"))?;
+        Ok(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// `turn:` URLs for UDP and TCP.
+    pub fn urls(&self) -> String {
+        let p = self.port;
+        format!("turn:127.0.0.1:{p}?transport=udp,turn:127.0.0.1:{p}?transport=tcp")
+    }
+
+    /// coturn's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_dir(self._dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with("turn")
+                    && e.file_name().to_string_lossy().ends_with(".log")
+            })
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
     }
 }
 
@@ -174,7 +261,9 @@ impl Browser {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", driver_bin.display()))?;
-        wait_for_port(port, Duration::from_secs(20)).await?;
+        wait_for_port(port, Duration::from_secs(20))
+            .await
+            .map_err(|e| format!("{}: no WebDriver server: {e}", kind.name()))?;
 
         let Value::Object(caps) = caps else {
             unreachable!("capabilities are an object")
@@ -291,5 +380,5 @@ async fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("no WebDriver server came up on port {port}"))
+    Err(format!("nothing came up on port {port}"))
 }

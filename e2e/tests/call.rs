@@ -10,156 +10,14 @@
 //! screenshots of both sides there (scripts/screenshots.sh).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use peercall_e2e::call::{
+    assert_receiving, now_ms, remote_name, start_call, wait_connected, wait_remote_frame, LIMIT,
+};
 use peercall_e2e::{Browser, Kind, Relay};
-use serde_json::Value;
 
-/// Generous: two browsers and a build on two shared cores.
-const LIMIT: Duration = Duration::from_secs(30);
 /// `?ice=none`: loopback needs no STUN, and this machine has no internet.
 const QUERY: &str = "?ice=none";
-
-const REMOTE_DECODING: &str = r#"
-    const v = document.querySelector('video[data-testid=remote-video]');
-    return !!v && v.videoWidth > 0 && v.readyState >= 2;
-"#;
-
-/// Sums inbound-rtp counters over every peer connection of the page.
-const INBOUND: &str = r#"
-    const peers = window.peercall ? [...window.peercall.peers.values()] : [];
-    let frames = 0, audio = 0;
-    for (const pc of peers) {
-        const stats = await pc.getStats();
-        stats.forEach(r => {
-            if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
-            if (r.type === 'inbound-rtp' && r.kind === 'audio') audio += r.bytesReceived || 0;
-        });
-    }
-    return {frames, audio};
-"#;
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
-
-async fn inbound(b: &Browser) -> (u64, u64) {
-    let v = b
-        .js(&format!("return (async () => {{ {INBOUND} }})()"))
-        .await
-        .unwrap();
-    (
-        v["frames"].as_u64().unwrap_or(0),
-        v["audio"].as_u64().unwrap_or(0),
-    )
-}
-
-/// What each peer connection of the page is doing, for failure messages.
-const PEER_STATES: &str = r#"
-    const out = [];
-    for (const [id, pc] of (window.peercall ? window.peercall.peers : new Map())) {
-        out.push({id: id.slice(0, 6), signaling: pc.signalingState, ice: pc.iceConnectionState,
-                  connection: pc.connectionState, gathering: pc.iceGatheringState,
-                  local: pc.localDescription && pc.localDescription.type,
-                  remote: pc.remoteDescription && pc.remoteDescription.type,
-                  transceivers: pc.getTransceivers().map(t => `${t.mid}:${t.currentDirection}`),
-                  localCandidates: (pc.localDescription ? pc.localDescription.sdp : '').split('\r\n')
-                      .filter(l => l.startsWith('a=candidate')).map(l => l.slice(12, 90)),
-                  remoteCandidates: (pc.remoteDescription ? pc.remoteDescription.sdp : '').split('\r\n')
-                      .filter(l => l.startsWith('a=candidate')).map(l => l.slice(12, 90))});
-    }
-    return out;
-"#;
-
-/// Waits for a decoded remote frame on `b`; on failure, says what the peer
-/// connections on both sides were doing.
-async fn wait_remote_frame(b: &Browser, other: Option<&Browser>) {
-    if let Err(e) = b
-        .wait_until("a decoded remote frame", REMOTE_DECODING, LIMIT)
-        .await
-    {
-        let mine = b.js(PEER_STATES).await.unwrap_or_default();
-        let theirs = match other {
-            Some(o) => o.js(PEER_STATES).await.unwrap_or_default(),
-            None => Value::Null,
-        };
-        panic!("{e}\nthis side: {mine}\nother side: {theirs}");
-    }
-}
-
-/// The remote video decodes and keeps decoding, and audio keeps arriving.
-async fn assert_receiving(b: &Browser) {
-    wait_remote_frame(b, None).await;
-    let (f0, a0) = inbound(b).await;
-    let mut last = (f0, a0);
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        last = inbound(b).await;
-        if last.0 > f0 && last.1 > a0 {
-            return;
-        }
-    }
-    panic!(
-        "{}: media is not flowing: frames {f0} -> {}, audio bytes {a0} -> {}",
-        b.kind().name(),
-        last.0,
-        last.1
-    );
-}
-
-/// Opens the landing page, types a name, starts a call; gives the link.
-async fn start_call(b: &Browser, relay: &Relay, name: &str) -> String {
-    b.goto(&format!("{}{QUERY}", relay.url)).await.unwrap();
-    b.wait_until(
-        "the landing page",
-        "return !!document.querySelector('[data-testid=start]')",
-        LIMIT,
-    )
-    .await
-    .unwrap();
-    b.js(&format!(
-        "document.querySelector('[data-testid=name]').value = {name:?};
-         document.querySelector('[data-testid=start]').click();"
-    ))
-    .await
-    .unwrap();
-    b.wait_until(
-        "the room link",
-        "const l = document.querySelector('[data-testid=room-link]'); return !!l && l.value.includes('#')",
-        LIMIT,
-    )
-    .await
-    .unwrap();
-    let link = b
-        .js("return document.querySelector('[data-testid=room-link]').value")
-        .await
-        .unwrap();
-    let link = link.as_str().unwrap().to_owned();
-    let room = link.split('#').nth(1).unwrap();
-    assert_eq!(room.len(), 22, "128-bit room id in the hash: {link}");
-    link
-}
-
-/// The other person's name as this side shows it.
-async fn remote_name(b: &Browser) -> Value {
-    b.js("const n = document.querySelector('[data-testid=remote-name]'); return n && n.textContent")
-        .await
-        .unwrap()
-}
-
-async fn wait_connected(b: &Browser) {
-    b.wait_until(
-        "the peer to show as connected",
-        "const s = document.querySelector('[data-testid=remote-status]'); return !!s && s.textContent === 'connected'",
-        LIMIT,
-    )
-    .await
-    .unwrap();
-}
 
 /// Milliseconds from `opened_at` to the first remote frame on `b`.
 async fn setup_ms(b: &Browser, opened_at: f64) -> f64 {
@@ -212,7 +70,7 @@ async fn hang_up(leaver: &Browser, stayer: &Browser) {
 async fn call_between(first: Kind, second: Kind, relay_args: &[&str], screenshots: bool) {
     let relay = Relay::start(relay_args).await.unwrap();
     let a = Browser::launch(first).await.unwrap();
-    let link = start_call(&a, &relay, "Ada").await;
+    let link = start_call(&a, &format!("{}{QUERY}", relay.url), "Ada").await;
     let b = Browser::launch(second).await.unwrap();
     let opened_at = now_ms();
     b.goto(&link).await.unwrap();
@@ -304,7 +162,7 @@ async fn time_from_opening_the_link_to_the_first_remote_frame() {
     const RUNS: usize = 5;
     let relay = Relay::start(&[]).await.unwrap();
     let a = Browser::launch(Kind::Chromium).await.unwrap();
-    let link = start_call(&a, &relay, "Ada").await;
+    let link = start_call(&a, &format!("{}{QUERY}", relay.url), "Ada").await;
     let b = Browser::launch(Kind::Chromium).await.unwrap();
     let mut times = Vec::new();
     for _ in 0..RUNS {

@@ -2,10 +2,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use web_sys::MediaStream;
+use web_sys::{MediaStream, RtcPeerConnection};
 use yew::prelude::*;
 
-use crate::components::{LocalPreview, MediaErrorView, RemoteVideo};
+use crate::components::{Connection, LocalPreview, MediaErrorView, RemoteVideo, StatsPanel};
 use crate::config::CallConfig;
 use crate::hooks::{use_local_media, LocalMedia};
 use crate::media::MediaRequest;
@@ -29,28 +29,37 @@ pub struct InCallProps {
     pub on_hang_up: Callback<()>,
 }
 
-/// Remote streams by peer id. Kept out of [`CallState`] so that stays pure.
+/// Remote streams and peer connections by peer id. Kept out of
+/// [`CallState`] so that stays pure.
 #[derive(Default, PartialEq)]
-struct Streams(BTreeMap<String, MediaStream>);
+struct Streams {
+    media: BTreeMap<String, MediaStream>,
+    connections: BTreeMap<String, RtcPeerConnection>,
+}
 
 enum StreamAction {
     Set(String, MediaStream),
+    Connection(String, RtcPeerConnection),
     Remove(String),
 }
 
 impl Reducible for Streams {
     type Action = StreamAction;
     fn reduce(self: Rc<Self>, action: StreamAction) -> Rc<Self> {
-        let mut map = self.0.clone();
+        let (mut media, mut connections) = (self.media.clone(), self.connections.clone());
         match action {
             StreamAction::Set(id, stream) => {
-                map.insert(id, stream);
+                media.insert(id, stream);
+            }
+            StreamAction::Connection(id, pc) => {
+                connections.insert(id, pc);
             }
             StreamAction::Remove(id) => {
-                map.remove(&id);
+                media.remove(&id);
+                connections.remove(&id);
             }
         }
-        Rc::new(Streams(map))
+        Rc::new(Streams { media, connections })
     }
 }
 
@@ -61,6 +70,7 @@ pub fn InCall(props: &InCallProps) -> Html {
     let state = use_reducer(CallState::default);
     let streams = use_reducer(Streams::default);
     let call: Rc<RefCell<Option<Call>>> = use_mut_ref(|| None);
+    let show_stats = use_state(|| false);
 
     let live = match &media.state {
         LocalMedia::Live(stream) => Some(Clone::clone(stream)),
@@ -79,6 +89,9 @@ pub fn InCall(props: &InCallProps) -> Html {
                 let on_update = move |update: CallUpdate| match update {
                     CallUpdate::RemoteStream { id, stream } => {
                         streams.dispatch(StreamAction::Set(id, stream))
+                    }
+                    CallUpdate::Connection { id, pc } => {
+                        streams.dispatch(StreamAction::Connection(id, pc))
                     }
                     CallUpdate::State(action) => {
                         if let CallAction::Left { id, .. } = &action {
@@ -152,9 +165,24 @@ pub fn InCall(props: &InCallProps) -> Html {
                     key={id.clone()}
                     name={peer.name.clone()}
                     status={peer.status}
-                    stream={streams.0.get(id).cloned()}
+                    stream={streams.media.get(id).cloned()}
                 />
             }
+        })
+        .collect();
+    let toggle_stats = {
+        let show_stats = show_stats.clone();
+        Callback::from(move |_: MouseEvent| show_stats.set(!*show_stats))
+    };
+    let connections: Vec<Connection> = streams
+        .connections
+        .iter()
+        .filter_map(|(id, pc)| {
+            state.peers.get(id).map(|p| Connection {
+                id: id.clone(),
+                name: p.name.clone(),
+                pc: pc.clone(),
+            })
         })
         .collect();
     let waiting =
@@ -177,7 +205,15 @@ pub fn InCall(props: &InCallProps) -> Html {
             if let Some(notice) = &state.notice {
                 <p class="toast" role="status" aria-live="polite" data-testid="notice">{ notice }</p>
             }
+            if *show_stats {
+                <StatsPanel {connections} />
+            }
             <div class="controls">
+                <button type="button" class="secondary" aria-pressed={show_stats.to_string()}
+                        aria-label="Connection statistics" data-testid="stats-toggle"
+                        onclick={toggle_stats}>
+                    { "Stats" }
+                </button>
                 <button type="button" class="hang-up" aria-label="Hang up" data-testid="hang-up" onclick={hang_up}>
                     { "Hang up" }
                 </button>

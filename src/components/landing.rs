@@ -6,23 +6,30 @@ use yew::prelude::*;
 pub struct LandingProps {
     /// The name remembered from last time.
     pub name: String,
-    /// "Start a call", with the name typed.
-    pub on_start: Callback<String>,
+    /// Media only through TURN, as chosen last time.
+    pub relay_only: bool,
+    /// "Start a call", with the name typed and the relay-only choice.
+    pub on_start: Callback<(String, bool)>,
 }
 
 /// The front page: a name (optional) and a button that makes a room.
 #[component]
 pub fn Landing(props: &LandingProps) -> Html {
     let input = use_node_ref();
+    let relay_only = use_node_ref();
     let onsubmit = {
-        let (input, on_start) = (input.clone(), props.on_start.clone());
+        let (input, relay_only, on_start) =
+            (input.clone(), relay_only.clone(), props.on_start.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let name = input
                 .cast::<HtmlInputElement>()
                 .map(|i| i.value())
                 .unwrap_or_default();
-            on_start.emit(name);
+            let relay_only = relay_only
+                .cast::<HtmlInputElement>()
+                .is_some_and(|i| i.checked());
+            on_start.emit((name, relay_only));
         })
     };
     html! {
@@ -34,6 +41,12 @@ pub fn Landing(props: &LandingProps) -> Html {
                 <label for="name">{ "Your name (optional)" }</label>
                 <input id="name" ref={input} type="text" maxlength="40" autocomplete="nickname"
                        value={props.name.clone()} data-testid="name" />
+                <label class="check">
+                    <input type="checkbox" ref={relay_only} checked={props.relay_only}
+                           data-testid="relay-only" />
+                    { "Relay media through the TURN server only (hides your network address \
+                       from the other person; needs TURN)" }
+                </label>
                 <button type="submit" data-testid="start">{ "Start a call" }</button>
             </form>
         </section>

@@ -7,9 +7,11 @@ mod landing;
 mod local_preview;
 mod media_error;
 mod remote_video;
+mod stats_panel;
 
 pub use in_call::{InCall, InCallProps};
 pub use landing::{Landing, LandingProps};
 pub use local_preview::{LocalPreview, LocalPreviewProps};
 pub use media_error::{MediaErrorView, MediaErrorViewProps};
 pub use remote_video::{RemoteVideo, RemoteVideoProps};
+pub use stats_panel::{Connection, StatsPanel, StatsPanelProps};

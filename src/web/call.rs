@@ -8,6 +8,12 @@
 //! rollback (which left Chromium's ICE gathering stuck in the e2e tests);
 //! later collisions, from renegotiation, are resolved by [`Negotiation`].
 //! What the UI needs comes out as [`CallUpdate`]s.
+//!
+//! Before the first peer connection the task asks the relay for TURN
+//! credentials (in parallel with the WebSocket connecting) and adds them to
+//! the configured ICE servers; stale ones are fetched again before a new
+//! connection or an ICE restart. Each connection's gathered candidates and
+//! server errors are kept so a failure can be explained ([`crate::ice`]).
 
 use std::collections::HashMap;
 
@@ -15,7 +21,8 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use web_sys::MediaStream;
 
-use crate::config::CallConfig;
+use crate::config::{CallConfig, IceServer};
+use crate::ice::{self, Credentials, Gathering, Grant, IceSetup};
 use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
 use crate::room::{Event, Gone, Signal, Timing};
 use crate::state::{CallAction, PeerStatus};
@@ -28,6 +35,13 @@ use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
 pub enum CallUpdate {
     /// A change for [`CallState`](crate::state::CallState).
     State(CallAction),
+    /// A connection to a peer exists (for the stats panel).
+    Connection {
+        /// Peer id.
+        id: String,
+        /// The connection.
+        pc: web_sys::RtcPeerConnection,
+    },
     /// A peer's media arrived.
     RemoteStream {
         /// Peer id.
@@ -54,6 +68,7 @@ impl Call {
         on_update: impl Fn(CallUpdate) + 'static,
     ) -> Result<Self, String> {
         let me = random_peer_id()?;
+        let credentials_url = config.credentials_url_for(&relay_url);
         let (signaling, updates) = SignalingClient::start(Options {
             url: relay_url,
             room,
@@ -65,7 +80,14 @@ impl Call {
         wasm_bindgen_futures::spawn_local(run(
             Session {
                 me,
+                servers: config.ice_servers.clone(),
+                setup: IceSetup::new(
+                    &config.ice_servers,
+                    config.relay_only,
+                    Credentials::NotOffered,
+                ),
                 config,
+                credentials_url,
                 local,
                 signaling,
                 peers: HashMap::new(),
@@ -99,6 +121,10 @@ struct PeerSession {
     /// Our tracks are on this connection.
     sending: bool,
     restarted: bool,
+    /// Local candidates and server errors since the last (re)start.
+    gathering: Gathering,
+    /// Told the person this connection failed.
+    failure_told: bool,
     /// The relay said its signaling dropped while media still flowed; if
     /// the media fails too, the peer is gone.
     signaling_lost: bool,
@@ -107,6 +133,10 @@ struct PeerSession {
 struct Session {
     me: String,
     config: CallConfig,
+    /// The configured ICE servers plus the relay's TURN credentials.
+    servers: Vec<IceServer>,
+    setup: IceSetup,
+    credentials_url: Option<String>,
     local: MediaStream,
     signaling: SignalingClient,
     peers: HashMap<String, PeerSession>,
@@ -120,6 +150,11 @@ async fn run(
 ) {
     let (peer_tx, mut peer_events) = mpsc::unbounded::<(String, PeerEvent)>();
     let mut hung_up = futures::FutureExt::fuse(hung_up);
+    // The socket connects meanwhile; its updates wait in the channel.
+    s.fetch_credentials().await;
+    if let Some(warning) = s.setup.warning() {
+        s.emit(CallAction::Warning(warning));
+    }
     loop {
         futures::select! {
             update = updates.next() => match update {
@@ -140,9 +175,110 @@ async fn run(
     }
 }
 
+/// Unix time in seconds.
+fn now_s() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// Asks `url` for TURN credentials for peer `me`, giving up after 5 s.
+async fn fetch_grant(url: &str, me: &str) -> (Credentials, Option<Grant>) {
+    use futures::FutureExt;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let full = format!("{url}{sep}id={me}");
+    let ask = async {
+        let res = gloo_net::http::Request::get(&full).send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        Ok::<_, gloo_net::Error>((status, text))
+    };
+    let timeout = gloo_timers::future::TimeoutFuture::new(5_000);
+    futures::select! {
+        answer = ask.fuse() => match answer {
+            Ok((200, text)) => match ice::parse_grant(&text) {
+                Ok(grant) => (Credentials::Fetched { expires_at: grant.expires_at }, Some(grant)),
+                Err(e) => (Credentials::Unavailable(e), None),
+            },
+            // This relay hands out no credentials.
+            Ok((404, _)) => (Credentials::NotOffered, None),
+            Ok((status, _)) => (Credentials::Unavailable(format!("HTTP {status} from {url}")), None),
+            // No HTTP there at all (a plain WebSocket relay, or CORS).
+            Err(e) => {
+                web_sys::console::info_1(&format!("peercall: no TURN credentials from {url}: {e}").into());
+                (Credentials::NotOffered, None)
+            }
+        },
+        () = timeout.fuse() => (
+            Credentials::Unavailable(format!("{url} did not answer within 5 s")),
+            None,
+        ),
+    }
+}
+
 impl Session {
     fn emit(&self, action: CallAction) {
         (self.on_update)(CallUpdate::State(action));
+    }
+
+    /// Fetches TURN credentials (if a URL is configured) and makes the ICE
+    /// servers the configured ones plus those.
+    async fn fetch_credentials(&mut self) {
+        let Some(url) = &self.credentials_url else {
+            return;
+        };
+        let (credentials, grant) = fetch_grant(url, &self.me).await;
+        self.servers = self.config.ice_servers.clone();
+        if let Some(grant) = grant {
+            self.servers.extend(grant.servers);
+        }
+        self.setup = IceSetup::new(&self.servers, self.config.relay_only, credentials);
+    }
+
+    /// Fetches new credentials if the ones we have are about to expire;
+    /// says whether it did.
+    async fn refresh_stale_credentials(&mut self) -> bool {
+        match self.setup.credentials {
+            Credentials::Fetched { expires_at } if ice::needs_refresh(expires_at, now_s()) => {
+                self.fetch_credentials().await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Restarts ICE with `id`, with fresh credentials if ours went stale.
+    async fn restart(&mut self, id: &str) {
+        let refreshed = self.refresh_stale_credentials().await;
+        let (servers, relay_only) = (&self.servers, self.config.relay_only);
+        if let Some(p) = self.peers.get_mut(id) {
+            if refreshed {
+                p.peer.set_ice_servers(servers, relay_only);
+            }
+            p.restarted = true;
+            p.gathering = Gathering::default();
+            p.peer.restart_ice();
+        }
+    }
+
+    /// Tells the person the connection with `id` failed, and why.
+    fn explain_failure(&mut self, id: &str) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if std::mem::replace(&mut p.failure_told, true) {
+            return;
+        }
+        let why = ice::explain(&self.setup, &p.gathering, now_s());
+        web_sys::console::warn_1(
+            &format!(
+                "peercall: ICE with {id} failed: {why:?}, gathered {:?}",
+                p.gathering
+            )
+            .into(),
+        );
+        self.emit(CallAction::IceFailed {
+            id: id.to_owned(),
+            why,
+        });
     }
 
     fn ensure_peer(&mut self, id: &str, peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>) {
@@ -151,11 +287,15 @@ impl Session {
         }
         let tx = peer_tx.clone();
         let key = id.to_owned();
-        match Peer::new(&self.config.ice_servers, move |event| {
+        match Peer::new(&self.servers, self.config.relay_only, move |event| {
             let _ = tx.unbounded_send((key.clone(), event));
         }) {
             Ok(peer) => {
                 debug_register(id, &peer);
+                (self.on_update)(CallUpdate::Connection {
+                    id: id.to_owned(),
+                    pc: peer.raw().clone(),
+                });
                 let negotiation = Negotiation::new(&self.me, id);
                 let sending = !negotiation.is_polite();
                 if sending {
@@ -168,6 +308,8 @@ impl Session {
                         negotiation,
                         sending,
                         restarted: false,
+                        gathering: Gathering::default(),
+                        failure_told: false,
                         signaling_lost: false,
                     },
                 );
@@ -204,6 +346,8 @@ impl Session {
                 Event::Joined { id, name } => {
                     if let Some(p) = self.peers.get_mut(&id) {
                         p.signaling_lost = false;
+                    } else {
+                        self.refresh_stale_credentials().await;
                     }
                     self.ensure_peer(&id, peer_tx);
                     self.emit(CallAction::Joined { id, name });
@@ -223,6 +367,9 @@ impl Session {
                     }
                 }
                 Event::Signal { from, signal } => {
+                    if !self.peers.contains_key(&from) {
+                        self.refresh_stale_credentials().await;
+                    }
                     self.ensure_peer(&from, peer_tx);
                     self.on_signal(&from, signal).await;
                 }
@@ -325,8 +472,33 @@ impl Session {
                     }),
                 }
             }
-            PeerEvent::Candidate(Some(c)) => self.signaling.signal(id, Signal::Candidate(c)),
-            PeerEvent::Candidate(None) => self.signaling.signal(id, Signal::EndOfCandidates),
+            PeerEvent::Candidate(Some(c)) => {
+                p.gathering.add(&c.candidate);
+                self.signaling.signal(id, Signal::Candidate(c));
+            }
+            PeerEvent::Candidate(None) => {
+                p.gathering.complete = true;
+                self.signaling.signal(id, Signal::EndOfCandidates);
+                if ice::hopeless(&self.setup, &p.gathering) {
+                    // Nothing to try: say why now rather than when the
+                    // browser gives up (or never, with no candidates).
+                    if !p.restarted && self.refresh_stale_credentials().await {
+                        self.restart(id).await;
+                    } else {
+                        self.explain_failure(id);
+                    }
+                }
+            }
+            PeerEvent::ServerError(e) => {
+                web_sys::console::warn_1(
+                    &format!(
+                        "peercall: ICE server {} answered {} {}",
+                        e.url, e.code, e.text
+                    )
+                    .into(),
+                );
+                p.gathering.errors.push(e);
+            }
             PeerEvent::Track(stream) => (self.on_update)(CallUpdate::RemoteStream {
                 id: id.to_owned(),
                 stream,
@@ -341,11 +513,19 @@ impl Session {
                     why: Gone::Disconnected,
                 });
             }
+            PeerEvent::State(ConnectionState::Failed) if !p.restarted => {
+                // One ICE restart (its offer says so), with fresh
+                // credentials if ours went stale.
+                self.restart(id).await;
+                self.emit(CallAction::Status {
+                    id: id.to_owned(),
+                    status: PeerStatus::Reconnecting,
+                });
+            }
+            PeerEvent::State(ConnectionState::Failed) => self.explain_failure(id),
             PeerEvent::State(state) => {
-                if state == ConnectionState::Failed && !p.restarted {
-                    // One ICE restart; the offer it causes says so.
-                    p.restarted = true;
-                    p.peer.restart_ice();
+                if state == ConnectionState::Connected {
+                    p.failure_told = false;
                 }
                 let status = match state {
                     ConnectionState::Connecting => PeerStatus::Connecting,

@@ -7,3 +7,4 @@ pub mod media;
 pub mod page;
 pub mod peer;
 pub mod signaling;
+pub mod stats;

@@ -8,6 +8,7 @@ use crate::config::{new_room_id, room_from_hash, CallConfig};
 use crate::web::signaling::page_relay_url;
 
 const NAME_KEY: &str = "peercall.name";
+const RELAY_ONLY_KEY: &str = "peercall.relayOnly";
 
 /// The room named in the page's hash, if any.
 pub fn current_room() -> Option<String> {
@@ -75,6 +76,24 @@ pub fn save_name(name: &str) {
     }
 }
 
+/// Whether this person chose to send media only through TURN.
+pub fn load_relay_only() -> bool {
+    storage()
+        .and_then(|s| s.get_item(RELAY_ONLY_KEY).ok().flatten())
+        .is_some_and(|v| v == "1")
+}
+
+/// Remembers that choice on this device.
+pub fn save_relay_only(on: bool) {
+    if let Some(s) = storage() {
+        let _ = if on {
+            s.set_item(RELAY_ONLY_KEY, "1")
+        } else {
+            s.remove_item(RELAY_ONLY_KEY)
+        };
+    }
+}
+
 /// Copies `text` to the clipboard.
 pub async fn copy(text: &str) -> Result<(), String> {
     let clipboard = web_sys::window()
@@ -105,7 +124,14 @@ pub async fn load_config() -> Result<(CallConfig, String), String> {
     let params = web_sys::UrlSearchParams::new_with_str(&search)
         .map_err(|_| "cannot read the page's query string")?;
     let mut pairs = Vec::new();
-    for key in ["relay", "ice", "ice_username", "ice_credential"] {
+    for key in [
+        "relay",
+        "ice",
+        "ice_username",
+        "ice_credential",
+        "ice_policy",
+        "ice_servers_url",
+    ] {
         if let Some(value) = params.get(key) {
             pairs.push((key, value));
         }

@@ -11,12 +11,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
-    RtcSignalingState, RtcTrackEvent,
+    MediaStream, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
 use crate::config::IceServer;
+use crate::ice::ServerError;
 use crate::negotiation::SignalingState;
 
 #[wasm_bindgen]
@@ -60,12 +61,39 @@ pub enum PeerEvent {
     Track(MediaStream),
     /// `connectionstatechange`.
     State(ConnectionState),
+    /// `icecandidateerror`: a STUN/TURN server failed us (Chromium; Firefox
+    /// does not fire it).
+    ServerError(ServerError),
 }
 
 /// A peer connection and its event listeners.
 pub struct Peer {
     pc: RtcPeerConnection,
-    _listeners: [EventListener; 4],
+    _listeners: [EventListener; 5],
+}
+
+/// An `RTCConfiguration` with these ICE servers and, if `relay_only`,
+/// `iceTransportPolicy: "relay"`.
+fn configuration(ice_servers: &[IceServer], relay_only: bool) -> RtcConfiguration {
+    let servers = js_sys::Array::new();
+    for s in ice_servers {
+        let server = RtcIceServer::new();
+        let urls: js_sys::Array = s.urls.iter().map(|u| JsValue::from_str(u)).collect();
+        server.set_urls(&urls);
+        if let Some(u) = &s.username {
+            server.set_username(u);
+        }
+        if let Some(c) = &s.credential {
+            server.set_credential(c);
+        }
+        servers.push(&server);
+    }
+    let config = RtcConfiguration::new();
+    config.set_ice_servers(&servers);
+    if relay_only {
+        config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
+    }
+    config
 }
 
 fn js_error(what: &str, e: JsValue) -> String {
@@ -78,27 +106,15 @@ fn js_error(what: &str, e: JsValue) -> String {
 }
 
 impl Peer {
-    /// A connection using `ice_servers`, with no tracks yet ([`Peer::send`]
-    /// adds them); `on_event` gets its events.
+    /// A connection using `ice_servers` (and only TURN if `relay_only`),
+    /// with no tracks yet ([`Peer::send`] adds them); `on_event` gets its
+    /// events.
     pub fn new(
         ice_servers: &[IceServer],
+        relay_only: bool,
         on_event: impl Fn(PeerEvent) + 'static,
     ) -> Result<Self, String> {
-        let servers = js_sys::Array::new();
-        for s in ice_servers {
-            let server = RtcIceServer::new();
-            let urls: js_sys::Array = s.urls.iter().map(|u| JsValue::from_str(u)).collect();
-            server.set_urls(&urls);
-            if let Some(u) = &s.username {
-                server.set_username(u);
-            }
-            if let Some(c) = &s.credential {
-                server.set_credential(c);
-            }
-            servers.push(&server);
-        }
-        let config = RtcConfiguration::new();
-        config.set_ice_servers(&servers);
+        let config = configuration(ice_servers, relay_only);
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| js_error("creating the peer connection", e))?;
 
@@ -106,7 +122,8 @@ impl Peer {
         let listen = |name: &'static str, f: Box<dyn Fn(&web_sys::Event)>| {
             EventListener::new(&pc, name, move |e| f(e))
         };
-        let (h1, h2, h3, h4) = (
+        let (h1, h2, h3, h4, h5) = (
+            on_event.clone(),
             on_event.clone(),
             on_event.clone(),
             on_event.clone(),
@@ -165,6 +182,20 @@ impl Peer {
                         _ => ConnectionState::Connecting,
                     };
                     h4(PeerEvent::State(state));
+                }),
+            ),
+            listen(
+                "icecandidateerror",
+                Box::new(move |e| {
+                    // RTCPeerConnectionIceErrorEvent, read by name (web-sys
+                    // gates it behind an unstable feature).
+                    let get = |key: &str| js_sys::Reflect::get(e, &key.into()).ok();
+                    let url = get("url").and_then(|v| v.as_string()).unwrap_or_default();
+                    let code = get("errorCode").and_then(|v| v.as_f64()).unwrap_or(0.0) as u16;
+                    let text = get("errorText")
+                        .and_then(|v| v.as_string())
+                        .unwrap_or_default();
+                    h5(PeerEvent::ServerError(ServerError { url, code, text }));
                 }),
             ),
         ];
@@ -247,6 +278,17 @@ impl Peer {
         .await
         .map(drop)
         .map_err(|e| js_error("addIceCandidate", e))
+    }
+
+    /// `setConfiguration(...)`: new ICE servers (fresh TURN credentials)
+    /// for the next gathering, i.e. the next ICE restart.
+    pub fn set_ice_servers(&self, ice_servers: &[IceServer], relay_only: bool) {
+        if let Err(e) = self
+            .pc
+            .set_configuration_with_configuration(&configuration(ice_servers, relay_only))
+        {
+            web_sys::console::warn_1(&js_error("setConfiguration", e).into());
+        }
     }
 
     /// `restartIce()`.

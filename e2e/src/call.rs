@@ -1,0 +1,157 @@
+//! What the call tests share: waiting for real media on a page, and
+//! starting a call from the landing page. Panics (these are for tests) with
+//! what both sides were doing.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::Browser;
+
+/// Generous: two browsers and a build on two shared cores.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+pub const REMOTE_DECODING: &str = r#"
+    const v = document.querySelector('video[data-testid=remote-video]');
+    return !!v && v.videoWidth > 0 && v.readyState >= 2;
+"#;
+
+/// Sums inbound-rtp counters over every peer connection of the page.
+pub const INBOUND: &str = r#"
+    const peers = window.peercall ? [...window.peercall.peers.values()] : [];
+    let frames = 0, audio = 0;
+    for (const pc of peers) {
+        const stats = await pc.getStats();
+        stats.forEach(r => {
+            if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
+            if (r.type === 'inbound-rtp' && r.kind === 'audio') audio += r.bytesReceived || 0;
+        });
+    }
+    return {frames, audio};
+"#;
+
+/// The wall clock in milliseconds, comparable with the page's `Date.now()`.
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// Video frames decoded and audio bytes received, over all peer connections.
+pub async fn inbound(b: &Browser) -> (u64, u64) {
+    let v = b
+        .js(&format!("return (async () => {{ {INBOUND} }})()"))
+        .await
+        .unwrap();
+    (
+        v["frames"].as_u64().unwrap_or(0),
+        v["audio"].as_u64().unwrap_or(0),
+    )
+}
+
+/// What each peer connection of the page is doing, for failure messages.
+pub const PEER_STATES: &str = r#"
+    const out = [];
+    for (const [id, pc] of (window.peercall ? window.peercall.peers : new Map())) {
+        out.push({id: id.slice(0, 6), signaling: pc.signalingState, ice: pc.iceConnectionState,
+                  connection: pc.connectionState, gathering: pc.iceGatheringState,
+                  local: pc.localDescription && pc.localDescription.type,
+                  remote: pc.remoteDescription && pc.remoteDescription.type,
+                  transceivers: pc.getTransceivers().map(t => `${t.mid}:${t.currentDirection}`),
+                  localCandidates: (pc.localDescription ? pc.localDescription.sdp : '').split('\r\n')
+                      .filter(l => l.startsWith('a=candidate')).map(l => l.slice(12, 90)),
+                  remoteCandidates: (pc.remoteDescription ? pc.remoteDescription.sdp : '').split('\r\n')
+                      .filter(l => l.startsWith('a=candidate')).map(l => l.slice(12, 90))});
+    }
+    return out;
+"#;
+
+/// Waits for a decoded remote frame on `b`; on failure, says what the peer
+/// connections on both sides were doing.
+pub async fn wait_remote_frame(b: &Browser, other: Option<&Browser>) {
+    if let Err(e) = b
+        .wait_until("a decoded remote frame", REMOTE_DECODING, LIMIT)
+        .await
+    {
+        let mine = b.js(PEER_STATES).await.unwrap_or_default();
+        let theirs = match other {
+            Some(o) => o.js(PEER_STATES).await.unwrap_or_default(),
+            None => Value::Null,
+        };
+        panic!("{e}\nthis side: {mine}\nother side: {theirs}");
+    }
+}
+
+/// The remote video decodes and keeps decoding, and audio keeps arriving.
+pub async fn assert_receiving(b: &Browser) {
+    wait_remote_frame(b, None).await;
+    let (f0, a0) = inbound(b).await;
+    let mut last = (f0, a0);
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        last = inbound(b).await;
+        if last.0 > f0 && last.1 > a0 {
+            return;
+        }
+    }
+    panic!(
+        "{}: media is not flowing: frames {f0} -> {}, audio bytes {a0} -> {}",
+        b.kind().name(),
+        last.0,
+        last.1
+    );
+}
+
+/// Opens `page` (the app's address, with any query), types a name, starts
+/// a call; gives the room link.
+pub async fn start_call(b: &Browser, page: &str, name: &str) -> String {
+    b.goto(page).await.unwrap();
+    b.wait_until(
+        "the landing page",
+        "return !!document.querySelector('[data-testid=start]')",
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    b.js(&format!(
+        "document.querySelector('[data-testid=name]').value = {name:?};
+         document.querySelector('[data-testid=start]').click();"
+    ))
+    .await
+    .unwrap();
+    b.wait_until(
+        "the room link",
+        "const l = document.querySelector('[data-testid=room-link]'); return !!l && l.value.includes('#')",
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    let link = b
+        .js("return document.querySelector('[data-testid=room-link]').value")
+        .await
+        .unwrap();
+    let link = link.as_str().unwrap().to_owned();
+    let room = link.split('#').nth(1).unwrap();
+    assert_eq!(room.len(), 22, "128-bit room id in the hash: {link}");
+    link
+}
+
+/// The other person's name as this side shows it.
+pub async fn remote_name(b: &Browser) -> Value {
+    b.js("const n = document.querySelector('[data-testid=remote-name]'); return n && n.textContent")
+        .await
+        .unwrap()
+}
+
+/// Waits for the remote tile to say "connected".
+pub async fn wait_connected(b: &Browser) {
+    b.wait_until(
+        "the peer to show as connected",
+        "const s = document.querySelector('[data-testid=remote-status]'); return !!s && s.textContent === 'connected'",
+        LIMIT,
+    )
+    .await
+    .unwrap();
+}

@@ -1,0 +1,197 @@
+//! Calls through a real TURN server (coturn on loopback, shared-secret
+//! auth), with short-lived credentials the relay hands out at
+//! `/ice-servers`, in relay-only mode so media can only go through TURN.
+
+use std::time::Duration;
+
+use peercall_e2e::call::{assert_receiving, start_call, wait_connected, LIMIT};
+use peercall_e2e::{Browser, Kind, Relay, Turn};
+use serde_json::{json, Value};
+
+/// The selected candidate pair of every peer connection on the page: its
+/// local and remote candidate types and the local relay protocol (Chromium
+/// names the pair from the transport; Firefox marks it `selected`).
+const SELECTED_PAIRS: &str = r#"
+    return (async () => {
+        const out = [];
+        for (const pc of window.peercall.peers.values()) {
+            const stats = await pc.getStats();
+            const byId = new Map();
+            stats.forEach(r => byId.set(r.id, r));
+            let pair = null;
+            stats.forEach(r => {
+                if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId.get(r.selectedCandidatePairId);
+            });
+            if (!pair) stats.forEach(r => { if (r.type === 'candidate-pair' && r.selected) pair = r; });
+            if (!pair) { out.push(null); continue; }
+            const local = byId.get(pair.localCandidateId) || {};
+            const remote = byId.get(pair.remoteCandidateId) || {};
+            out.push({local: local.candidateType, remote: remote.candidateType,
+                      relayProtocol: local.relayProtocol || null, state: pair.state});
+        }
+        return out;
+    })()
+"#;
+
+/// A secret for one test run.
+fn secret(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// The types of candidates in the page's local descriptions.
+async fn local_candidate_types(b: &Browser) -> Value {
+    b.js("const types = new Set();
+          for (const pc of window.peercall.peers.values())
+              for (const l of (pc.localDescription ? pc.localDescription.sdp : '').split('\\r\\n'))
+                  if (l.startsWith('a=candidate')) types.add(l.split(' typ ')[1].split(' ')[0]);
+          return [...types].sort();")
+        .await
+        .unwrap()
+}
+
+/// The notice the page shows.
+async fn notice(b: &Browser) -> String {
+    let text = b
+        .js("const n = document.querySelector('[data-testid=notice]'); return n ? n.textContent : ''")
+        .await
+        .unwrap();
+    text.as_str().unwrap_or_default().to_owned()
+}
+
+/// Opens the landing page with `query`, ticks "relay only", starts a call.
+async fn start_relay_only_call(b: &Browser, relay: &Relay, query: &str) -> String {
+    b.goto(&format!("{}{query}", relay.url)).await.unwrap();
+    b.wait_until(
+        "the landing page",
+        "return !!document.querySelector('[data-testid=relay-only]')",
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    b.js("document.querySelector('[data-testid=relay-only]').checked = true")
+        .await
+        .unwrap();
+    start_call(b, &format!("{}{query}", relay.url), "Ada").await
+}
+
+/// `link` with `extra` added to its query.
+fn with_query(link: &str, extra: &str) -> String {
+    let (page, room) = link.split_once('#').unwrap();
+    let sep = if page.contains('?') { '&' } else { '?' };
+    format!("{page}{sep}{extra}#{room}")
+}
+
+async fn relay_only_call(second: Kind, turn_urls: impl Fn(&Turn) -> String, protocol: &str) {
+    let secret = secret("good");
+    let turn = Turn::start(&secret).await.unwrap();
+    let urls = turn_urls(&turn);
+    let relay = Relay::start(&[
+        "--turn-url",
+        &urls,
+        "--turn-secret",
+        &secret,
+        "--turn-ttl",
+        "600",
+    ])
+    .await
+    .unwrap();
+
+    // The first person ticks "relay only" on the landing page; the second
+    // opens the link with ?ice_policy=relay. `ice=none`: no other server.
+    let a = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_relay_only_call(&a, &relay, "?ice=none").await;
+    let b = Browser::launch(second).await.unwrap();
+    b.goto(&with_query(&link, "ice_policy=relay"))
+        .await
+        .unwrap();
+
+    for side in [&a, &b] {
+        assert_receiving(side).await;
+        wait_connected(side).await;
+    }
+    for side in [&a, &b] {
+        let pairs = side.js(SELECTED_PAIRS).await.unwrap();
+        let pair = &pairs[0];
+        assert_eq!(
+            (&pair["local"], &pair["remote"]),
+            (&json!("relay"), &json!("relay")),
+            "{}: the selected pair goes through TURN: {pairs}\ncoturn: {}",
+            side.kind().name(),
+            turn.log()
+        );
+        // Only relay candidates were offered at all.
+        assert_eq!(local_candidate_types(side).await, json!(["relay"]));
+    }
+    // Chromium says which transport reached the TURN server.
+    let pair = &a.js(SELECTED_PAIRS).await.unwrap()[0];
+    assert_eq!(pair["relayProtocol"], protocol, "{pair}");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn relay_only_call_through_coturn_with_credentials_from_the_relay() {
+    relay_only_call(Kind::Firefox, Turn::urls, "udp").await;
+}
+
+#[tokio::test]
+async fn relay_only_call_through_coturn_over_tcp() {
+    relay_only_call(
+        Kind::Chromium,
+        |t| format!("turn:127.0.0.1:{}?transport=tcp", t.port),
+        "tcp",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_turn_secret_fails_quickly_with_an_explanation() {
+    // coturn and the relay disagree on the secret: every credential the
+    // relay hands out is refused.
+    let turn = Turn::start(&secret("coturn")).await.unwrap();
+    let relay = Relay::start(&[
+        "--turn-url",
+        &turn.urls(),
+        "--turn-secret",
+        "not-the-secret",
+    ])
+    .await
+    .unwrap();
+    let a = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_relay_only_call(&a, &relay, "?ice=none").await;
+    let b = Browser::launch(Kind::Firefox).await.unwrap();
+    b.goto(&with_query(&link, "ice_policy=relay"))
+        .await
+        .unwrap();
+
+    let failed = "const n = document.querySelector('[data-testid=notice]');
+                  const s = document.querySelector('[data-testid=remote-status]');
+                  return !!n && n.textContent.startsWith('Could not connect')
+                      && !!s && s.textContent === 'failed'";
+    let started = std::time::Instant::now();
+    for side in [&a, &b] {
+        side.wait_until("the failure and why", failed, LIMIT)
+            .await
+            .unwrap();
+    }
+    // Chromium reports the TURN server's 401; Firefox reports nothing, so
+    // it can only say that no relay address came.
+    let (na, nb) = (notice(&a).await, notice(&b).await);
+    println!(
+        "chromium: {na}\nfirefox: {nb}\nshown after {:?}",
+        started.elapsed()
+    );
+    assert!(na.contains("rejected the credentials"), "{na}");
+    assert!(nb.contains("TURN server gave no relay address"), "{nb}");
+    assert!(started.elapsed() < Duration::from_secs(25));
+    // Nothing was gathered that could leak an address.
+    for side in [&a, &b] {
+        assert_eq!(local_candidate_types(side).await, json!([]));
+    }
+    a.close().await;
+    b.close().await;
+}
