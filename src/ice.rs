@@ -224,8 +224,8 @@ pub enum IceFailure {
         /// Which server, when the browser said.
         url: Option<String>,
     },
-    /// No relay candidate, and the browser gave no reason (Firefox reports
-    /// no `icecandidateerror`).
+    /// No relay candidate, and the browser gave no reason (no
+    /// `icecandidateerror`: older browsers fire none).
     TurnUnusable,
     /// We had a relay candidate; the other side's network must be the
     /// problem.

@@ -107,6 +107,12 @@ pub async fn assert_receiving(b: &Browser) {
 /// Opens `page` (the app's address, with any query), types a name, starts
 /// a call; gives the room link.
 pub async fn start_call(b: &Browser, page: &str, name: &str) -> String {
+    open_landing(b, page).await;
+    start_from_landing(b, name).await
+}
+
+/// Opens `page` and waits for the landing page.
+pub async fn open_landing(b: &Browser, page: &str) {
     b.goto(page).await.unwrap();
     b.wait_until(
         "the landing page",
@@ -115,6 +121,10 @@ pub async fn start_call(b: &Browser, page: &str, name: &str) -> String {
     )
     .await
     .unwrap();
+}
+
+/// On the landing page: types a name and starts a call; gives the link.
+pub async fn start_from_landing(b: &Browser, name: &str) -> String {
     b.js(&format!(
         "document.querySelector('[data-testid=name]').value = {name:?};
          document.querySelector('[data-testid=start]').click();"

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use peercall_e2e::call::{assert_receiving, start_call, wait_connected, LIMIT};
+use peercall_e2e::call::{
+    assert_receiving, open_landing, start_from_landing, wait_connected, LIMIT,
+};
 use peercall_e2e::{Browser, Kind, Relay, Turn};
 use serde_json::{json, Value};
 
@@ -64,18 +66,11 @@ async fn notice(b: &Browser) -> String {
 
 /// Opens the landing page with `query`, ticks "relay only", starts a call.
 async fn start_relay_only_call(b: &Browser, relay: &Relay, query: &str) -> String {
-    b.goto(&format!("{}{query}", relay.url)).await.unwrap();
-    b.wait_until(
-        "the landing page",
-        "return !!document.querySelector('[data-testid=relay-only]')",
-        LIMIT,
-    )
-    .await
-    .unwrap();
+    open_landing(b, &format!("{}{query}", relay.url)).await;
     b.js("document.querySelector('[data-testid=relay-only]').checked = true")
         .await
         .unwrap();
-    start_call(b, &format!("{}{query}", relay.url), "Ada").await
+    start_from_landing(b, "Ada").await
 }
 
 /// `link` with `extra` added to its query.
@@ -125,6 +120,22 @@ async fn relay_only_call(second: Kind, turn_urls: impl Fn(&Turn) -> String, prot
         );
         // Only relay candidates were offered at all.
         assert_eq!(local_candidate_types(side).await, json!(["relay"]));
+    }
+    // The stats panel says so too, on both sides.
+    for side in [&a, &b] {
+        side.js("document.querySelector('[data-testid=stats-toggle]').click()")
+            .await
+            .unwrap();
+        side.wait_until(
+            "the stats panel to show the call going through TURN",
+            "const p = document.querySelector('[data-testid=stats-path]');
+             const r = document.querySelector('[data-testid=stats-in]');
+             return !!p && p.dataset.viaTurn === 'true' && p.textContent.startsWith('relay ⇄ relay')
+                 && p.textContent.includes('through TURN') && !!r && r.textContent.endsWith(' kbit/s')",
+            LIMIT,
+        )
+        .await
+        .unwrap();
     }
     // Chromium says which transport reached the TURN server.
     let pair = &a.js(SELECTED_PAIRS).await.unwrap()[0];
@@ -178,15 +189,14 @@ async fn a_wrong_turn_secret_fails_quickly_with_an_explanation() {
             .await
             .unwrap();
     }
-    // Chromium reports the TURN server's 401; Firefox reports nothing, so
-    // it can only say that no relay address came.
+    // Both browsers report the TURN server's 401 (icecandidateerror).
     let (na, nb) = (notice(&a).await, notice(&b).await);
     println!(
         "chromium: {na}\nfirefox: {nb}\nshown after {:?}",
         started.elapsed()
     );
     assert!(na.contains("rejected the credentials"), "{na}");
-    assert!(nb.contains("TURN server gave no relay address"), "{nb}");
+    assert!(nb.contains("rejected the credentials"), "{nb}");
     assert!(started.elapsed() < Duration::from_secs(25));
     // Nothing was gathered that could leak an address.
     for side in [&a, &b] {

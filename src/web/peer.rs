@@ -61,8 +61,8 @@ pub enum PeerEvent {
     Track(MediaStream),
     /// `connectionstatechange`.
     State(ConnectionState),
-    /// `icecandidateerror`: a STUN/TURN server failed us (Chromium; Firefox
-    /// does not fire it).
+    /// `icecandidateerror`: a STUN/TURN server failed us (401 for refused
+    /// credentials, 701 for no answer).
     ServerError(ServerError),
 }
 
