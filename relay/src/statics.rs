@@ -41,12 +41,14 @@ async fn cache_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Whether the file name in `path` carries a content hash (16 hex digits, as
-/// trunk writes them), so its content can never change under that name.
+/// Whether the file name in `path` carries a content hash, so its content
+/// can never change under that name. trunk writes a 64-bit hash in hex
+/// without leading zeros: 16 digits, or fewer (15 one time in 16); fewer
+/// than 10 (odds of 1 in 16^6) is not taken for a hash.
 pub(crate) fn is_fingerprinted(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
     name.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|part| part.len() == 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+        .any(|part| (10..=16).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -58,6 +60,8 @@ mod tests {
         assert!(is_fingerprinted("/peercall-1a2b3c4d5e6f7a8b_bg.wasm"));
         assert!(is_fingerprinted("/peercall-1a2b3c4d5e6f7a8b.js"));
         assert!(is_fingerprinted("/main-0123456789abcdef.css"));
+        // A hash with a leading zero is one digit shorter (seen in a build).
+        assert!(is_fingerprinted("/peercall-4ab0c6a379db216_bg.wasm"));
     }
 
     #[test]
@@ -67,8 +71,9 @@ mod tests {
         assert!(!is_fingerprinted("/config.json"));
         // A hash in a folder name does not make the file immutable.
         assert!(!is_fingerprinted("/1a2b3c4d5e6f7a8b/index.html"));
-        // 15 or 17 digits is not trunk's hash.
-        assert!(!is_fingerprinted("/x-1a2b3c4d5e6f7a8.js"));
+        // 17 digits, or under 10, is not trunk's hash.
         assert!(!is_fingerprinted("/x-1a2b3c4d5e6f7a8b9.js"));
+        assert!(!is_fingerprinted("/x-1a2b3c4.js"));
+        assert!(!is_fingerprinted("/peercall.js"));
     }
 }
