@@ -165,3 +165,12 @@ pub async fn wait_connected(b: &Browser) {
     .await
     .unwrap();
 }
+
+/// Milliseconds from `opened_at` to the first remote frame on `b`.
+pub async fn setup_ms(b: &Browser, opened_at: f64) -> f64 {
+    let first = b
+        .js("return Number(document.querySelector('video[data-testid=remote-video]').dataset.firstFrame)")
+        .await
+        .unwrap();
+    first.as_f64().unwrap() - opened_at
+}

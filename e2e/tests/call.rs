@@ -12,21 +12,13 @@
 use std::path::PathBuf;
 
 use peercall_e2e::call::{
-    assert_receiving, now_ms, remote_name, start_call, wait_connected, wait_remote_frame, LIMIT,
+    assert_receiving, now_ms, remote_name, setup_ms, start_call, wait_connected, wait_remote_frame,
+    LIMIT,
 };
 use peercall_e2e::{Browser, Kind, Relay};
 
 /// `?ice=none`: loopback needs no STUN, and this machine has no internet.
 const QUERY: &str = "?ice=none";
-
-/// Milliseconds from `opened_at` to the first remote frame on `b`.
-async fn setup_ms(b: &Browser, opened_at: f64) -> f64 {
-    let first = b
-        .js("return Number(document.querySelector('video[data-testid=remote-video]').dataset.firstFrame)")
-        .await
-        .unwrap();
-    first.as_f64().unwrap() - opened_at
-}
 
 /// Hangs up on `leaver`: it shows the left screen with every local track
 /// ended; `stayer` shows that the peer left and waits for the next one.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use peercall_e2e::call::{
-    assert_receiving, open_landing, start_from_landing, wait_connected, LIMIT,
+    assert_receiving, now_ms, open_landing, setup_ms, start_from_landing, wait_connected, LIMIT,
 };
 use peercall_e2e::{Browser, Kind, Relay, Turn};
 use serde_json::{json, Value};
@@ -100,6 +100,7 @@ async fn relay_only_call(second: Kind, turn_urls: impl Fn(&Turn) -> String, prot
     let a = Browser::launch(Kind::Chromium).await.unwrap();
     let link = start_relay_only_call(&a, &relay, "?ice=none").await;
     let b = Browser::launch(second).await.unwrap();
+    let opened_at = now_ms();
     b.goto(&with_query(&link, "ice_policy=relay"))
         .await
         .unwrap();
@@ -108,6 +109,11 @@ async fn relay_only_call(second: Kind, turn_urls: impl Fn(&Turn) -> String, prot
         assert_receiving(side).await;
         wait_connected(side).await;
     }
+    println!(
+        "setup_ms relay-only chromium -> {} ({protocol}): {:.0}",
+        second.name(),
+        setup_ms(&b, opened_at).await
+    );
     for side in [&a, &b] {
         let pairs = side.js(SELECTED_PAIRS).await.unwrap();
         let pair = &pairs[0];
