@@ -140,6 +140,11 @@ impl Turn {
         wait_for_port(port, Duration::from_secs(20))
             .await
             .map_err(|_| format!("coturn did not listen on 127.0.0.1:{port}"))?;
+        // TCP can be up before UDP; a browser whose first UDP request meets
+        // a closed port retries for ~40 s. Wait for a STUN answer on UDP.
+        stun_binding(port, Duration::from_secs(20))
+            .await
+            .map_err(|e| format!("coturn on UDP 127.0.0.1:{port}: {e}"))?;
         Ok(Self {
             child,
             port,
@@ -367,6 +372,37 @@ impl Drop for Browser {
                 .status();
         }
     }
+}
+
+/// Sends STUN Binding requests (RFC 5389; no auth needed) to
+/// 127.0.0.1:`port` over UDP until one is answered.
+async fn stun_binding(port: u16, limit: Duration) -> Result<()> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    socket
+        .connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    // Type 0x0001 (Binding request), length 0, magic cookie, transaction id.
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(b"peercall-e2e");
+    let start = Instant::now();
+    let mut answer = [0u8; 512];
+    while start.elapsed() < limit {
+        // A closed port may make send or recv fail (ICMP); just try again.
+        let _ = socket.send(&request).await;
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut answer)).await
+        {
+            // 0x0101: Binding success response, same transaction.
+            if n >= 20 && answer[..2] == [0x01, 0x01] && answer[8..20] == request[8..20] {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("no answer to a STUN Binding request".into())
 }
 
 async fn wait_for_port(port: u16, limit: Duration) -> Result<()> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use peercall_e2e::call::{
     assert_receiving, now_ms, open_landing, setup_ms, start_from_landing, wait_connected, LIMIT,
+    PEER_STATES,
 };
 use peercall_e2e::{Browser, Kind, Relay, Turn};
 use serde_json::{json, Value};
@@ -44,13 +45,18 @@ fn secret(tag: &str) -> String {
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
-/// The types of candidates in the page's local descriptions.
+/// The types of the local candidates every connection of the page
+/// gathered (from `getStats()`, which lists them all, unlike the SDP
+/// snapshot in `localDescription`).
 async fn local_candidate_types(b: &Browser) -> Value {
-    b.js("const types = new Set();
-          for (const pc of window.peercall.peers.values())
-              for (const l of (pc.localDescription ? pc.localDescription.sdp : '').split('\\r\\n'))
-                  if (l.startsWith('a=candidate')) types.add(l.split(' typ ')[1].split(' ')[0]);
-          return [...types].sort();")
+    b.js("return (async () => {
+              const types = new Set();
+              for (const pc of window.peercall.peers.values())
+                  (await pc.getStats()).forEach(r => {
+                      if (r.type === 'local-candidate') types.add(r.candidateType);
+                  });
+              return [...types].sort();
+          })()")
         .await
         .unwrap()
 }
@@ -67,9 +73,17 @@ async fn notice(b: &Browser) -> String {
 /// Opens the landing page with `query`, ticks "relay only", starts a call.
 async fn start_relay_only_call(b: &Browser, relay: &Relay, query: &str) -> String {
     open_landing(b, &format!("{}{query}", relay.url)).await;
-    b.js("document.querySelector('[data-testid=relay-only]').checked = true")
+    // Clicked as a person would (a change event), after the page settled.
+    b.js("document.querySelector('[data-testid=relay-only]').click()")
         .await
         .unwrap();
+    b.wait_until(
+        "the relay-only box to stay ticked",
+        "return document.querySelector('[data-testid=relay-only]').checked",
+        LIMIT,
+    )
+    .await
+    .unwrap();
     start_from_landing(b, "Ada").await
 }
 
@@ -191,9 +205,10 @@ async fn a_wrong_turn_secret_fails_quickly_with_an_explanation() {
                       && !!s && s.textContent === 'failed'";
     let started = std::time::Instant::now();
     for side in [&a, &b] {
-        side.wait_until("the failure and why", failed, LIMIT)
-            .await
-            .unwrap();
+        if let Err(e) = side.wait_until("the failure and why", failed, LIMIT).await {
+            let states = (a.js(PEER_STATES).await, b.js(PEER_STATES).await);
+            panic!("{e}\nchromium: {:?}\nfirefox: {:?}", states.0, states.1);
+        }
     }
     // Both browsers report the TURN server's 401 (icecandidateerror).
     let (na, nb) = (notice(&a).await, notice(&b).await);

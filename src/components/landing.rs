@@ -16,7 +16,17 @@ pub struct LandingProps {
 #[component]
 pub fn Landing(props: &LandingProps) -> Html {
     let input = use_node_ref();
-    let relay_only = use_node_ref();
+    // Held here, so a re-render (the configuration arriving) keeps what
+    // the person ticked.
+    let relay_only = use_state(|| props.relay_only);
+    let on_relay_only = {
+        let relay_only = relay_only.clone();
+        Callback::from(move |e: Event| {
+            if let Some(box_) = e.target_dyn_into::<HtmlInputElement>() {
+                relay_only.set(box_.checked());
+            }
+        })
+    };
     let onsubmit = {
         let (input, relay_only, on_start) =
             (input.clone(), relay_only.clone(), props.on_start.clone());
@@ -26,10 +36,7 @@ pub fn Landing(props: &LandingProps) -> Html {
                 .cast::<HtmlInputElement>()
                 .map(|i| i.value())
                 .unwrap_or_default();
-            let relay_only = relay_only
-                .cast::<HtmlInputElement>()
-                .is_some_and(|i| i.checked());
-            on_start.emit((name, relay_only));
+            on_start.emit((name, *relay_only));
         })
     };
     html! {
@@ -42,7 +49,7 @@ pub fn Landing(props: &LandingProps) -> Html {
                 <input id="name" ref={input} type="text" maxlength="40" autocomplete="nickname"
                        value={props.name.clone()} data-testid="name" />
                 <label class="check">
-                    <input type="checkbox" ref={relay_only} checked={props.relay_only}
+                    <input type="checkbox" checked={*relay_only} onchange={on_relay_only}
                            data-testid="relay-only" />
                     { "Relay media through the TURN server only (hides your network address \
                        from the other person; needs TURN)" }
