@@ -98,7 +98,7 @@ pub struct Turn {
     child: Child,
     /// Its port (UDP and TCP).
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Turn {
@@ -145,11 +145,7 @@ impl Turn {
         stun_binding(port, Duration::from_secs(20))
             .await
             .map_err(|e| format!("coturn on UDP 127.0.0.1:{port}: {e}"))?;
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
+        Ok(Self { child, port, dir })
     }
 
     /// `turn:` URLs for UDP and TCP.
@@ -160,16 +156,8 @@ impl Turn {
 
     /// coturn's log so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_dir(self._dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                e.file_name().to_string_lossy().starts_with("turn")
-                    && e.file_name().to_string_lossy().ends_with(".log")
-            })
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect()
+        // --simple-log: the file is named exactly as given.
+        std::fs::read_to_string(self.dir.path().join("turn.log")).unwrap_or_default()
     }
 }
 

@@ -94,6 +94,21 @@ fn with_query(link: &str, extra: &str) -> String {
     format!("{page}{sep}{extra}#{room}")
 }
 
+/// Two people in relay-only mode: Chromium ticks "relay only" on the
+/// landing page and starts a call; `second` opens the link with
+/// `?ice_policy=relay`. `ice=none`: no server but the relay's. Gives both
+/// and when the second navigated (ms).
+async fn relay_only_pair(relay: &Relay, second: Kind) -> (Browser, Browser, f64) {
+    let a = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_relay_only_call(&a, relay, "?ice=none").await;
+    let b = Browser::launch(second).await.unwrap();
+    let opened_at = now_ms();
+    b.goto(&with_query(&link, "ice_policy=relay"))
+        .await
+        .unwrap();
+    (a, b, opened_at)
+}
+
 async fn relay_only_call(second: Kind, turn_urls: impl Fn(&Turn) -> String, protocol: &str) {
     let secret = secret("good");
     let turn = Turn::start(&secret).await.unwrap();
@@ -109,15 +124,7 @@ async fn relay_only_call(second: Kind, turn_urls: impl Fn(&Turn) -> String, prot
     .await
     .unwrap();
 
-    // The first person ticks "relay only" on the landing page; the second
-    // opens the link with ?ice_policy=relay. `ice=none`: no other server.
-    let a = Browser::launch(Kind::Chromium).await.unwrap();
-    let link = start_relay_only_call(&a, &relay, "?ice=none").await;
-    let b = Browser::launch(second).await.unwrap();
-    let opened_at = now_ms();
-    b.goto(&with_query(&link, "ice_policy=relay"))
-        .await
-        .unwrap();
+    let (a, b, opened_at) = relay_only_pair(&relay, second).await;
 
     for side in [&a, &b] {
         assert_receiving(side).await;
@@ -192,12 +199,7 @@ async fn a_wrong_turn_secret_fails_quickly_with_an_explanation() {
     ])
     .await
     .unwrap();
-    let a = Browser::launch(Kind::Chromium).await.unwrap();
-    let link = start_relay_only_call(&a, &relay, "?ice=none").await;
-    let b = Browser::launch(Kind::Firefox).await.unwrap();
-    b.goto(&with_query(&link, "ice_policy=relay"))
-        .await
-        .unwrap();
+    let (a, b, _) = relay_only_pair(&relay, Kind::Firefox).await;
 
     let failed = "const n = document.querySelector('[data-testid=notice]');
                   const s = document.querySelector('[data-testid=remote-status]');

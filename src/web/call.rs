@@ -281,10 +281,17 @@ impl Session {
         });
     }
 
-    fn ensure_peer(&mut self, id: &str, peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>) {
+    /// Creates the connection to `id` unless there is one, with fresh
+    /// credentials if ours went stale.
+    async fn ensure_peer(
+        &mut self,
+        id: &str,
+        peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>,
+    ) {
         if self.peers.contains_key(id) {
             return;
         }
+        self.refresh_stale_credentials().await;
         let tx = peer_tx.clone();
         let key = id.to_owned();
         match Peer::new(&self.servers, self.config.relay_only, move |event| {
@@ -346,10 +353,8 @@ impl Session {
                 Event::Joined { id, name } => {
                     if let Some(p) = self.peers.get_mut(&id) {
                         p.signaling_lost = false;
-                    } else {
-                        self.refresh_stale_credentials().await;
                     }
-                    self.ensure_peer(&id, peer_tx);
+                    self.ensure_peer(&id, peer_tx).await;
                     self.emit(CallAction::Joined { id, name });
                 }
                 Event::Left { id, why } => {
@@ -367,10 +372,7 @@ impl Session {
                     }
                 }
                 Event::Signal { from, signal } => {
-                    if !self.peers.contains_key(&from) {
-                        self.refresh_stale_credentials().await;
-                    }
-                    self.ensure_peer(&from, peer_tx);
+                    self.ensure_peer(&from, peer_tx).await;
                     self.on_signal(&from, signal).await;
                 }
                 Event::RelayError { code, message } => {
