@@ -1,0 +1,216 @@
+//! `peercall-bench`: call setup against a plain-JavaScript page, the release
+//! build's shipped bytes, and the relay's capacity against a Node relay,
+//! measured side by side in one run. Writes BENCHMARKS.md and
+//! bench/results.json. Run it through `scripts/bench.sh`, which installs
+//! what it needs and builds what it measures.
+//!
+//! ```text
+//! peercall-bench [--quick] [--only setup|size|relay]...
+//! ```
+//! `--quick` runs every part with fewer repetitions (a smoke run, not
+//! numbers to publish). Environment (set by scripts/bench.sh):
+//! `PEERCALL_RELAY_BIN`, `PEERCALL_DIST`, `CHROME_BIN`, `CHROMEDRIVER_BIN`,
+//! `PEERCALL_WASM_NAMED` (the app's wasm with function names, for twiggy),
+//! `TWIGGY_BIN`, `PEERCALL_REPO`.
+
+mod relay;
+mod report;
+mod setup;
+mod size;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use relay::{Programs, Which};
+
+/// Everything one run measured; written to bench/results.json.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub machine: Machine,
+    pub command: String,
+    pub quick: bool,
+    pub setup: Option<setup::SetupResults>,
+    pub size: Option<size::SizeResults>,
+    pub relay: Option<RelayResults>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Machine {
+    pub date: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub commit: String,
+    pub chromium: String,
+    pub node: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RelayResults {
+    pub idle: Vec<relay::IdleRun>,
+    pub fanout: Vec<relay::FanoutRun>,
+}
+
+fn env_path(var: &str) -> Result<PathBuf, String> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{var} is not set: run the benchmarks through scripts/bench.sh"))
+}
+
+fn shell(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine(repo: &std::path::Path) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    Machine {
+        date: shell("date -u +%Y-%m-%dT%H:%MZ"),
+        cpu: cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            .unwrap_or_default(),
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        kernel: shell("uname -sr"),
+        commit: shell(&format!(
+            "git -C '{}' rev-parse --short HEAD 2>/dev/null; git -C '{}' status --porcelain 2>/dev/null | grep -q . && echo '(with uncommitted changes)'",
+            repo.display(),
+            repo.display()
+        ))
+        .replace('\n', " "),
+        chromium: shell("\"${CHROME_BIN:-chromium}\" --version 2>/dev/null"),
+        node: shell("node --version 2>/dev/null"),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let mut quick = false;
+    let mut only: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => only.push(args.next().ok_or("--only needs setup, size or relay")?),
+            "-h" | "--help" => {
+                println!("usage: peercall-bench [--quick] [--only setup|size|relay]...");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    for o in &only {
+        if !["setup", "size", "relay"].contains(&o.as_str()) {
+            return Err(format!("--only {o}: not one of setup, size, relay"));
+        }
+    }
+    let wants = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    let repo = env_path("PEERCALL_REPO")?;
+
+    let mut results = Results {
+        machine: machine(&repo),
+        command: std::env::var("PEERCALL_BENCH_COMMAND")
+            .unwrap_or_else(|_| "./scripts/bench.sh".into()),
+        quick,
+        ..Default::default()
+    };
+
+    if wants("size") {
+        eprintln!("==> shipped bytes");
+        results.size = Some(size::measure(&env_path("PEERCALL_DIST")?).await?);
+    }
+    if wants("setup") {
+        eprintln!("==> call setup (two headless Chromium processes per run)");
+        let runs = if quick { 2 } else { 10 };
+        results.setup = Some(setup::measure(&repo, runs).await?);
+    }
+    if wants("relay") {
+        results.relay = Some(relay_bench(&repo, quick).await?);
+    }
+
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    let json_path = repo.join("bench/results.json");
+    std::fs::write(&json_path, json + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
+    let md_path = repo.join("BENCHMARKS.md");
+    std::fs::write(&md_path, report::markdown(&results))
+        .map_err(|e| format!("{}: {e}", md_path.display()))?;
+    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
+    Ok(())
+}
+
+async fn relay_bench(repo: &std::path::Path, quick: bool) -> Result<RelayResults, String> {
+    let programs = Programs {
+        peercall: env_path("PEERCALL_RELAY_BIN")?,
+        node_script: repo.join("bench/node-relay/relay.js"),
+    };
+    let reps = if quick { 1 } else { 3 };
+    let idle_steps: &[usize] = if quick { &[1000] } else { &[1000, 5000, 10_000] };
+    let mut out = RelayResults::default();
+    // A, B, A, B...: both relays see the same machine conditions.
+    for rep in 1..=reps {
+        for which in [Which::Peercall, Which::Node] {
+            eprintln!("==> relay idle connections: {} (run {rep}/{reps})", which.name());
+            let run = relay::idle(which, &programs, idle_steps).await?;
+            for p in &run.points {
+                eprintln!(
+                    "    {:>6} conns: rss {:.1} MB, {:.1} KB/conn",
+                    p.conns,
+                    p.rss_bytes as f64 / 1e6,
+                    p.bytes_per_conn / 1e3
+                );
+            }
+            out.idle.push(run);
+        }
+    }
+    let window = Duration::from_secs(if quick { 1 } else { 2 });
+    for rep in 1..=reps {
+        for room_size in [2, 6] {
+            for which in [Which::Peercall, Which::Node] {
+                eprintln!(
+                    "==> relay fan-out: {}, rooms of {room_size} (run {rep}/{reps})",
+                    which.name()
+                );
+                let rooms = 120 / room_size;
+                let run =
+                    relay::fanout(which, &programs, room_size, rooms, relay::RATES, window).await?;
+                for s in &run.steps {
+                    eprintln!(
+                        "    {:>6.0}/s offered: sent {:>7.0}/s, delivered {:>7.0}/s ({:.3}), p50 {:.2} ms, p99 {:.2} ms, relay cpu {:.2}{}",
+                        s.offered_per_s,
+                        s.sent_per_s,
+                        s.delivered_per_s,
+                        s.delivered_ratio,
+                        s.p50_ms,
+                        s.p99_ms,
+                        s.relay_cpu,
+                        if s.saturated { "  saturated" } else { "" }
+                    );
+                }
+                out.fanout.push(run);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,4 @@
+use crate::Results;
+pub fn markdown(r: &Results) -> String {
+    format!("{r:#?}")
+}

@@ -1,0 +1,218 @@
+//! Shipped bytes: every file of the release build that a visitor downloads
+//! (wasm, JS glue, CSS, HTML), raw, gzip -9 and brotli -11, against the
+//! budget; and the wasm's biggest contributors from twiggy, by function and
+//! by crate.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+/// Total gzip budget for what a first visit downloads (issue 8).
+pub const BUDGET_GZIP: u64 = 150 * 1024;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileSize {
+    pub file: String,
+    pub kind: String,
+    pub raw: u64,
+    pub gzip: u64,
+    pub brotli: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Contributor {
+    pub name: String,
+    pub bytes: u64,
+    pub percent: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SizeResults {
+    pub files: Vec<FileSize>,
+    pub total_raw: u64,
+    pub total_gzip: u64,
+    pub total_brotli: u64,
+    pub budget_gzip: u64,
+    /// Biggest functions and data in the wasm (twiggy top), before
+    /// compression, from a build that kept function names.
+    pub top_items: Vec<Contributor>,
+    /// The same, summed by crate (first path segment of the name).
+    pub by_crate: Vec<Contributor>,
+    /// Size of the named wasm twiggy read (code and data, without names).
+    pub named_wasm_bytes: u64,
+    pub twiggy_note: Option<String>,
+}
+
+fn gzip(data: &[u8]) -> u64 {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).expect("in memory");
+    e.finish().expect("in memory").len() as u64
+}
+
+fn brotli(data: &[u8]) -> u64 {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &data[..], &mut out, &params).expect("in memory");
+    out.len() as u64
+}
+
+pub async fn measure(dist: &Path) -> Result<SizeResults, String> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = match name.rsplit('.').next() {
+            Some("wasm") => "wasm",
+            Some("js") => "js",
+            Some("css") => "css",
+            Some("html") => "html",
+            _ => continue,
+        };
+        let data = std::fs::read(entry.path()).map_err(|e| format!("{name}: {e}"))?;
+        files.push(FileSize {
+            file: name,
+            kind: kind.into(),
+            raw: data.len() as u64,
+            gzip: gzip(&data),
+            brotli: brotli(&data),
+        });
+    }
+    if !files.iter().any(|f| f.kind == "wasm") {
+        return Err(format!("no .wasm in {}: build the release first", dist.display()));
+    }
+    files.sort_by(|a, b| b.raw.cmp(&a.raw));
+    let mut r = SizeResults {
+        total_raw: files.iter().map(|f| f.raw).sum(),
+        total_gzip: files.iter().map(|f| f.gzip).sum(),
+        total_brotli: files.iter().map(|f| f.brotli).sum(),
+        budget_gzip: BUDGET_GZIP,
+        files,
+        ..Default::default()
+    };
+    match twiggy() {
+        Ok((named, top, by_crate)) => {
+            r.named_wasm_bytes = named;
+            r.top_items = top;
+            r.by_crate = by_crate;
+        }
+        Err(e) => r.twiggy_note = Some(e),
+    }
+    for f in &r.files {
+        eprintln!("    {:<40} {:>8} raw {:>8} gz {:>8} br", f.file, f.raw, f.gzip, f.brotli);
+    }
+    eprintln!(
+        "    total {} raw, {} gzip, {} brotli (budget {} gzip)",
+        r.total_raw, r.total_gzip, r.total_brotli, r.budget_gzip
+    );
+    Ok(r)
+}
+
+/// The crate an item belongs to, from its demangled name: `yew::...` ->
+/// `yew`, `<serde_json::... as ...>` -> `serde_json`, `core::fmt` kept
+/// apart from the rest of `core`. Data and tables get their own buckets.
+pub fn crate_of(name: &str) -> String {
+    let n = name.trim_start_matches(['<', '&', '*', ' ']).trim_start_matches("mut ");
+    let n = n.trim_start_matches("dyn ");
+    if n.starts_with("data[") {
+        return "(data segments)".into();
+    }
+    if n.starts_with("elem[") || n.starts_with("table[") {
+        return "(tables)".into();
+    }
+    if n.starts_with("type[") || n.starts_with("import ") || n.starts_with("export ") {
+        return "(types, imports, exports)".into();
+    }
+    if n.starts_with("custom section") || n.starts_with("\"") {
+        return "(custom sections)".into();
+    }
+    let first = n.split("::").next().unwrap_or(n);
+    let first = first.split(['<', ' ', '(', '[']).next().unwrap_or(first);
+    if first == "core" && (n.starts_with("core::fmt") || n.contains("as core::fmt::")) {
+        return "core::fmt".into();
+    }
+    if first.is_empty() || !n.contains("::") {
+        return "(unnamed)".into();
+    }
+    first.into()
+}
+
+fn twiggy() -> Result<(u64, Vec<Contributor>, Vec<Contributor>), String> {
+    let bin = std::env::var("TWIGGY_BIN").map_err(|_| "TWIGGY_BIN not set: no contributors")?;
+    let wasm = std::env::var("PEERCALL_WASM_NAMED")
+        .map_err(|_| "PEERCALL_WASM_NAMED not set: no contributors")?;
+    let out = std::process::Command::new(&bin)
+        .args(["top", "--format", "json", "-n", "100000"])
+        .arg(&wasm)
+        .output()
+        .map_err(|e| format!("{bin}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("twiggy: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let items: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("twiggy json: {e}"))?;
+    let mut all: Vec<(String, u64)> = items
+        .iter()
+        .filter_map(|i| Some((i["name"].as_str()?.to_owned(), i["shallow_size"].as_u64()?)))
+        .filter(|(name, _)| name != "\"name\"" && !name.starts_with("custom section '.debug"))
+        .collect();
+    // The name section itself is there only so twiggy can name things.
+    all.retain(|(name, _)| !name.contains("\"name\""));
+    let total: u64 = all.iter().map(|(_, b)| b).sum();
+    let pct = |b: u64| (b as f64 * 1000.0 / total as f64).round() / 10.0;
+    all.sort_by(|a, b| b.1.cmp(&a.1));
+    let top = all
+        .iter()
+        .take(25)
+        .map(|(name, b)| Contributor {
+            name: name.chars().take(110).collect(),
+            bytes: *b,
+            percent: pct(*b),
+        })
+        .collect();
+    let mut crates: std::collections::BTreeMap<String, u64> = Default::default();
+    for (name, b) in &all {
+        *crates.entry(crate_of(name)).or_default() += b;
+    }
+    let mut by_crate: Vec<Contributor> = crates
+        .into_iter()
+        .map(|(name, b)| Contributor {
+            name,
+            bytes: b,
+            percent: pct(b),
+        })
+        .collect();
+    by_crate.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    by_crate.truncate(20);
+    Ok((total, top, by_crate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crates_from_demangled_names() {
+        assert_eq!(crate_of("yew::html::component::Foo::bar::h1234"), "yew");
+        assert_eq!(
+            crate_of("<serde_json::de::Deserializer<R> as serde::Deserializer>::deserialize_any"),
+            "serde_json"
+        );
+        assert_eq!(crate_of("core::fmt::write::h99"), "core::fmt");
+        assert_eq!(crate_of("core::ptr::drop_in_place<x>"), "core");
+        assert_eq!(crate_of("data[3]"), "(data segments)");
+        assert_eq!(crate_of("dlmalloc::dlmalloc::Dlmalloc<A>::malloc"), "dlmalloc");
+        assert_eq!(crate_of("code[123]"), "(unnamed)");
+    }
+
+    #[test]
+    fn compression_is_real() {
+        let data = vec![b'a'; 100_000];
+        assert!(gzip(&data) < 1000);
+        assert!(brotli(&data) < 1000);
+    }
+}
