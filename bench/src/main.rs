@@ -166,12 +166,19 @@ async fn relay_bench(repo: &std::path::Path, quick: bool) -> Result<RelayResults
         node_script: repo.join("bench/node-relay/relay.js"),
     };
     let reps = if quick { 1 } else { 3 };
-    let idle_steps: &[usize] = if quick { &[1000] } else { &[1000, 5000, 10_000] };
+    let idle_steps: &[usize] = if quick {
+        &[1000]
+    } else {
+        &[1000, 5000, 10_000]
+    };
     let mut out = RelayResults::default();
     // A, B, A, B...: both relays see the same machine conditions.
     for rep in 1..=reps {
         for which in [Which::Peercall, Which::Node] {
-            eprintln!("==> relay idle connections: {} (run {rep}/{reps})", which.name());
+            eprintln!(
+                "==> relay idle connections: {} (run {rep}/{reps})",
+                which.name()
+            );
             let run = relay::idle(which, &programs, idle_steps).await?;
             for p in &run.points {
                 eprintln!(

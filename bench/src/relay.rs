@@ -318,7 +318,8 @@ impl Shared {
     }
 
     fn in_window(&self, t: u64) -> bool {
-        t >= self.window_start.load(Ordering::Relaxed) && t < self.window_end.load(Ordering::Relaxed)
+        t >= self.window_start.load(Ordering::Relaxed)
+            && t < self.window_end.load(Ordering::Relaxed)
     }
 }
 
@@ -442,7 +443,9 @@ pub async fn fanout(
     for (i, &rate) in rates.iter().enumerate() {
         shared.step.store(i as u32 + 1, Ordering::Relaxed);
         let per_client_ns = (1e9 * n_clients as f64 / rate) as u64;
-        shared.interval_ns.store(per_client_ns.max(1), Ordering::Relaxed);
+        shared
+            .interval_ns
+            .store(per_client_ns.max(1), Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(500)).await; // warm-up
         for l in &shared.latencies {
             l.lock().unwrap().clear();
@@ -479,7 +482,8 @@ pub async fn fanout(
         };
         let sent_per_s = sent as f64 / secs;
         let p99 = percentile_sorted(&all, 99.0) / 1000.0;
-        let saturated = sent_per_s < 0.9 * rate || ratio < 0.95 || p99 > SATURATED_P99_MS || errors > 0;
+        let saturated =
+            sent_per_s < 0.9 * rate || ratio < 0.95 || p99 > SATURATED_P99_MS || errors > 0;
         steps.push(FanoutStep {
             offered_per_s: rate,
             sent_per_s,
@@ -525,7 +529,8 @@ mod tests {
 
     #[test]
     fn reads_numeric_fields_without_parsing_json() {
-        let t = r#"{"v":1,"room":"r","from":"a","seq":9,"type":"ping","step":3,"t":123456,"pad":"x"}"#;
+        let t =
+            r#"{"v":1,"room":"r","from":"a","seq":9,"type":"ping","step":3,"t":123456,"pad":"x"}"#;
         assert_eq!(field(t, r#""step":"#), Some(3));
         assert_eq!(field(t, r#""t":"#), Some(123456));
         assert_eq!(field(t, r#""nope":"#), None);

@@ -1,4 +1,459 @@
+//! BENCHMARKS.md from one run's [`Results`].
+
+use std::fmt::Write;
+
+use crate::relay::{FanoutRun, Which, RATES, SATURATED_P99_MS};
+use crate::setup::{Page, PHASES};
+use crate::stats::Summary;
 use crate::Results;
+
+/// The issue's targets.
+pub const SETUP_RATIO: f64 = 1.10;
+pub const SETUP_MS: f64 = 500.0;
+pub const IDLE_10K_BYTES: f64 = 200e6;
+pub const P99_MS_AT_5K: f64 = 5.0;
+pub const THROUGHPUT_RATIO: f64 = 2.0;
+
+fn yes(met: bool) -> &'static str {
+    if met {
+        "**met**"
+    } else {
+        "**not met**"
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    Summary::of(values).map_or(f64::NAN, |s| s.median)
+}
+
+fn kb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1000.0)
+}
+
 pub fn markdown(r: &Results) -> String {
-    format!("{r:#?}")
+    let mut md = String::new();
+    let m = &r.machine;
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `{}` (the `bench` command; see README) on {}, commit {}. \
+         Machine: {} ({} cores), {} GiB, {}; {}; Node {}.{}\n",
+        r.command,
+        m.date,
+        m.commit,
+        m.cpu,
+        m.cores,
+        m.memory_gib,
+        m.kernel,
+        m.chromium,
+        m.node,
+        if r.quick {
+            " **Quick run (`--quick`): too few repetitions to publish.**"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        md,
+        "These machines are shared and noisy: every measurement is repeated, A and B are \
+         interleaved, and comparisons are ratios of medians from this one run. The raw numbers \
+         of every run are in `bench/results.json`. Nothing here is a pass/fail test.\n"
+    );
+
+    targets(&mut md, r);
+    if let Some(s) = &r.setup {
+        setup(&mut md, s);
+    }
+    if let Some(s) = &r.size {
+        size(&mut md, s);
+    }
+    if let Some(rel) = &r.relay {
+        relay(&mut md, rel);
+    }
+    md
+}
+
+fn targets(md: &mut String, r: &Results) {
+    let _ = writeln!(md, "## Targets\n");
+    let _ = writeln!(md, "| target | measured | |\n|---|---|---|");
+    if let Some(s) = &r.setup {
+        let first = s
+            .summaries
+            .iter()
+            .find(|x| x.page == Page::Peercall && !x.repeat)
+            .map_or(f64::NAN, |x| x.total_ms.median);
+        let _ = writeln!(
+            md,
+            "| call setup within {SETUP_RATIO:.2}x the plain-JS page (first visit) | {:.2}x | {} |",
+            s.ratio_first_visit,
+            yes(s.ratio_first_visit <= SETUP_RATIO)
+        );
+        let _ = writeln!(
+            md,
+            "| call setup within {SETUP_RATIO:.2}x the plain-JS page (repeat visit) | {:.2}x | {} |",
+            s.ratio_repeat_visit,
+            yes(s.ratio_repeat_visit <= SETUP_RATIO)
+        );
+        let _ = writeln!(
+            md,
+            "| call setup under {SETUP_MS:.0} ms (first visit, median) | {first:.0} ms | {} |",
+            yes(first < SETUP_MS)
+        );
+    }
+    if let Some(s) = &r.size {
+        let _ = writeln!(
+            md,
+            "| shipped bytes under {} KB gzip | {} KB | {} |",
+            kb(s.budget_gzip),
+            kb(s.total_gzip),
+            yes(s.total_gzip < s.budget_gzip)
+        );
+    }
+    if let Some(rel) = &r.relay {
+        let rss: Vec<f64> = rel
+            .idle
+            .iter()
+            .filter(|i| i.relay == Which::Peercall)
+            .filter_map(|i| i.points.iter().find(|p| p.conns == 10_000))
+            .map(|p| p.rss_bytes as f64)
+            .collect();
+        if !rss.is_empty() {
+            let m = median(&rss);
+            let _ = writeln!(
+                md,
+                "| relay: 10k idle connections under {:.0} MB RSS | {:.1} MB | {} |",
+                IDLE_10K_BYTES / 1e6,
+                m / 1e6,
+                yes(m < IDLE_10K_BYTES)
+            );
+        }
+        for size in [2, 6] {
+            let p99 = step_median(&rel.fanout, Which::Peercall, size, 5000.0, |s| s.p99_ms);
+            let _ = writeln!(
+                md,
+                "| relay: p99 fan-out latency under {P99_MS_AT_5K} ms at 5k msg/s, rooms of {size} | {p99:.2} ms | {} |",
+                yes(p99 < P99_MS_AT_5K)
+            );
+        }
+        for size in [2, 6] {
+            let (ratio, bound) = throughput_ratio(&rel.fanout, size);
+            let _ = writeln!(
+                md,
+                "| relay: at least {THROUGHPUT_RATIO}x the Node relay's sustained fan-out, rooms of {size} | {}{ratio:.2}x | {} |",
+                if bound { "≥ " } else { "" },
+                yes(ratio >= THROUGHPUT_RATIO)
+            );
+        }
+    }
+    let _ = writeln!(md);
+}
+
+fn runs_of(fanout: &[FanoutRun], which: Which, size: usize) -> Vec<&FanoutRun> {
+    fanout
+        .iter()
+        .filter(|f| f.relay == which && f.room_size == size)
+        .collect()
+}
+
+/// Median over runs of `f` at the step offering `rate` (runs that got there).
+fn step_median(
+    fanout: &[FanoutRun],
+    which: Which,
+    size: usize,
+    rate: f64,
+    f: impl Fn(&crate::relay::FanoutStep) -> f64,
+) -> f64 {
+    let values: Vec<f64> = runs_of(fanout, which, size)
+        .iter()
+        .filter_map(|r| r.steps.iter().find(|s| s.offered_per_s == rate))
+        .map(f)
+        .collect();
+    median(&values)
+}
+
+/// peercall / Node sustained deliveries per second (medians over runs);
+/// `true` when peercall never saturated, so the ratio is a lower bound.
+fn throughput_ratio(fanout: &[FanoutRun], size: usize) -> (f64, bool) {
+    let sustained = |which| {
+        let v: Vec<f64> = runs_of(fanout, which, size)
+            .iter()
+            .map(|r| r.sustained_delivered_per_s)
+            .collect();
+        median(&v)
+    };
+    let never = runs_of(fanout, Which::Peercall, size)
+        .iter()
+        .all(|r| r.saturated_at_per_s.is_none());
+    (sustained(Which::Peercall) / sustained(Which::Node), never)
+}
+
+fn setup(md: &mut String, s: &crate::setup::SetupResults) {
+    let _ = writeln!(md, "## 1. Call setup\n");
+    let _ = writeln!(
+        md,
+        "From the second person's navigation to the room link (the harness's clock just before \
+         WebDriver's `goto`) until their page shows the first remote video frame \
+         (`requestVideoFrameCallback`). Two separate headless Chromium processes per run with \
+         Chromium's fake camera and microphone, the release build and the reference page served \
+         by the same relay binary on loopback, no STUN/TURN (loopback needs none). \
+         **First visit**: fresh browser profiles (nothing cached: opening a link someone sent). \
+         **Repeat visit**: the same person leaves and opens the link again (app in the cache). \
+         {} runs, alternating which page goes first. The reference is \
+         `bench/reference/reference.html`: the same call in 60 lines of plain JavaScript.\n",
+        s.runs
+    );
+    let _ = writeln!(
+        md,
+        "| page | visit | median | min | max |\n|---|---|---:|---:|---:|"
+    );
+    for x in &s.summaries {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            x.page.name(),
+            if x.repeat { "repeat" } else { "first" },
+            x.total_ms.median,
+            x.total_ms.min,
+            x.total_ms.max
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nRatio peercall / reference (medians): first visit **{:.2}x**, repeat visit **{:.2}x**.\n",
+        s.ratio_first_visit, s.ratio_repeat_visit
+    );
+    let _ = writeln!(
+        md,
+        "Breakdown (median milliseconds of each phase; a phase is the time since the previous \
+         mark, both pages marking the same moments with `performance.mark`):\n"
+    );
+    let _ = write!(md, "| phase |");
+    for x in &s.summaries {
+        let _ = write!(
+            md,
+            " {} {} |",
+            x.page.name(),
+            if x.repeat { "repeat" } else { "first" }
+        );
+    }
+    let _ = write!(md, "\n|---|");
+    for _ in &s.summaries {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for (phase, label) in PHASES {
+        let _ = write!(md, "| {label} |");
+        for x in &s.summaries {
+            let v = x.phases_median_ms.get(*phase).copied().unwrap_or(f64::NAN);
+            let _ = write!(md, " {v:.0} |");
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md);
+}
+
+fn size(md: &mut String, s: &crate::size::SizeResults) {
+    let _ = writeln!(md, "## 2. Shipped bytes\n");
+    let _ = writeln!(
+        md,
+        "What a first visit downloads from the release build (`trunk build --release`, \
+         `dist/`), raw, gzip -9 and brotli -11 (quality 11, 4 MiB window). Budget: {} KB gzip \
+         in total.\n",
+        kb(s.budget_gzip)
+    );
+    let _ = writeln!(md, "| file | raw | gzip | brotli |\n|---|---:|---:|---:|");
+    for f in &s.files {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} |",
+            f.file, f.raw, f.gzip, f.brotli
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| **total** | **{}** | **{}** | **{}** |\n",
+        s.total_raw, s.total_gzip, s.total_brotli
+    );
+    if let Some(note) = &s.twiggy_note {
+        let _ = writeln!(md, "Contributors not measured: {note}\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Biggest contributors to the wasm, from `twiggy top` on cargo's output for the same \
+         build before wasm-bindgen and wasm-opt (the last step that still has function names; \
+         {} bytes of code and data, so sizes run larger than shipped and the shares are what \
+         to compare), summed by crate:\n",
+        s.named_wasm_bytes
+    );
+    let _ = writeln!(md, "| crate | bytes | share |\n|---|---:|---:|");
+    for c in &s.by_crate {
+        let _ = writeln!(md, "| `{}` | {} | {:.1} % |", c.name, c.bytes, c.percent);
+    }
+    let _ = writeln!(md, "\nThe 25 biggest single items:\n");
+    let _ = writeln!(md, "| item | bytes | share |\n|---|---:|---:|");
+    for c in &s.top_items {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {:.1} % |",
+            c.name.replace('|', "\\|"),
+            c.bytes,
+            c.percent
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn relay(md: &mut String, rel: &crate::RelayResults) {
+    let _ = writeln!(md, "## 3. Relay capacity\n");
+    let _ = writeln!(
+        md,
+        "`bench/src/relay.rs` (Rust, tokio, tokio-tungstenite) against the peercall relay \
+         (`--profile server` build, rate limit raised out of the way, logs at warn) and the \
+         reference `bench/node-relay/relay.js` (Node's `ws` package: forwards each text message \
+         to the rest of the room, nothing else), each a fresh process per run, on loopback. \
+         The load generator shares the machine's cores with the relay under test.\n"
+    );
+    let _ = writeln!(
+        md,
+        "### Idle connections\n\nClients connect to `/ws/ROOM` in rooms of 2 and send `join` \
+         (the peercall relay answers `welcome`), then stay silent. Resident memory of the relay \
+         process (VmRSS) with that many connections open; per connection = (RSS - RSS before \
+         any connection) / connections. Median of {} runs (min-max).\n",
+        rel.idle
+            .iter()
+            .filter(|i| i.relay == Which::Peercall)
+            .count()
+    );
+    let _ = writeln!(
+        md,
+        "| connections | peercall RSS | peercall per conn | Node RSS | Node per conn |\n|---:|---:|---:|---:|---:|"
+    );
+    let conns: Vec<usize> = rel
+        .idle
+        .first()
+        .map(|i| i.points.iter().map(|p| p.conns).collect())
+        .unwrap_or_default();
+    for n in conns {
+        let _ = write!(md, "| {n} |");
+        for which in [Which::Peercall, Which::Node] {
+            let pts: Vec<_> = rel
+                .idle
+                .iter()
+                .filter(|i| i.relay == which)
+                .filter_map(|i| i.points.iter().find(|p| p.conns == n))
+                .collect();
+            let rss = Summary::of(
+                &pts.iter()
+                    .map(|p| p.rss_bytes as f64 / 1e6)
+                    .collect::<Vec<_>>(),
+            );
+            let per = median(
+                &pts.iter()
+                    .map(|p| p.bytes_per_conn / 1e3)
+                    .collect::<Vec<_>>(),
+            );
+            match rss {
+                Some(s) => {
+                    let _ = write!(
+                        md,
+                        " {:.1} MB ({:.1}-{:.1}) | {per:.1} KB |",
+                        s.median, s.min, s.max
+                    );
+                }
+                None => {
+                    let _ = write!(md, " - | - |");
+                }
+            }
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md);
+
+    let _ = writeln!(
+        md,
+        "### Fan-out\n\n120 clients in rooms of 2 (60 rooms) or 6 (20 rooms); every client \
+         sends room-wide `ping` envelopes (about 250 bytes, with its send time) that the relay \
+         forwards to the other members. The total send rate rises step by step ({}); each step \
+         is measured over a window after a warm-up, and latency is from send to receipt on the \
+         same clock. A step is **saturated** when the senders could not keep the rate (the \
+         relay pushed back), under 95 % of deliveries arrived, the relay sent errors, or p99 \
+         passed {SATURATED_P99_MS} ms; the run stops there. Medians over runs that reached the \
+         step (n = how many did).\n",
+        RATES
+            .iter()
+            .map(|r| format!("{}k", r / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for size in [2, 6] {
+        let _ = writeln!(
+            md,
+            "Rooms of {size} (each message delivered to {}):\n",
+            size - 1
+        );
+        let _ = writeln!(
+            md,
+            "| sent/s | peercall delivered/s | p50 | p99 | relay CPU | n | Node delivered/s | p50 | p99 | relay CPU | n |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for &rate in RATES {
+            let mut row = format!("| {:.0}k |", rate / 1000.0);
+            let mut any = false;
+            for which in [Which::Peercall, Which::Node] {
+                let steps: Vec<_> = runs_of(&rel.fanout, which, size)
+                    .iter()
+                    .filter_map(|r| r.steps.iter().find(|s| s.offered_per_s == rate))
+                    .collect();
+                if steps.is_empty() {
+                    row.push_str(" - | - | - | - | 0 |");
+                    continue;
+                }
+                any = true;
+                let sat = steps.iter().filter(|s| s.saturated).count();
+                let col = |f: &dyn Fn(&crate::relay::FanoutStep) -> f64| {
+                    median(&steps.iter().map(|s| f(s)).collect::<Vec<_>>())
+                };
+                let _ = write!(
+                    row,
+                    " {:.0}{} | {:.2} ms | {:.2} ms | {:.2} | {} |",
+                    col(&|s| s.delivered_per_s),
+                    if sat > 0 {
+                        format!(" (saturated in {sat})")
+                    } else {
+                        String::new()
+                    },
+                    col(&|s| s.p50_ms),
+                    col(&|s| s.p99_ms),
+                    col(&|s| s.relay_cpu),
+                    steps.len()
+                );
+            }
+            if any {
+                let _ = writeln!(md, "{row}");
+            }
+        }
+        let (ratio, bound) = throughput_ratio(&rel.fanout, size);
+        let sustained = |which| {
+            median(
+                &runs_of(&rel.fanout, which, size)
+                    .iter()
+                    .map(|r| r.sustained_delivered_per_s)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let _ = writeln!(
+            md,
+            "\nSustained (highest unsaturated step): peercall {:.0} deliveries/s, Node {:.0}/s: \
+             **{}{ratio:.2}x**{}.\n",
+            sustained(Which::Peercall),
+            sustained(Which::Node),
+            if bound { "≥ " } else { "" },
+            if bound {
+                " (peercall did not saturate before the last step, so this is a lower bound: \
+                 the load generator, on the same cores, is the limit)"
+            } else {
+                ""
+            }
+        );
+    }
 }

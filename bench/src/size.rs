@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-/// Total gzip budget for what a first visit downloads (issue 8).
-pub const BUDGET_GZIP: u64 = 150 * 1024;
+/// Total gzip budget for what a first visit downloads (issue 8): 150 KB.
+pub const BUDGET_GZIP: u64 = 150_000;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileSize {
@@ -83,9 +83,12 @@ pub async fn measure(dist: &Path) -> Result<SizeResults, String> {
         });
     }
     if !files.iter().any(|f| f.kind == "wasm") {
-        return Err(format!("no .wasm in {}: build the release first", dist.display()));
+        return Err(format!(
+            "no .wasm in {}: build the release first",
+            dist.display()
+        ));
     }
-    files.sort_by(|a, b| b.raw.cmp(&a.raw));
+    files.sort_by_key(|f| std::cmp::Reverse(f.raw));
     let mut r = SizeResults {
         total_raw: files.iter().map(|f| f.raw).sum(),
         total_gzip: files.iter().map(|f| f.gzip).sum(),
@@ -103,7 +106,10 @@ pub async fn measure(dist: &Path) -> Result<SizeResults, String> {
         Err(e) => r.twiggy_note = Some(e),
     }
     for f in &r.files {
-        eprintln!("    {:<40} {:>8} raw {:>8} gz {:>8} br", f.file, f.raw, f.gzip, f.brotli);
+        eprintln!(
+            "    {:<40} {:>8} raw {:>8} gz {:>8} br",
+            f.file, f.raw, f.gzip, f.brotli
+        );
     }
     eprintln!(
         "    total {} raw, {} gzip, {} brotli (budget {} gzip)",
@@ -112,11 +118,33 @@ pub async fn measure(dist: &Path) -> Result<SizeResults, String> {
     Ok(r)
 }
 
+/// `serde_json[16099d6de2d9f558]::de` -> `serde_json::de`: rustc's crate
+/// disambiguators make names long and unreadable.
+pub fn strip_hashes(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find('[') {
+        let tail = &rest[at + 1..];
+        let hex = tail.chars().take_while(char::is_ascii_hexdigit).count();
+        out.push_str(&rest[..at]);
+        if hex == 16 && tail[hex..].starts_with(']') {
+            rest = &tail[hex + 1..];
+        } else {
+            out.push('[');
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The crate an item belongs to, from its demangled name: `yew::...` ->
 /// `yew`, `<serde_json::... as ...>` -> `serde_json`, `core::fmt` kept
 /// apart from the rest of `core`. Data and tables get their own buckets.
 pub fn crate_of(name: &str) -> String {
-    let n = name.trim_start_matches(['<', '&', '*', ' ']).trim_start_matches("mut ");
+    let n = name
+        .trim_start_matches(['<', '&', '*', ' '])
+        .trim_start_matches("mut ");
     let n = n.trim_start_matches("dyn ");
     if n.starts_with("data[") {
         return "(data segments)".into();
@@ -155,16 +183,29 @@ fn twiggy() -> Result<(u64, Vec<Contributor>, Vec<Contributor>), String> {
     }
     let items: Vec<serde_json::Value> =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("twiggy json: {e}"))?;
+    // Not shipped: custom sections (names, wasm-bindgen's description of the
+    // JS glue), the `__wbindgen_describe_*` functions and the export entries
+    // that keep them (wasm-bindgen runs and deletes them), import entries
+    // (renamed by wasm-bindgen).
     let mut all: Vec<(String, u64)> = items
         .iter()
-        .filter_map(|i| Some((i["name"].as_str()?.to_owned(), i["shallow_size"].as_u64()?)))
-        .filter(|(name, _)| name != "\"name\"" && !name.starts_with("custom section '.debug"))
+        .filter_map(|i| {
+            Some((
+                strip_hashes(i["name"].as_str()?),
+                i["shallow_size"].as_u64()?,
+            ))
+        })
+        .filter(|(name, _)| {
+            !(name.starts_with("custom section")
+                || name.ends_with("subsection")
+                || name.starts_with("export ")
+                || name.starts_with("import ")
+                || name.starts_with("__wbindgen_describe"))
+        })
         .collect();
-    // The name section itself is there only so twiggy can name things.
-    all.retain(|(name, _)| !name.contains("\"name\""));
     let total: u64 = all.iter().map(|(_, b)| b).sum();
     let pct = |b: u64| (b as f64 * 1000.0 / total as f64).round() / 10.0;
-    all.sort_by(|a, b| b.1.cmp(&a.1));
+    all.sort_by_key(|i| std::cmp::Reverse(i.1));
     let top = all
         .iter()
         .take(25)
@@ -186,7 +227,7 @@ fn twiggy() -> Result<(u64, Vec<Contributor>, Vec<Contributor>), String> {
             percent: pct(b),
         })
         .collect();
-    by_crate.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    by_crate.sort_by_key(|c| std::cmp::Reverse(c.bytes));
     by_crate.truncate(20);
     Ok((total, top, by_crate))
 }
@@ -205,8 +246,16 @@ mod tests {
         assert_eq!(crate_of("core::fmt::write::h99"), "core::fmt");
         assert_eq!(crate_of("core::ptr::drop_in_place<x>"), "core");
         assert_eq!(crate_of("data[3]"), "(data segments)");
-        assert_eq!(crate_of("dlmalloc::dlmalloc::Dlmalloc<A>::malloc"), "dlmalloc");
+        assert_eq!(
+            crate_of("dlmalloc::dlmalloc::Dlmalloc<A>::malloc"),
+            "dlmalloc"
+        );
         assert_eq!(crate_of("code[123]"), "(unnamed)");
+        assert_eq!(
+            strip_hashes("<peercall_protocol[81b2578552df1e1b]::Body as serde_core[31644c251148c681]::de::Deserialize>"),
+            "<peercall_protocol::Body as serde_core::de::Deserialize>"
+        );
+        assert_eq!(strip_hashes("data[0]"), "data[0]");
     }
 
     #[test]

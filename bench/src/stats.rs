@@ -33,7 +33,7 @@ pub fn percentile_sorted<T: Copy + Into<f64>>(sorted: &[T], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    if p == 50.0 && sorted.len() % 2 == 0 {
+    if p == 50.0 && sorted.len().is_multiple_of(2) {
         let n = sorted.len();
         return (sorted[n / 2 - 1].into() + sorted[n / 2].into()) / 2.0;
     }

@@ -2,6 +2,19 @@ use web_sys::{HtmlVideoElement, MediaStream};
 use yew::prelude::*;
 
 use crate::state::PeerStatus;
+use crate::web::media::on_next_frame;
+use crate::web::page;
+
+fn has_frame_callback(el: &HtmlVideoElement) -> bool {
+    js_sys::Reflect::has(el, &"requestVideoFrameCallback".into()).unwrap_or(false)
+}
+
+fn stamp_first_frame(el: &HtmlVideoElement) {
+    if !el.has_attribute("data-first-frame") {
+        let _ = el.set_attribute("data-first-frame", &js_sys::Date::now().to_string());
+        page::mark("first-frame");
+    }
+}
 
 /// Props of [`RemoteVideo`].
 #[derive(Properties, PartialEq)]
@@ -16,8 +29,10 @@ pub struct RemoteVideoProps {
 }
 
 /// One other person: their video (with sound), name and connection state.
-/// The element records when its first frame arrived (`data-first-frame`,
-/// milliseconds since the epoch) for the end-to-end timing.
+/// The element records when its first frame was shown (`data-first-frame`,
+/// milliseconds since the epoch, from `requestVideoFrameCallback`, or
+/// `loadeddata` where that is missing) for the end-to-end timing and the
+/// benchmark, with `performance.mark("peercall:first-frame")`.
 #[component]
 pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
     let video = use_node_ref();
@@ -27,6 +42,10 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
         use_effect_with(props.stream.clone(), move |stream| {
             if let Some(el) = video.cast::<HtmlVideoElement>() {
                 el.set_src_object(stream.as_ref());
+                if stream.is_some() {
+                    let shown = el.clone();
+                    on_next_frame(&el, move || stamp_first_frame(&shown));
+                }
             }
             move || {
                 if let Some(el) = video.cast::<HtmlVideoElement>() {
@@ -36,9 +55,9 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
         });
     }
     let on_first_frame = Callback::from(|e: Event| {
-        if let Some(el) = e.target_dyn_into::<web_sys::Element>() {
-            if !el.has_attribute("data-first-frame") {
-                let _ = el.set_attribute("data-first-frame", &js_sys::Date::now().to_string());
+        if let Some(el) = e.target_dyn_into::<HtmlVideoElement>() {
+            if !has_frame_callback(&el) {
+                stamp_first_frame(&el);
             }
         }
     });

@@ -56,6 +56,7 @@ pub fn use_local_media(request: MediaRequest) -> LocalMediaHandle {
                         // Cleaned up while the prompt was open: let go at once.
                         Ok(stream) if slot.cancelled => stop_all(&stream),
                         Ok(stream) => {
+                            crate::web::page::mark("media");
                             // `Clone::clone`: `stream.clone()` would be JS
                             // `MediaStream.clone()`, with new tracks.
                             slot.stream = Some(Clone::clone(&stream));

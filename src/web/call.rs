@@ -26,6 +26,7 @@ use crate::ice::{self, Credentials, Gathering, Grant, IceSetup};
 use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
 use crate::room::{Event, Gone, Signal, Timing};
 use crate::state::{CallAction, PeerStatus};
+use crate::web::page;
 use crate::web::peer::{debug_register, debug_unregister, ConnectionState, Peer, PeerEvent};
 use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
 
@@ -340,7 +341,10 @@ impl Session {
         peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>,
     ) {
         match update {
-            Update::Connected => self.emit(CallAction::RelayConnected),
+            Update::Connected => {
+                page::mark("relay-open");
+                self.emit(CallAction::RelayConnected)
+            }
             Update::Disconnected {
                 reason,
                 retry_in_ms,
@@ -386,7 +390,8 @@ impl Session {
                     id: from,
                     message: format!("{code}: {message}"),
                 }),
-                Event::Welcomed | Event::Ignored(_) => {}
+                Event::Welcomed => page::mark("joined"),
+                Event::Ignored(_) => {}
             },
         }
     }
@@ -440,6 +445,7 @@ impl Session {
                     }
                 }
                 if !answer {
+                    page::mark("negotiated");
                     return Ok(None);
                 }
                 if !p.sending {
@@ -447,6 +453,7 @@ impl Session {
                     p.peer.send(local);
                 }
                 let (_, sdp) = p.peer.set_local().await?;
+                page::mark("negotiated");
                 Ok(Some(Signal::Answer { sdp }))
             }
         }
@@ -528,6 +535,7 @@ impl Session {
             PeerEvent::State(state) => {
                 if state == ConnectionState::Connected {
                     p.failure_told = false;
+                    page::mark("connected");
                 }
                 let status = match state {
                     ConnectionState::Connecting => PeerStatus::Connecting,

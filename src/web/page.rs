@@ -11,6 +11,17 @@ const NAME_KEY: &str = "peercall.name";
 const RELAY_ONLY_KEY: &str = "peercall.relayOnly";
 
 /// The room named in the page's hash, if any.
+/// Records a moment of the call's setup as `performance.mark("peercall:NAME")`
+/// (start, media, relay-open, joined, negotiated, connected, first-frame):
+/// the benchmark's breakdown reads them, and so does a browser's
+/// performance panel.
+pub fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = p.mark(&format!("peercall:{name}"));
+    }
+}
+
+/// The room id in the page's URL, if any.
 pub fn current_room() -> Option<String> {
     let hash = web_sys::window()?.location().hash().ok()?;
     room_from_hash(&hash)
