@@ -170,7 +170,7 @@ fn router(state: Arc<State>) -> Router {
 }
 
 /// Bytes read from a WebSocket at a time (see `accept`).
-const READ_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 4 * 1024;
 
 async fn upgrade(
     ws: WebSocketUpgrade,

@@ -1026,3 +1026,87 @@ async fn thousands_of_sockets_in_hundreds_of_rooms() {
         }
     }
 }
+
+#[tokio::test]
+async fn fingerprinted_assets_are_served_precompressed_from_memory() {
+    let dir = dist();
+    let js = "peercall-0123456789abcdef.js";
+    let source: String = (0..4000)
+        .map(|i| format!("export const v{i} = {i};\n"))
+        .collect();
+    std::fs::write(dir.path().join(js), &source).unwrap();
+    let config = Config {
+        static_dir: Some(dir.path().to_owned()),
+        ..Config::default()
+    };
+    // One router, so its background compression fills the cache it serves.
+    let router = app(config);
+    let fetch = |enc: &'static str, method: &'static str| {
+        let router = router.clone();
+        async move {
+            let req = Request::builder()
+                .method(method)
+                .uri(format!("/{js}"))
+                .header(header::ACCEPT_ENCODING, enc)
+                .body(Body::empty())
+                .unwrap();
+            router.oneshot(req).await.unwrap()
+        }
+    };
+    // Compressed on the fly (no length known up front) until the
+    // background pass is done; then from memory, with its length.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let br = loop {
+        let res = fetch("gzip, deflate, br", "GET").await;
+        assert_eq!(header_of(&res, header::CONTENT_ENCODING), "br");
+        if res.headers().contains_key(header::CONTENT_LENGTH) {
+            break res;
+        }
+        assert!(std::time::Instant::now() < deadline, "never precompressed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(header_of(&br, header::CONTENT_TYPE), "text/javascript");
+    assert_eq!(header_of(&br, header::VARY), "accept-encoding");
+    assert_eq!(
+        header_of(&br, header::CACHE_CONTROL),
+        "public, max-age=31536000, immutable"
+    );
+    let body = br.into_body().collect().await.unwrap().to_bytes();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut brotli::Decompressor::new(&body[..], 4096), &mut plain)
+        .unwrap();
+    assert_eq!(plain, source.as_bytes());
+    assert!(
+        body.len() * 5 < source.len(),
+        "brotli 11 compresses this well"
+    );
+
+    let gz = fetch("gzip", "GET").await;
+    assert_eq!(header_of(&gz, header::CONTENT_ENCODING), "gzip");
+    let body = gz.into_body().collect().await.unwrap().to_bytes();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain).unwrap();
+    assert_eq!(plain, source.as_bytes());
+
+    let head = fetch("br", "HEAD").await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(
+        header_of(&head, header::CONTENT_LENGTH)
+            .parse::<usize>()
+            .unwrap()
+            > 0
+    );
+    assert!(head
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .is_empty());
+
+    // A client that takes no compression gets the file as it is.
+    let identity = fetch("identity", "GET").await;
+    assert_eq!(header_of(&identity, header::CONTENT_ENCODING), "");
+    let body = identity.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, source.as_bytes());
+}
