@@ -224,10 +224,11 @@ fn setup(md: &mut String, s: &crate::setup::SetupResults) {
     );
     let _ = writeln!(
         md,
-        "Breakdown (median milliseconds of each phase; a phase is the time since the previous \
-         mark, both pages marking the same moments with `performance.mark`):\n"
+        "Breakdown: when each moment came, in median milliseconds after the navigation (both \
+         pages mark the same moments with `performance.mark`; peercall joins, negotiates and \
+         connects while its camera starts, so its moments are not in this order):\n"
     );
-    let _ = write!(md, "| phase |");
+    let _ = write!(md, "| moment |");
     for x in &s.summaries {
         let _ = write!(
             md,

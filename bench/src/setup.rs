@@ -20,16 +20,17 @@ use serde_json::Value;
 
 use crate::stats::Summary;
 
-/// The moments both pages mark, in order; each phase of the breakdown is
-/// the time from the previous one ("navigation" is the harness's clock just
-/// before it asked the browser to open the link).
+/// The moments both pages mark, each reported as milliseconds since the
+/// navigation (the harness's clock just before it asked the browser to open
+/// the link). Not a sequence: peercall joins and negotiates while the
+/// camera starts, the reference page one step after the other.
 pub const PHASES: &[(&str, &str)] = &[
-    ("start", "page load + script/wasm start"),
-    ("media", "getUserMedia"),
-    ("joined", "relay connect + join"),
-    ("negotiated", "offer/answer"),
-    ("connected", "ICE + DTLS connected"),
-    ("first-frame", "first frame shown"),
+    ("start", "page loaded, script/wasm running"),
+    ("media", "camera and microphone on (getUserMedia)"),
+    ("joined", "joined the room (relay's welcome)"),
+    ("negotiated", "offer/answer applied"),
+    ("connected", "connected (ICE + DTLS)"),
+    ("first-frame", "first remote frame shown"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -70,7 +71,7 @@ pub struct Visit {
     pub page: Page,
     pub repeat: bool,
     pub total_ms: f64,
-    /// Phase name -> milliseconds since the previous mark.
+    /// Moment -> milliseconds since the navigation.
     pub phases: BTreeMap<String, f64>,
 }
 
@@ -236,7 +237,6 @@ async fn visit(b: &Browser, page: Page, url: &str, repeat: bool) -> Result<Visit
         ))
         .await?;
     let mut phases = BTreeMap::new();
-    let mut previous = opened_at;
     for (phase, _) in PHASES {
         let Some(at) = marks.get(*phase).and_then(Value::as_f64) else {
             return Err(format!(
@@ -244,8 +244,7 @@ async fn visit(b: &Browser, page: Page, url: &str, repeat: bool) -> Result<Visit
                 page.name()
             ));
         };
-        phases.insert((*phase).to_owned(), at - previous);
-        previous = at;
+        phases.insert((*phase).to_owned(), at - opened_at);
     }
     Ok(Visit {
         page,

@@ -63,7 +63,7 @@ impl Reducible for Streams {
     }
 }
 
-/// The call screen: the camera, then the call once it is on.
+/// The call screen: the call starts at once, the camera joins it when on.
 #[component]
 pub fn InCall(props: &InCallProps) -> Html {
     let media = use_local_media(MediaRequest::default());
@@ -84,8 +84,10 @@ pub fn InCall(props: &InCallProps) -> Html {
             props.config.clone(),
             props.relay_url.clone(),
         );
-        use_effect_with(live, move |live| {
-            if let Some(local) = live {
+        // The call starts at once, while the camera is still starting (it
+        // joins, negotiates and connects meanwhile); our media follows.
+        use_effect_with((), move |()| {
+            {
                 let on_update = move |update: CallUpdate| match update {
                     CallUpdate::RemoteStream { id, stream } => {
                         streams.dispatch(StreamAction::Set(id, stream))
@@ -100,14 +102,7 @@ pub fn InCall(props: &InCallProps) -> Html {
                         state.dispatch(action);
                     }
                 };
-                match Call::start(
-                    config,
-                    relay_url,
-                    room,
-                    name,
-                    Clone::clone(local),
-                    on_update,
-                ) {
+                match Call::start(config, relay_url, room, name, on_update) {
                     Ok(c) => *call.borrow_mut() = Some(c),
                     Err(message) => web_sys::console::error_1(&message.into()),
                 }
@@ -116,6 +111,14 @@ pub fn InCall(props: &InCallProps) -> Html {
                 // Dropping the call sends the goodbye and closes every
                 // peer connection; the media hook stops the camera.
                 call.borrow_mut().take();
+            }
+        });
+    }
+    {
+        let call = call.clone();
+        use_effect_with(live, move |live| {
+            if let (Some(local), Some(call)) = (live, call.borrow().as_ref()) {
+                call.set_local(Clone::clone(local));
             }
         });
     }

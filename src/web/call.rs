@@ -1,10 +1,15 @@
 //! The call: one signaling client and one [`Peer`] per other person in the
 //! room, driven by one task so that every negotiation step runs in order.
 //!
-//! Peers are created when the room says someone is there. The impolite side
-//! (the smaller id) adds its tracks at once, so its `negotiationneeded`
-//! makes the first offer; the polite side adds its tracks when that offer
-//! arrives, just before answering. Both joining at once therefore needs no
+//! The call starts while the camera is still starting: joining the room,
+//! the TURN credentials, the offer/answer and ICE all run meanwhile, so the
+//! other person's video can show before our own camera is on. Peers are
+//! created when the room says someone is there. The impolite side (the
+//! smaller id) adds its tracks at once (or, with no camera yet, asks to
+//! receive audio and video), so its `negotiationneeded` makes the first
+//! offer; the polite side adds its tracks when that offer arrives, just
+//! before answering. Tracks that arrive later are added then, which
+//! renegotiates. Both joining at once therefore needs no
 //! rollback (which left Chromium's ICE gathering stuck in the e2e tests);
 //! later collisions, from renegotiation, are resolved by [`Negotiation`].
 //! What the UI needs comes out as [`CallUpdate`]s.
@@ -56,16 +61,16 @@ pub enum CallUpdate {
 /// closes every peer connection.
 pub struct Call {
     hang_up: Option<futures::channel::oneshot::Sender<()>>,
+    media: mpsc::UnboundedSender<MediaStream>,
 }
 
 impl Call {
-    /// Joins `room` with the tracks of `local`.
+    /// Joins `room`; our media follows with [`Call::set_local`].
     pub fn start(
         config: CallConfig,
         relay_url: String,
         room: String,
         name: Option<String>,
-        local: MediaStream,
         on_update: impl Fn(CallUpdate) + 'static,
     ) -> Result<Self, String> {
         let me = random_peer_id()?;
@@ -78,6 +83,7 @@ impl Call {
             timing: Timing::default(),
         });
         let (hang_up, hung_up) = futures::channel::oneshot::channel();
+        let (media, media_rx) = mpsc::unbounded();
         wasm_bindgen_futures::spawn_local(run(
             Session {
                 me,
@@ -89,17 +95,24 @@ impl Call {
                 ),
                 config,
                 credentials_url,
-                local,
+                local: None,
                 signaling,
                 peers: HashMap::new(),
                 on_update: Box::new(on_update),
             },
             updates,
+            media_rx,
             hung_up,
         ));
         Ok(Self {
             hang_up: Some(hang_up),
+            media,
         })
+    }
+
+    /// Our camera and microphone are on: send them to everyone.
+    pub fn set_local(&self, stream: MediaStream) {
+        let _ = self.media.unbounded_send(stream);
     }
 
     /// Says goodbye and closes every peer connection.
@@ -138,7 +151,8 @@ struct Session {
     servers: Vec<IceServer>,
     setup: IceSetup,
     credentials_url: Option<String>,
-    local: MediaStream,
+    /// Our camera and microphone, once they are on.
+    local: Option<MediaStream>,
     signaling: SignalingClient,
     peers: HashMap<String, PeerSession>,
     on_update: Box<dyn Fn(CallUpdate)>,
@@ -147,6 +161,7 @@ struct Session {
 async fn run(
     mut s: Session,
     mut updates: mpsc::UnboundedReceiver<Update>,
+    mut media: mpsc::UnboundedReceiver<MediaStream>,
     hung_up: futures::channel::oneshot::Receiver<()>,
 ) {
     let (peer_tx, mut peer_events) = mpsc::unbounded::<(String, PeerEvent)>();
@@ -165,6 +180,11 @@ async fn run(
             event = peer_events.next() => {
                 if let Some((id, event)) = event {
                     s.on_peer_event(&id, event).await;
+                }
+            }
+            stream = media.next() => {
+                if let Some(stream) = stream {
+                    s.on_local_media(stream);
                 }
             }
             _ = hung_up => break,
@@ -260,6 +280,21 @@ impl Session {
         }
     }
 
+    /// Our media is on (or came back after a retry): every connection gets
+    /// it. A polite side that has not had an offer yet waits for it (adding
+    /// tracks now would make it offer too, and collide).
+    fn on_local_media(&mut self, stream: MediaStream) {
+        for p in self.peers.values_mut() {
+            if p.sending {
+                p.peer.replace_tracks(&stream);
+            } else if !p.negotiation.is_polite() || p.peer.has_remote_description() {
+                p.peer.send(&stream);
+                p.sending = true;
+            }
+        }
+        self.local = Some(stream);
+    }
+
     /// Tells the person the connection with `id` failed, and why.
     fn explain_failure(&mut self, id: &str) {
         let Some(p) = self.peers.get_mut(id) else {
@@ -305,9 +340,15 @@ impl Session {
                     pc: peer.raw().clone(),
                 });
                 let negotiation = Negotiation::new(&self.me, id);
-                let sending = !negotiation.is_polite();
-                if sending {
-                    peer.send(&self.local);
+                let mut sending = false;
+                if !negotiation.is_polite() {
+                    match &self.local {
+                        Some(local) => {
+                            peer.send(local);
+                            sending = true;
+                        }
+                        None => peer.receive(),
+                    }
                 }
                 self.peers.insert(
                     id.to_owned(),
@@ -400,7 +441,7 @@ impl Session {
         let Some(p) = self.peers.get_mut(from) else {
             return;
         };
-        let local = &self.local;
+        let local = self.local.as_ref();
         let result = match signal {
             Signal::Offer { sdp, .. } => Self::on_description(p, local, true, &sdp).await,
             Signal::Answer { sdp } => Self::on_description(p, local, false, &sdp).await,
@@ -427,7 +468,7 @@ impl Session {
     /// answer to send, if one is due.
     async fn on_description(
         p: &mut PeerSession,
-        local: &MediaStream,
+        local: Option<&MediaStream>,
         is_offer: bool,
         sdp: &str,
     ) -> Result<Option<Signal>, String> {
@@ -448,7 +489,7 @@ impl Session {
                     page::mark("negotiated");
                     return Ok(None);
                 }
-                if !p.sending {
+                if let (false, Some(local)) = (p.sending, local) {
                     p.sending = true;
                     p.peer.send(local);
                 }

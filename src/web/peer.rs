@@ -217,6 +217,44 @@ impl Peer {
         }
     }
 
+    /// Asks to receive audio and video before we have anything to send
+    /// (our camera is still starting): two `recvonly` transceivers, which
+    /// make `negotiationneeded` fire. [`Peer::send`] later reuses them.
+    pub fn receive(&self) {
+        for kind in ["audio", "video"] {
+            let init = web_sys::RtcRtpTransceiverInit::new();
+            init.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
+            self.pc.add_transceiver_with_str_and_init(kind, &init);
+        }
+    }
+
+    /// Puts the tracks of `local` in place of what each sender sends now
+    /// (`replaceTrack`: no renegotiation), matching by kind.
+    pub fn replace_tracks(&self, local: &MediaStream) {
+        for sender in self.pc.get_senders().iter() {
+            let Ok(sender) = sender.dyn_into::<web_sys::RtcRtpSender>() else {
+                continue;
+            };
+            let Some(kind) = sender.track().map(|t| t.kind()) else {
+                continue;
+            };
+            let track = local
+                .get_tracks()
+                .iter()
+                .filter_map(|t| t.dyn_into::<web_sys::MediaStreamTrack>().ok())
+                .find(|t| t.kind() == kind);
+            if let Some(track) = track {
+                // The promise only fails for a closed connection.
+                let _ = sender.replace_track(Some(&track));
+            }
+        }
+    }
+
+    /// Whether the other side's description has been applied.
+    pub fn has_remote_description(&self) -> bool {
+        self.pc.remote_description().is_some()
+    }
+
     /// The JavaScript object, for the debugging registry.
     pub fn raw(&self) -> &RtcPeerConnection {
         &self.pc
