@@ -15,7 +15,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The version of the signaling protocol this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -75,8 +75,9 @@ pub mod codes {
     pub const UNKNOWN_PEER: &str = "unknown_peer";
 }
 
-/// One signaling message with its addressing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One signaling message with its addressing. Encoded with serde; decoded
+/// by [`decode`], by hand.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Envelope {
     /// Protocol version of the sender ([`PROTOCOL_VERSION`]).
     pub v: u32,
@@ -116,7 +117,7 @@ pub struct Candidate {
 }
 
 /// A peer in the room, as the relay lists it in [`Body::Welcome`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PeerInfo {
     /// Its peer id.
     pub id: String,
@@ -126,7 +127,7 @@ pub struct PeerInfo {
 }
 
 /// Why a peer left.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// The person hung up (the default when absent).
@@ -137,7 +138,6 @@ pub enum LeaveReason {
     /// come back with a new `join`.
     Disconnected,
     /// A reason from a newer version.
-    #[serde(other)]
     Other,
 }
 
@@ -152,7 +152,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// The messages, tagged by `"type"` in snake case.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Body {
     /// "I am here": sent to the room on joining (and again after a
@@ -366,12 +366,111 @@ pub fn decode(text: &str, limit: usize) -> Result<Decoded, DecodeError> {
             to,
         });
     }
-    serde_json::from_value::<Envelope>(value)
-        .map(Decoded::Message)
-        .map_err(|e| DecodeError::BadBody {
-            type_name,
-            reason: e.to_string(),
-        })
+    let Ok(v) = u32::try_from(object.get("v").and_then(Value::as_u64).unwrap_or(0)) else {
+        return Err(DecodeError::BadEnvelope(
+            "\"v\" is not a protocol version this side knows".into(),
+        ));
+    };
+    let body = body(object, &type_name).map_err(|reason| DecodeError::BadBody {
+        type_name: type_name.clone(),
+        reason,
+    })?;
+    Ok(Decoded::Message(Envelope {
+        v,
+        room,
+        from,
+        to,
+        seq: object.get("seq").and_then(Value::as_u64),
+        body,
+    }))
+}
+
+/// The fields of a known `type_name` from its JSON object: by hand, not with
+/// serde's derive (a flattened, internally tagged enum is the single
+/// biggest function in the app's wasm, and the relay runs this on every
+/// message). `null` counts as absent for optional fields, as with serde.
+fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
+    Ok(match type_name {
+        "join" => Body::Join {
+            name: opt_string(o, "name")?,
+        },
+        "present" => Body::Present {
+            name: opt_string(o, "name")?,
+        },
+        "welcome" => Body::Welcome {
+            peers: match o.get("peers") {
+                Some(Value::Array(peers)) => peers
+                    .iter()
+                    .map(|p| match p {
+                        Value::Object(p) => Ok(PeerInfo {
+                            id: string(p, "id")?,
+                            name: opt_string(p, "name")?,
+                        }),
+                        _ => Err("each of \"peers\" must be an object".to_owned()),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err("\"peers\" must be an array".into()),
+                None => return Err("missing field \"peers\"".into()),
+            },
+        },
+        "leave" => Body::Leave {
+            reason: match opt_string(o, "reason")?.as_deref() {
+                None | Some("hangup") => LeaveReason::Hangup,
+                Some("disconnected") => LeaveReason::Disconnected,
+                Some(_) => LeaveReason::Other,
+            },
+        },
+        "offer" => Body::Offer {
+            sdp: string(o, "sdp")?,
+            ice_restart: match o.get("ice_restart") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err("\"ice_restart\" must be true or false".into()),
+            },
+        },
+        "answer" => Body::Answer {
+            sdp: string(o, "sdp")?,
+        },
+        "candidate" => Body::Candidate {
+            candidate: match o.get("candidate") {
+                Some(Value::Object(c)) => Candidate {
+                    candidate: string(c, "candidate")?,
+                    sdp_mid: opt_string(c, "sdpMid")?,
+                    sdp_m_line_index: match c.get("sdpMLineIndex") {
+                        None | Some(Value::Null) => None,
+                        Some(n) => Some(
+                            n.as_u64()
+                                .and_then(|n| u16::try_from(n).ok())
+                                .ok_or("\"sdpMLineIndex\" must be an integer from 0 to 65535")?,
+                        ),
+                    },
+                    username_fragment: opt_string(c, "usernameFragment")?,
+                },
+                Some(_) => return Err("\"candidate\" must be an object".into()),
+                None => return Err("missing field \"candidate\"".into()),
+            },
+        },
+        "end_of_candidates" => Body::EndOfCandidates,
+        "ping" => Body::Ping,
+        "pong" => Body::Pong,
+        "error" => Body::Error {
+            code: string(o, "code")?,
+            message: string(o, "message")?,
+        },
+        other => return Err(format!("{other:?} is not a known type")),
+    })
+}
+
+fn opt_string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{key:?} must be a string")),
+    }
+}
+
+fn string(o: &Map<String, Value>, key: &str) -> Result<String, String> {
+    opt_string(o, key)?.ok_or_else(|| format!("missing field {key:?}"))
 }
 
 /// Serialises a message for sending.
@@ -575,6 +674,46 @@ mod tests {
             (
                 r#"{"v":1,"room":"r","from":"a","to":5,"type":"leave"}"#,
                 |e| matches!(e, DecodeError::BadEnvelope(m) if m.contains("to")),
+            ),
+            (
+                r#"{"v":4294967296,"room":"r","from":"a","type":"ping"}"#,
+                |e| matches!(e, DecodeError::BadEnvelope(_)),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"offer","sdp":"x","ice_restart":"yes"}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("ice_restart")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"join","name":5}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("name")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"welcome","peers":{}}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("peers")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"welcome","peers":[{"name":"x"}]}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("id")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"welcome","peers":[7]}"#,
+                |e| matches!(e, DecodeError::BadBody { .. }),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"leave","reason":1}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("reason")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"candidate","candidate":{"candidate":"c","sdpMLineIndex":70000}}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("sdpMLineIndex")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"candidate","candidate":{"sdpMid":"0"}}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("candidate")),
+            ),
+            (
+                r#"{"v":1,"room":"r","from":"a","type":"error","code":"x"}"#,
+                |e| matches!(e, DecodeError::BadBody { reason, .. } if reason.contains("message")),
             ),
         ];
         for (text, expected) in cases {
