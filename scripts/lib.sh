@@ -166,8 +166,17 @@ web_tools() {
 }
 
 # build_release: the release app into dist/ (trunk, never downloading).
+# Where std is built from source (Debian's rustc-web), it is built for size
+# and panics abort at once, without formatting a message: 17 KB less wasm
+# after gzip (BENCHMARKS.md). Debug builds (tests, trunk serve) keep panic
+# messages.
 build_release() {
-	(cd "$ROOT" && wasm_env trunk build --release --offline --dist "$ROOT/dist")
+	local size=()
+	if [ "${WASM_ENV[*]}" != env ]; then
+		size=(CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size
+			"RUSTFLAGS=-Zunstable-options -Cpanic=immediate-abort")
+	fi
+	(cd "$ROOT" && wasm_env "${size[@]}" trunk build --release --offline --dist "$ROOT/dist")
 }
 
 # build_relay: the relay binary, optimised for speed; prints its path.
