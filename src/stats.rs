@@ -6,14 +6,15 @@
 //! Firefox name the selected candidate pair differently (the transport's
 //! `selectedCandidatePairId`, or `selected: true` on the pair); both are read.
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
-/// One stats dictionary; every field the panel might use, all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+/// One stats dictionary; every field the panel might use, all optional (a
+/// field of an unexpected kind counts as absent). Read by hand from a
+/// `serde_json::Value`: a derived deserializer for these 27 fields was
+/// 10 KB of the app's wasm.
+#[derive(Debug, Default)]
 struct Raw {
     id: String,
-    #[serde(rename = "type")]
     type_: String,
     timestamp: f64,
     kind: Option<String>,
@@ -84,11 +85,60 @@ pub struct Snapshot {
     pub codecs: Vec<String>,
 }
 
+impl Raw {
+    fn read(o: &Map<String, Value>) -> Self {
+        let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+        let f = |k: &str| o.get(k).and_then(Value::as_f64);
+        let b = |k: &str| o.get(k).and_then(Value::as_bool);
+        let u = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        Raw {
+            id: s("id").unwrap_or_default(),
+            type_: s("type").unwrap_or_default(),
+            timestamp: f("timestamp").unwrap_or_default(),
+            kind: s("kind"),
+            selected_candidate_pair_id: s("selectedCandidatePairId"),
+            local_candidate_id: s("localCandidateId"),
+            remote_candidate_id: s("remoteCandidateId"),
+            selected: b("selected"),
+            nominated: b("nominated"),
+            state: s("state"),
+            current_round_trip_time: f("currentRoundTripTime"),
+            candidate_type: s("candidateType"),
+            protocol: s("protocol"),
+            relay_protocol: s("relayProtocol"),
+            address: s("address"),
+            port: u("port"),
+            bytes_received: f("bytesReceived"),
+            bytes_sent: f("bytesSent"),
+            packets_received: f("packetsReceived"),
+            packets_lost: f("packetsLost"),
+            frames_per_second: f("framesPerSecond"),
+            frame_width: u("frameWidth"),
+            frame_height: u("frameHeight"),
+            codec_id: s("codecId"),
+            round_trip_time: f("roundTripTime"),
+            mime_type: s("mimeType"),
+        }
+    }
+}
+
 impl Snapshot {
     /// Reads a report given as a JSON array of stats dictionaries.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let raws: Vec<Raw> =
+        let value: Value =
             serde_json::from_str(json).map_err(|e| format!("unreadable stats: {e}"))?;
+        let Value::Array(items) = value else {
+            return Err("unreadable stats: not an array".into());
+        };
+        let raws: Vec<Raw> = items
+            .iter()
+            .filter_map(Value::as_object)
+            .map(Raw::read)
+            .collect();
         let by_id =
             |id: &Option<String>| id.as_ref().and_then(|id| raws.iter().find(|r| &r.id == id));
         let mut s = Snapshot {
