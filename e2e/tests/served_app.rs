@@ -59,6 +59,12 @@ async fn local_preview_shows(kind: Kind) {
                 transform: getComputedStyle(v).transform,
                 tracks: v.srcObject.getTracks().map(t => t.kind + ':' + t.readyState).sort(),
                 label: v.getAttribute('aria-label'),
+                configFetches: performance.getEntriesByType('resource')
+                    .filter(e => e.name.endsWith('/config.json')).length,
+                wasm: performance.getEntriesByType('resource')
+                    .filter(e => e.name.endsWith('.wasm'))
+                    .map(e => [e.encodedBodySize, e.decodedBodySize]),
+                marks: performance.getEntriesByType('mark').map(m => m.name),
             };
         "#)
         .await
@@ -78,6 +84,25 @@ async fn local_preview_shows(kind: Kind) {
         "{facts}"
     );
     assert_eq!(facts["label"], "Your camera");
+    // index.html preloads config.json and the app's own fetch takes that
+    // response: one request, started with the page, not after the wasm.
+    assert_eq!(facts["configFetches"], 1, "{facts}");
+    // The wasm arrives compressed (the relay's precompressed brotli).
+    let wasm = &facts["wasm"][0];
+    assert!(
+        wasm[0].as_f64().unwrap() * 2.0 < wasm[1].as_f64().unwrap(),
+        "wasm not compressed: {facts}"
+    );
+    // The setup moments the benchmark reads are marked.
+    for mark in ["peercall:start", "peercall:media"] {
+        assert!(
+            facts["marks"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(mark)),
+            "no {mark}: {facts}"
+        );
+    }
 
     if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
         let path = PathBuf::from(dir).join(format!("local-preview-{}.png", kind.name()));
