@@ -222,6 +222,21 @@ async fn visit(b: &Browser, page: Page, url: &str, repeat: bool) -> Result<Visit
         .await?
         .as_f64()
         .ok_or("no first-frame time")?;
+    // peercall can show the other person before its own camera is on:
+    // wait for the moments still to come (the total is already measured).
+    let names: Vec<String> = PHASES
+        .iter()
+        .map(|(p, _)| format!("'{}{p}'", page.prefix()))
+        .collect();
+    b.wait_until(
+        "every setup mark",
+        &format!(
+            "return [{}].every(n => performance.getEntriesByName(n).length > 0)",
+            names.join(",")
+        ),
+        LIMIT,
+    )
+    .await?;
     // Each mark's first occurrence, as epoch milliseconds.
     let marks = b
         .js(&format!(
