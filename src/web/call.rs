@@ -5,14 +5,15 @@
 //! the TURN credentials, the offer/answer and ICE all run meanwhile, so the
 //! other person's video can show before our own camera is on. Peers are
 //! created when the room says someone is there. The impolite side (the
-//! smaller id) adds its tracks at once (or, with no camera yet, asks to
-//! receive audio and video), so its `negotiationneeded` makes the first
-//! offer; the polite side adds its tracks when that offer arrives, just
-//! before answering. Tracks that arrive later are added then, which
-//! renegotiates. Both joining at once therefore needs no
+//! smaller id) adds its tracks at once (or, with no camera yet, gets ready
+//! to send audio and video with no tracks yet), so its `negotiationneeded`
+//! makes the first offer; the polite side does the same when that offer
+//! arrives, just before answering. Both joining at once therefore needs no
 //! rollback (which left Chromium's ICE gathering stuck in the e2e tests);
 //! later collisions, from renegotiation, are resolved by [`Negotiation`].
-//! What the UI needs comes out as [`CallUpdate`]s.
+//! Tracks that come later go onto the senders with `replaceTrack`: no
+//! renegotiation, so the other side's picture, already arriving, is never
+//! disturbed. What the UI needs comes out as [`CallUpdate`]s.
 //!
 //! Before the first peer connection the task asks the relay for TURN
 //! credentials (in parallel with the WebSocket connecting) and adds them to
@@ -74,6 +75,7 @@ impl Call {
         on_update: impl Fn(CallUpdate) + 'static,
     ) -> Result<Self, String> {
         let me = random_peer_id()?;
+        let outgoing = MediaStream::new().map_err(|_| "cannot make a MediaStream".to_owned())?;
         let credentials_url = config.credentials_url_for(&relay_url);
         let (signaling, updates) = SignalingClient::start(Options {
             url: relay_url,
@@ -96,6 +98,7 @@ impl Call {
                 config,
                 credentials_url,
                 local: None,
+                outgoing,
                 signaling,
                 peers: HashMap::new(),
                 on_update: Box::new(on_update),
@@ -153,6 +156,9 @@ struct Session {
     credentials_url: Option<String>,
     /// Our camera and microphone, once they are on.
     local: Option<MediaStream>,
+    /// What the other side sees our media as (the msid) when a connection
+    /// is ready to send before the camera is on.
+    outgoing: MediaStream,
     signaling: SignalingClient,
     peers: HashMap<String, PeerSession>,
     on_update: Box<dyn Fn(CallUpdate)>,
@@ -280,17 +286,12 @@ impl Session {
         }
     }
 
-    /// Our media is on (or came back after a retry): every connection gets
-    /// it. A polite side that has not had an offer yet waits for it (adding
-    /// tracks now would make it offer too, and collide).
+    /// Our media is on (or came back after a retry): every connection
+    /// that is sending gets its tracks, with no renegotiation. A polite side
+    /// that has not had an offer yet adds them when it answers.
     fn on_local_media(&mut self, stream: MediaStream) {
-        for p in self.peers.values_mut() {
-            if p.sending {
-                p.peer.replace_tracks(&stream);
-            } else if !p.negotiation.is_polite() || p.peer.has_remote_description() {
-                p.peer.send(&stream);
-                p.sending = true;
-            }
+        for p in self.peers.values().filter(|p| p.sending) {
+            p.peer.replace_tracks(&stream);
         }
         self.local = Some(stream);
     }
@@ -340,14 +341,11 @@ impl Session {
                     pc: peer.raw().clone(),
                 });
                 let negotiation = Negotiation::new(&self.me, id);
-                let mut sending = false;
-                if !negotiation.is_polite() {
+                let sending = !negotiation.is_polite();
+                if sending {
                     match &self.local {
-                        Some(local) => {
-                            peer.send(local);
-                            sending = true;
-                        }
-                        None => peer.receive(),
+                        Some(local) => peer.send(local),
+                        None => peer.prepare_send(&self.outgoing),
                     }
                 }
                 self.peers.insert(
@@ -441,10 +439,10 @@ impl Session {
         let Some(p) = self.peers.get_mut(from) else {
             return;
         };
-        let local = self.local.as_ref();
+        let media = (self.local.as_ref(), &self.outgoing);
         let result = match signal {
-            Signal::Offer { sdp, .. } => Self::on_description(p, local, true, &sdp).await,
-            Signal::Answer { sdp } => Self::on_description(p, local, false, &sdp).await,
+            Signal::Offer { sdp, .. } => Self::on_description(p, media, true, &sdp).await,
+            Signal::Answer { sdp } => Self::on_description(p, media, false, &sdp).await,
             Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
                 OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
                     Err(e) if p.negotiation.candidate_error_matters() => Err(e),
@@ -468,7 +466,7 @@ impl Session {
     /// answer to send, if one is due.
     async fn on_description(
         p: &mut PeerSession,
-        local: Option<&MediaStream>,
+        (local, outgoing): (Option<&MediaStream>, &MediaStream),
         is_offer: bool,
         sdp: &str,
     ) -> Result<Option<Signal>, String> {
@@ -489,9 +487,12 @@ impl Session {
                     page::mark("negotiated");
                     return Ok(None);
                 }
-                if let (false, Some(local)) = (p.sending, local) {
+                if !p.sending {
                     p.sending = true;
-                    p.peer.send(local);
+                    match local {
+                        Some(local) => p.peer.send(local),
+                        None => p.peer.prepare_send(outgoing),
+                    }
                 }
                 let (_, sdp) = p.peer.set_local().await?;
                 page::mark("negotiated");

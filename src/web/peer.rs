@@ -66,6 +66,15 @@ pub enum PeerEvent {
     ServerError(ServerError),
 }
 
+/// `sender.setStreams(stream)` (web-sys does not have it).
+fn set_streams(sender: &web_sys::RtcRtpSender, stream: &MediaStream) {
+    if let Ok(f) = js_sys::Reflect::get(sender, &"setStreams".into()) {
+        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+            let _ = f.call1(sender, stream);
+        }
+    }
+}
+
 /// A peer connection and its event listeners.
 pub struct Peer {
     pc: RtcPeerConnection,
@@ -217,42 +226,57 @@ impl Peer {
         }
     }
 
-    /// Asks to receive audio and video before we have anything to send
-    /// (our camera is still starting): two `recvonly` transceivers, which
-    /// make `negotiationneeded` fire. [`Peer::send`] later reuses them.
-    pub fn receive(&self) {
+    /// Makes this connection send audio and video before there is anything
+    /// to send (our camera is still starting): `sendrecv` transceivers whose
+    /// tracks come later through [`Peer::replace_tracks`], which needs no
+    /// renegotiation. Between a remote offer and our answer it turns the
+    /// offer's transceivers to `sendrecv`; otherwise it adds two, which
+    /// makes `negotiationneeded` fire. `stream` names our media in the SDP
+    /// (msid), so the other side gets audio and video as one stream.
+    pub fn prepare_send(&self, stream: &MediaStream) {
+        let mut have = Vec::new();
+        for t in self.pc.get_transceivers().iter() {
+            let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
+                continue;
+            };
+            let kind = t.receiver().track().kind();
+            if t.stopped() || have.contains(&kind) {
+                continue;
+            }
+            t.set_direction(web_sys::RtcRtpTransceiverDirection::Sendrecv);
+            set_streams(&t.sender(), stream);
+            have.push(kind);
+        }
         for kind in ["audio", "video"] {
+            if have.iter().any(|k| k == kind) {
+                continue;
+            }
             let init = web_sys::RtcRtpTransceiverInit::new();
-            init.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
+            init.set_direction(web_sys::RtcRtpTransceiverDirection::Sendrecv);
+            init.set_streams(&js_sys::Array::of1(stream));
             self.pc.add_transceiver_with_str_and_init(kind, &init);
         }
     }
 
-    /// Puts the tracks of `local` in place of what each sender sends now
-    /// (`replaceTrack`: no renegotiation), matching by kind.
+    /// Puts the tracks of `local` on the senders (`replaceTrack`: no
+    /// renegotiation), one per kind: after [`Peer::prepare_send`], or to
+    /// swap a stream for a new one.
     pub fn replace_tracks(&self, local: &MediaStream) {
-        for sender in self.pc.get_senders().iter() {
-            let Ok(sender) = sender.dyn_into::<web_sys::RtcRtpSender>() else {
+        let tracks: Vec<web_sys::MediaStreamTrack> = local
+            .get_tracks()
+            .iter()
+            .filter_map(|t| t.dyn_into().ok())
+            .collect();
+        for t in self.pc.get_transceivers().iter() {
+            let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
                 continue;
             };
-            let Some(kind) = sender.track().map(|t| t.kind()) else {
-                continue;
-            };
-            let track = local
-                .get_tracks()
-                .iter()
-                .filter_map(|t| t.dyn_into::<web_sys::MediaStreamTrack>().ok())
-                .find(|t| t.kind() == kind);
-            if let Some(track) = track {
+            let kind = t.receiver().track().kind();
+            if let Some(track) = tracks.iter().find(|track| track.kind() == kind) {
                 // The promise only fails for a closed connection.
-                let _ = sender.replace_track(Some(&track));
+                let _ = t.sender().replace_track(Some(track));
             }
         }
-    }
-
-    /// Whether the other side's description has been applied.
-    pub fn has_remote_description(&self) -> bool {
-        self.pc.remote_description().is_some()
     }
 
     /// The JavaScript object, for the debugging registry.
