@@ -9,6 +9,8 @@ use yew::prelude::*;
 
 use crate::components::{InCall, Landing};
 use crate::config::CallConfig;
+use crate::media::MediaRequest;
+use crate::web::media::{drop_early, media_devices, request_early};
 use crate::web::page;
 
 #[derive(Clone, PartialEq)]
@@ -41,11 +43,23 @@ pub fn App() -> Html {
     }
     {
         let config = config.clone();
+        let in_a_room = room.is_some();
         use_effect_with((), move |()| {
+            // Opening a room link: start the camera now, while the
+            // configuration loads; the call screen takes it over.
+            if in_a_room {
+                if let Some(devices) = web_sys::window().and_then(|w| media_devices(&w).ok()) {
+                    request_early(&devices, MediaRequest::default());
+                }
+            }
             wasm_bindgen_futures::spawn_local(async move {
                 config.set(match page::load_config().await {
                     Ok((c, relay)) => Config::Ready(c, relay),
-                    Err(e) => Config::Broken(e),
+                    Err(e) => {
+                        // No call screen will come to take the camera.
+                        drop_early();
+                        Config::Broken(e)
+                    }
                 });
             });
         });

@@ -1,7 +1,9 @@
 //! `getUserMedia`, thinly wrapped
 //! (<https://developer.mozilla.org/en-US/docs/Web/API/MediaDevices/getUserMedia>).
 
-use js_sys::{Object, Reflect};
+use std::cell::RefCell;
+
+use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaDevices, MediaStream, MediaStreamConstraints, MediaStreamTrack, Window};
@@ -28,14 +30,40 @@ pub fn media_devices(window: &Window) -> Result<MediaDevices, MediaError> {
         .map_err(|_| MediaError::Unsupported)
 }
 
-/// Asks `devices` for a stream as described by `request`.
-///
-/// `devices` is a parameter (not looked up here) so a test can pass the
-/// `mediaDevices` of a frame that a permissions policy forbids the camera.
-pub async fn get_user_media(
-    devices: &MediaDevices,
-    request: MediaRequest,
-) -> Result<MediaStream, MediaError> {
+thread_local! {
+    /// A request started before the call screen mounted ([`request_early`]).
+    static EARLY: RefCell<Option<(MediaRequest, Promise)>> = const { RefCell::new(None) };
+}
+
+/// Starts `getUserMedia` for `request` now: the app does this as soon as
+/// it sees a room in the URL, so the camera (and the permission prompt)
+/// starts while the configuration loads, not after. The call screen's
+/// first [`get_user_media`] takes the request over; [`drop_early`] lets it
+/// go when no call screen comes.
+pub fn request_early(devices: &MediaDevices, request: MediaRequest) {
+    if let Ok(promise) = devices.get_user_media_with_constraints(&constraints(request)) {
+        EARLY.with(|e| *e.borrow_mut() = Some((request, promise)));
+    }
+}
+
+/// Stops the stream of an early request nobody took, when it comes.
+pub fn drop_early() {
+    if let Some((_, promise)) = EARLY.with(|e| e.borrow_mut().take()) {
+        stop_when_resolved(promise);
+    }
+}
+
+fn stop_when_resolved(promise: Promise) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Ok(stream) = JsFuture::from(promise).await {
+            if let Ok(stream) = stream.dyn_into::<MediaStream>() {
+                stop_all(&stream);
+            }
+        }
+    });
+}
+
+fn constraints(request: MediaRequest) -> MediaStreamConstraints {
     let constraints = MediaStreamConstraints::new();
     constraints.set_audio(&JsValue::from_bool(request.audio));
     constraints.set_video(&match request.video {
@@ -47,9 +75,32 @@ pub async fn get_user_media(
         }
         None => JsValue::FALSE,
     });
-    let promise = devices
-        .get_user_media_with_constraints(&constraints)
-        .map_err(media_error)?;
+    constraints
+}
+
+/// Asks `devices` for a stream as described by `request` (or takes over the
+/// early request for the same media, see [`request_early`]).
+///
+/// `devices` is a parameter (not looked up here) so a test can pass the
+/// `mediaDevices` of a frame that a permissions policy forbids the camera.
+pub async fn get_user_media(
+    devices: &MediaDevices,
+    request: MediaRequest,
+) -> Result<MediaStream, MediaError> {
+    let early = match EARLY.with(|e| e.borrow_mut().take()) {
+        Some((asked, promise)) if asked == request => Some(promise),
+        Some((_, other)) => {
+            stop_when_resolved(other);
+            None
+        }
+        None => None,
+    };
+    let promise = match early {
+        Some(promise) => promise,
+        None => devices
+            .get_user_media_with_constraints(&constraints(request))
+            .map_err(media_error)?,
+    };
     let stream = JsFuture::from(promise).await.map_err(media_error)?;
     stream
         .dyn_into::<MediaStream>()
