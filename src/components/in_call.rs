@@ -87,25 +87,23 @@ pub fn InCall(props: &InCallProps) -> Html {
         // The call starts at once, while the camera is still starting (it
         // joins, negotiates and connects meanwhile); our media follows.
         use_effect_with((), move |()| {
-            {
-                let on_update = move |update: CallUpdate| match update {
-                    CallUpdate::RemoteStream { id, stream } => {
-                        streams.dispatch(StreamAction::Set(id, stream))
-                    }
-                    CallUpdate::Connection { id, pc } => {
-                        streams.dispatch(StreamAction::Connection(id, pc))
-                    }
-                    CallUpdate::State(action) => {
-                        if let CallAction::Left { id, .. } = &action {
-                            streams.dispatch(StreamAction::Remove(id.clone()));
-                        }
-                        state.dispatch(action);
-                    }
-                };
-                match Call::start(config, relay_url, room, name, on_update) {
-                    Ok(c) => *call.borrow_mut() = Some(c),
-                    Err(message) => web_sys::console::error_1(&message.into()),
+            let on_update = move |update: CallUpdate| match update {
+                CallUpdate::RemoteStream { id, stream } => {
+                    streams.dispatch(StreamAction::Set(id, stream))
                 }
+                CallUpdate::Connection { id, pc } => {
+                    streams.dispatch(StreamAction::Connection(id, pc))
+                }
+                CallUpdate::State(action) => {
+                    if let CallAction::Left { id, .. } = &action {
+                        streams.dispatch(StreamAction::Remove(id.clone()));
+                    }
+                    state.dispatch(action);
+                }
+            };
+            match Call::start(config, relay_url, room, name, on_update) {
+                Ok(c) => *call.borrow_mut() = Some(c),
+                Err(message) => web_sys::console::error_1(&message.into()),
             }
             move || {
                 // Dropping the call sends the goodbye and closes every

@@ -2,12 +2,8 @@ use web_sys::{HtmlVideoElement, MediaStream};
 use yew::prelude::*;
 
 use crate::state::PeerStatus;
-use crate::web::media::on_next_frame;
+use crate::web::media::{has_frame_callback, on_next_frame};
 use crate::web::page;
-
-fn has_frame_callback(el: &HtmlVideoElement) -> bool {
-    js_sys::Reflect::has(el, &"requestVideoFrameCallback".into()).unwrap_or(false)
-}
 
 fn stamp_first_frame(el: &HtmlVideoElement) {
     if !el.has_attribute("data-first-frame") {

@@ -144,16 +144,17 @@ fn set(target: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
+const FRAME_CALLBACK: &str = "requestVideoFrameCallback";
+
 /// Calls `f` when `video` presents its next frame, through
 /// `requestVideoFrameCallback` (the moment a frame is composited, not just
 /// decoded); `false`, and `f` dropped, where the browser lacks it.
 pub fn on_next_frame(video: &web_sys::HtmlVideoElement, f: impl FnOnce() + 'static) -> bool {
-    let Ok(request) = Reflect::get(video, &JsValue::from_str("requestVideoFrameCallback")) else {
-        return false;
-    };
-    let Some(request) = request.dyn_ref::<js_sys::Function>() else {
-        return false;
-    };
     let callback = wasm_bindgen::closure::Closure::once_into_js(f);
-    request.call1(video, &callback).is_ok()
+    crate::web::call_if_present(video, FRAME_CALLBACK, &callback)
+}
+
+/// Whether the browser has `requestVideoFrameCallback` ([`on_next_frame`]).
+pub fn has_frame_callback(video: &web_sys::HtmlVideoElement) -> bool {
+    crate::web::has_method(video, FRAME_CALLBACK)
 }

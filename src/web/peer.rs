@@ -66,15 +66,6 @@ pub enum PeerEvent {
     ServerError(ServerError),
 }
 
-/// `sender.setStreams(stream)` (web-sys does not have it).
-fn set_streams(sender: &web_sys::RtcRtpSender, stream: &MediaStream) {
-    if let Ok(f) = js_sys::Reflect::get(sender, &"setStreams".into()) {
-        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
-            let _ = f.call1(sender, stream);
-        }
-    }
-}
-
 /// A peer connection and its event listeners.
 pub struct Peer {
     pc: RtcPeerConnection,
@@ -244,7 +235,8 @@ impl Peer {
                 continue;
             }
             t.set_direction(web_sys::RtcRtpTransceiverDirection::Sendrecv);
-            set_streams(&t.sender(), stream);
+            // web-sys does not have `setStreams`.
+            crate::web::call_if_present(&t.sender(), "setStreams", stream);
             have.push(kind);
         }
         for kind in ["audio", "video"] {
