@@ -10,6 +10,7 @@
 //! `turn` hands out short-lived TURN credentials.
 #![forbid(unsafe_code)]
 
+pub mod compress;
 mod conn;
 mod dumb;
 mod rooms;

@@ -11,7 +11,6 @@
 //! and for every other file, responses are compressed as they go out.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -27,6 +26,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::compression::CompressionLayer;
+
+use crate::compress::{brotli_best, gzip_best};
 use tower_http::services::{ServeDir, ServeFile};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -43,8 +44,8 @@ pub(crate) fn service(dir: &Path) -> Router {
     cache.fill_in_background(dir);
     Router::new()
         .fallback_service(files)
-        .layer(middleware::from_fn(cache_headers))
         .layer(middleware::from_fn_with_state(cache, precompressed))
+        .layer(middleware::from_fn(cache_headers))
         .layer(CompressionLayer::new())
 }
 
@@ -123,24 +124,6 @@ fn content_type(name: &str) -> Option<&'static str> {
     }
 }
 
-fn brotli_best(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() / 3);
-    let params = brotli::enc::BrotliEncoderParams {
-        quality: 11,
-        lgwin: 22,
-        ..Default::default()
-    };
-    // Reading a slice and writing a Vec cannot fail.
-    let _ = brotli::BrotliCompress(&mut &data[..], &mut out, &params);
-    out
-}
-
-fn gzip_best(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let _ = e.write_all(data);
-    e.finish().unwrap_or_default()
-}
-
 /// Which precompressed form `accept` (an Accept-Encoding value) takes:
 /// brotli before gzip; an encoding with `q=0` is refused.
 fn pick(accept: &str) -> Option<&'static str> {
@@ -194,7 +177,6 @@ async fn precompressed(
                     (CONTENT_TYPE, HeaderValue::from_static(packed.content_type)),
                     (CONTENT_ENCODING, HeaderValue::from_static(encoding)),
                     (VARY, HeaderValue::from_static("accept-encoding")),
-                    (CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
                     (CONTENT_LENGTH, HeaderValue::from(length)),
                 ],
                 body,
