@@ -5,8 +5,10 @@
 //! browser through web-sys, and it is tested in real browsers (`tests/`).
 
 pub mod app;
+pub mod channel;
 pub mod components;
 pub mod config;
+pub mod controls;
 pub mod hooks;
 pub mod ice;
 pub mod media;
@@ -15,4 +17,5 @@ pub mod room;
 pub mod signaling;
 pub mod state;
 pub mod stats;
+pub mod transfer;
 pub mod web;

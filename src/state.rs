@@ -42,7 +42,49 @@ pub struct PeerView {
     pub name: String,
     /// Our connection to them.
     pub status: PeerStatus,
+    /// What they said they send (their `media` message).
+    pub media: RemoteMedia,
 }
+
+/// What another person sends, as they told us over the data channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// Their microphone is on.
+    pub audio: bool,
+    /// Their video is on.
+    pub video: bool,
+    /// Their video is a shared screen.
+    pub screen: bool,
+}
+
+impl Default for RemoteMedia {
+    /// Until they say otherwise: both on, as they are when a call starts.
+    fn default() -> Self {
+        Self {
+            audio: true,
+            video: true,
+            screen: false,
+        }
+    }
+}
+
+/// One chat message, ours or someone else's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatLine {
+    /// The message id (random, per sender).
+    pub id: String,
+    /// Who wrote it: a peer id, or `None` for us.
+    pub from: Option<String>,
+    /// Their name when it arrived.
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// When it was sent (ms since the epoch, the sender's clock).
+    pub sent_at: u64,
+}
+
+/// The most chat messages kept; older ones scroll away.
+pub const CHAT_KEPT: usize = 500;
 
 /// The signaling connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +113,14 @@ pub struct CallState {
     pub notice: Option<String>,
     /// A refusal that stops the call (the room is full).
     pub blocked: Option<String>,
+    /// The chat, oldest first (kept while the panel is closed).
+    pub chat: Vec<ChatLine>,
+    /// Messages from others that arrived while the chat was closed.
+    pub unread: u32,
+    /// The chat panel is open.
+    pub chat_open: bool,
+    /// File transfers, oldest first.
+    pub transfers: Vec<crate::transfer::TransferView>,
 }
 
 impl Default for CallState {
@@ -80,6 +130,10 @@ impl Default for CallState {
             peers: BTreeMap::new(),
             notice: None,
             blocked: None,
+            chat: Vec::new(),
+            unread: 0,
+            chat_open: false,
+            transfers: Vec::new(),
         }
     }
 }
@@ -133,6 +187,28 @@ pub enum CallAction {
     },
     /// Something the person should know about the whole call.
     Warning(String),
+    /// Someone told us what they send.
+    RemoteMedia {
+        /// Peer id.
+        id: String,
+        /// What.
+        media: RemoteMedia,
+    },
+    /// A chat message: ours (`from: None`) or someone's.
+    Chat {
+        /// Who wrote it (`None`: us).
+        from: Option<String>,
+        /// Message id.
+        id: String,
+        /// The text.
+        text: String,
+        /// When it was sent.
+        sent_at: u64,
+    },
+    /// The chat panel opened (everything is read) or closed.
+    ChatOpen(bool),
+    /// A file transfer started or moved on.
+    Transfer(crate::transfer::TransferView),
     /// Negotiation with someone failed.
     PeerError {
         /// Peer id.
@@ -187,6 +263,7 @@ impl CallState {
                 let view = self.peers.entry(id).or_insert(PeerView {
                     name: name.clone(),
                     status: PeerStatus::Connecting,
+                    media: RemoteMedia::default(),
                 });
                 view.name = name.clone();
                 if !known {
@@ -221,6 +298,60 @@ impl CallState {
                 }
             }
             CallAction::Warning(message) => self.notice = Some(message),
+            CallAction::RemoteMedia { id, media } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.media = media;
+                }
+            }
+            CallAction::Chat {
+                from,
+                id,
+                text,
+                sent_at,
+            } => {
+                let name = match &from {
+                    None => "You".to_owned(),
+                    Some(peer) => match self.peers.get(peer) {
+                        Some(view) => view.name.clone(),
+                        None => display_name(peer, None),
+                    },
+                };
+                let duplicate = self
+                    .chat
+                    .iter()
+                    .any(|line| line.from == from && line.id == id);
+                if !duplicate {
+                    if from.is_some() && !self.chat_open {
+                        self.unread += 1;
+                    }
+                    self.chat.push(ChatLine {
+                        id,
+                        from,
+                        name,
+                        text,
+                        sent_at,
+                    });
+                    if self.chat.len() > CHAT_KEPT {
+                        self.chat.remove(0);
+                    }
+                }
+            }
+            CallAction::ChatOpen(open) => {
+                self.chat_open = open;
+                if open {
+                    self.unread = 0;
+                }
+            }
+            CallAction::Transfer(view) => {
+                match self
+                    .transfers
+                    .iter_mut()
+                    .find(|t| t.id == view.id && t.peer == view.peer)
+                {
+                    Some(t) => *t = view,
+                    None => self.transfers.push(view),
+                }
+            }
             CallAction::PeerError { id, message } => {
                 let name = self
                     .peers
@@ -363,5 +494,87 @@ mod tests {
             why: Gone::HungUp,
         });
         assert_eq!(s.notice, None);
+    }
+
+    fn chat(from: Option<&str>, id: &str, text: &str) -> CallAction {
+        CallAction::Chat {
+            from: from.map(Into::into),
+            id: id.into(),
+            text: text.into(),
+            sent_at: 1,
+        }
+    }
+
+    #[test]
+    fn chat_is_kept_while_closed_and_counts_unread() {
+        let s = CallState::default()
+            .apply(joined("b", Some("Bo")))
+            .apply(chat(Some("b"), "1", "hi"))
+            .apply(chat(None, "2", "hello"))
+            .apply(chat(Some("b"), "3", "how are you"))
+            // The same message twice (a resend) counts once.
+            .apply(chat(Some("b"), "3", "how are you"));
+        assert_eq!(s.chat.len(), 3);
+        assert_eq!(s.unread, 2, "only others' messages are unread");
+        assert_eq!(s.chat[0].name, "Bo");
+        assert_eq!(s.chat[1].name, "You");
+        let s = s.apply(CallAction::ChatOpen(true));
+        assert_eq!(s.unread, 0);
+        let s = s.apply(chat(Some("b"), "4", "ok"));
+        assert_eq!(s.unread, 0, "read as it arrives while open");
+        let s = s
+            .apply(CallAction::ChatOpen(false))
+            .apply(CallAction::Left {
+                id: "b".into(),
+                why: Gone::HungUp,
+            });
+        assert_eq!(s.chat.len(), 4, "kept after the panel closes and Bo leaves");
+        // Someone unknown still gets a name.
+        let s = s.apply(chat(Some("9f86d081"), "5", "?"));
+        assert_eq!(s.chat[4].name, "Guest 9f86");
+        let mut s = s;
+        for i in 0..CHAT_KEPT {
+            s = s.apply(chat(None, &format!("m{i}"), "x"));
+        }
+        assert_eq!(s.chat.len(), CHAT_KEPT);
+        assert_eq!(s.chat[0].id, "m0");
+    }
+
+    #[test]
+    fn remote_media_and_transfers_update_in_place() {
+        let s = CallState::default().apply(joined("b", None));
+        assert_eq!(s.peers["b"].media, RemoteMedia::default());
+        let muted = RemoteMedia {
+            audio: false,
+            video: false,
+            screen: false,
+        };
+        let s = s.apply(CallAction::RemoteMedia {
+            id: "b".into(),
+            media: muted,
+        });
+        assert_eq!(s.peers["b"].media, muted);
+        let view = crate::transfer::TransferView {
+            id: "t".into(),
+            peer: "b".into(),
+            name: "a".into(),
+            size: 10,
+            outgoing: false,
+            done: 1,
+            rate: 0,
+            status: crate::transfer::TransferStatus::Active,
+        };
+        let s = s
+            .apply(CallAction::Transfer(view.clone()))
+            .apply(CallAction::Transfer(crate::transfer::TransferView {
+                done: 10,
+                ..view.clone()
+            }))
+            .apply(CallAction::Transfer(crate::transfer::TransferView {
+                peer: "c".into(),
+                ..view
+            }));
+        assert_eq!(s.transfers.len(), 2);
+        assert_eq!(s.transfers[0].done, 10);
     }
 }
