@@ -135,8 +135,92 @@ impl Default for MediaRequest {
     }
 }
 
+/// What kind of device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// `videoinput`.
+    Camera,
+    /// `audioinput`.
+    Microphone,
+    /// `audiooutput` (chosen with `setSinkId` where the browser has it).
+    Speaker,
+}
+
+/// A camera, microphone or speaker, from `enumerateDevices()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// `deviceId`.
+    pub id: String,
+    /// What it is.
+    pub kind: DeviceKind,
+    /// `label` (empty before permission is granted).
+    pub label: String,
+}
+
+/// The devices of `kind`, each with a name to show ("Camera 2" when the
+/// browser gives no label), without duplicates of the same id.
+pub fn devices_of(devices: &[Device], kind: DeviceKind) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for d in devices.iter().filter(|d| d.kind == kind) {
+        if out.iter().any(|(id, _)| *id == d.id) {
+            continue;
+        }
+        let name = if d.label.trim().is_empty() {
+            let what = match kind {
+                DeviceKind::Camera => "Camera",
+                DeviceKind::Microphone => "Microphone",
+                DeviceKind::Speaker => "Speaker",
+            };
+            format!("{what} {}", out.len() + 1)
+        } else {
+            d.label.clone()
+        };
+        out.push((d.id.clone(), name));
+    }
+    out
+}
+
+/// What a failed `getDisplayMedia` means: `None` when the person
+/// cancelled the picker (not an error), else the error.
+pub fn screen_share_error(error: MediaError) -> Option<MediaError> {
+    match error {
+        MediaError::NotAllowed | MediaError::Aborted => None,
+        other => Some(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn devices_get_names_and_no_duplicates() {
+        let d = |id: &str, kind, label: &str| Device {
+            id: id.into(),
+            kind,
+            label: label.into(),
+        };
+        let all = [
+            d("a", DeviceKind::Camera, "Front"),
+            d("b", DeviceKind::Camera, ""),
+            d("b", DeviceKind::Camera, ""),
+            d("m", DeviceKind::Microphone, "Mic"),
+        ];
+        assert_eq!(
+            devices_of(&all, DeviceKind::Camera),
+            vec![("a".into(), "Front".into()), ("b".into(), "Camera 2".into())]
+        );
+        assert_eq!(devices_of(&all, DeviceKind::Speaker), vec![]);
+    }
+
+    #[test]
+    fn cancelling_the_screen_picker_is_not_an_error() {
+        assert_eq!(screen_share_error(MediaError::NotAllowed), None);
+        assert_eq!(screen_share_error(MediaError::Aborted), None);
+        assert_eq!(
+            screen_share_error(MediaError::NotReadable),
+            Some(MediaError::NotReadable)
+        );
+    }
+
     use super::*;
 
     #[test]

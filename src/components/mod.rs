@@ -2,6 +2,8 @@
 //! stateful screen: it owns the camera (through `use_local_media`) and the
 //! call (`web::call::Call`) for as long as it is mounted.
 
+mod chat_panel;
+mod device_picker;
 mod in_call;
 mod landing;
 mod local_preview;
@@ -9,6 +11,8 @@ mod media_error;
 mod remote_video;
 mod stats_panel;
 
+pub use chat_panel::{ChatPanel, ChatPanelProps};
+pub use device_picker::{DevicePicker, DevicePickerProps};
 pub use in_call::{InCall, InCallProps};
 pub use landing::{Landing, LandingProps};
 pub use local_preview::{LocalPreview, LocalPreviewProps};

@@ -1,7 +1,7 @@
 use web_sys::{HtmlVideoElement, MediaStream};
 use yew::prelude::*;
 
-use crate::state::PeerStatus;
+use crate::state::{PeerStatus, RemoteMedia};
 use crate::web::media::{has_frame_callback, on_next_frame};
 use crate::web::page;
 
@@ -22,6 +22,12 @@ pub struct RemoteVideoProps {
     /// Their media, once it arrives.
     #[prop_or_default]
     pub stream: Option<MediaStream>,
+    /// What they say they send.
+    #[prop_or_default]
+    pub media: RemoteMedia,
+    /// The speaker to play them on (`setSinkId`), if one was chosen.
+    #[prop_or_default]
+    pub speaker: Option<String>,
 }
 
 /// One other person: their video (with sound), name and connection state.
@@ -50,6 +56,14 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
             }
         });
     }
+    {
+        let video = video.clone();
+        use_effect_with(props.speaker.clone(), move |speaker| {
+            if let (Some(el), Some(id)) = (video.cast::<web_sys::HtmlMediaElement>(), speaker) {
+                crate::web::media::set_speaker(&el, id);
+            }
+        });
+    }
     let on_first_frame = Callback::from(|e: Event| {
         if let Some(el) = e.target_dyn_into::<HtmlVideoElement>() {
             if !has_frame_callback(&el) {
@@ -58,8 +72,13 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
         }
     });
     let status = props.status.label();
+    let media = props.media;
     html! {
-        <figure class={classes!("tile", "remote", status)} data-testid="remote-tile">
+        <figure class={classes!("tile", "remote", status, (!media.video).then_some("video-off"))}
+                data-testid="remote-tile" data-audio={media.audio.to_string()}
+                data-video={media.video.to_string()} data-screen={media.screen.to_string()}>
+            // Kept mounted while their camera is off, so the stream (and
+            // their sound) stays attached; the placeholder covers it.
             <video
                 ref={video}
                 class="video remote"
@@ -69,8 +88,21 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
                 playsinline=true
                 onloadeddata={on_first_frame}
             />
+            if !media.video {
+                <div class="placeholder" data-testid="remote-video-off" role="img"
+                     aria-label={format!("{}'s camera is off", props.name)}>
+                    <span class="initial">{ props.name.chars().next().unwrap_or('?') }</span>
+                </div>
+            }
             <figcaption>
+                if !media.audio {
+                    <span class="muted-icon" data-testid="remote-muted" role="img"
+                          aria-label="Microphone muted" title="Microphone muted">{ "🔇" }</span>
+                }
                 <span class="name" data-testid="remote-name">{ &props.name }</span>
+                if media.screen {
+                    <span class="badge" data-testid="remote-sharing">{ "sharing screen" }</span>
+                }
                 <span class="status" role="status" data-testid="remote-status">{ status }</span>
             </figcaption>
         </figure>

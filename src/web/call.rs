@@ -23,16 +23,23 @@
 
 use std::collections::HashMap;
 
+use std::rc::Rc;
+
 use futures::channel::mpsc;
 use futures::StreamExt;
-use web_sys::MediaStream;
+use wasm_bindgen::JsCast;
+use web_sys::{MediaStream, MediaStreamTrack};
 
+use crate::channel::Message;
 use crate::config::{CallConfig, IceServer};
+use crate::controls::{Sending, VideoSource};
 use crate::ice::{self, Credentials, Gathering, Grant, IceSetup};
 use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
 use crate::room::{Event, Gone, Signal, Timing};
-use crate::state::{CallAction, PeerStatus};
+use crate::state::{CallAction, PeerStatus, RemoteMedia};
+use crate::web::channel::{Channel, ChannelEvent, Queue};
 use crate::web::page;
+use crate::web::transfer;
 use crate::web::peer::{debug_register, debug_unregister, ConnectionState, Peer, PeerEvent};
 use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
 
@@ -58,11 +65,22 @@ pub enum CallUpdate {
     },
 }
 
+/// What the UI asks of a running call.
+enum Command {
+    Local(MediaStream),
+    Sending(Sending),
+    Screen(Option<MediaStreamTrack>),
+    Chat(String),
+    SendFile(web_sys::File),
+    CancelTransfer { id: String, peer: String },
+    RestartIce(String),
+}
+
 /// A running call; dropping it (or [`Call::hang_up`]) leaves the room and
 /// closes every peer connection.
 pub struct Call {
     hang_up: Option<futures::channel::oneshot::Sender<()>>,
-    media: mpsc::UnboundedSender<MediaStream>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Call {
@@ -85,7 +103,17 @@ impl Call {
             timing: Timing::default(),
         });
         let (hang_up, hung_up) = futures::channel::oneshot::channel();
-        let (media, media_rx) = mpsc::unbounded();
+        let (commands, command_rx) = mpsc::unbounded();
+        let (peer_tx, peer_events) = mpsc::unbounded();
+        // `peercall.restartIce(id)`: the ICE restart path on demand, for
+        // the console and the end-to-end tests.
+        let restart_hook = {
+            let commands = commands.clone();
+            wasm_bindgen::closure::Closure::<dyn Fn(String)>::new(move |id: String| {
+                let _ = commands.unbounded_send(Command::RestartIce(id));
+            })
+        };
+        crate::web::peer::debug_set("restartIce", restart_hook.as_ref());
         wasm_bindgen_futures::spawn_local(run(
             Session {
                 me,
@@ -99,23 +127,59 @@ impl Call {
                 credentials_url,
                 local: None,
                 outgoing,
+                sending: Sending::default(),
+                screen: None,
                 signaling,
                 peers: HashMap::new(),
-                on_update: Box::new(on_update),
+                transfers: HashMap::new(),
+                peer_tx,
+                on_update: Rc::new(on_update),
+                _restart_hook: restart_hook,
             },
             updates,
-            media_rx,
+            peer_events,
+            command_rx,
             hung_up,
         ));
         Ok(Self {
             hang_up: Some(hang_up),
-            media,
+            commands,
         })
     }
 
-    /// Our camera and microphone are on: send them to everyone.
+    fn command(&self, command: Command) {
+        let _ = self.commands.unbounded_send(command);
+    }
+
+    /// Our camera and microphone are on (or one of them was switched to
+    /// another device): send them to everyone.
     pub fn set_local(&self, stream: MediaStream) {
-        let _ = self.media.unbounded_send(stream);
+        self.command(Command::Local(stream));
+    }
+
+    /// Mute, camera off, screen sharing: what to send.
+    pub fn set_sending(&self, sending: Sending) {
+        self.command(Command::Sending(sending));
+    }
+
+    /// The shared screen's track (with [`Sending::screen`]), or `None`.
+    pub fn set_screen(&self, track: Option<MediaStreamTrack>) {
+        self.command(Command::Screen(track));
+    }
+
+    /// Sends a chat message to everyone.
+    pub fn chat(&self, text: String) {
+        self.command(Command::Chat(text));
+    }
+
+    /// Sends a file to everyone connected.
+    pub fn send_file(&self, file: web_sys::File) {
+        self.command(Command::SendFile(file));
+    }
+
+    /// Cancels transfer `id` with `peer`.
+    pub fn cancel_transfer(&self, id: String, peer: String) {
+        self.command(Command::CancelTransfer { id, peer });
     }
 
     /// Says goodbye and closes every peer connection.
@@ -135,6 +199,11 @@ impl Drop for Call {
 struct PeerSession {
     peer: Peer,
     negotiation: Negotiation,
+    /// Chat messages waiting for the control channel to open.
+    outbox: Vec<Message>,
+    /// Bumped on every connection state change, so a stale
+    /// [`PeerEvent::CheckDisconnected`] is ignored.
+    state_changes: u32,
     /// Our tracks are on this connection.
     sending: bool,
     restarted: bool,
@@ -156,21 +225,28 @@ struct Session {
     credentials_url: Option<String>,
     /// Our camera and microphone, once they are on.
     local: Option<MediaStream>,
-    /// What the other side sees our media as (the msid) when a connection
-    /// is ready to send before the camera is on.
+    /// What the other side sees our media as (the msid).
     outgoing: MediaStream,
+    /// Mute, camera, screen.
+    sending: Sending,
+    /// The shared screen.
+    screen: Option<MediaStreamTrack>,
     signaling: SignalingClient,
     peers: HashMap<String, PeerSession>,
-    on_update: Box<dyn Fn(CallUpdate)>,
+    /// Running transfers by (transfer id, peer id): where to send a cancel.
+    transfers: HashMap<(String, String), mpsc::UnboundedSender<ChannelEvent>>,
+    peer_tx: mpsc::UnboundedSender<(String, PeerEvent)>,
+    on_update: Rc<dyn Fn(CallUpdate)>,
+    _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
 }
 
 async fn run(
     mut s: Session,
     mut updates: mpsc::UnboundedReceiver<Update>,
-    mut media: mpsc::UnboundedReceiver<MediaStream>,
+    mut peer_events: mpsc::UnboundedReceiver<(String, PeerEvent)>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     hung_up: futures::channel::oneshot::Receiver<()>,
 ) {
-    let (peer_tx, mut peer_events) = mpsc::unbounded::<(String, PeerEvent)>();
     let mut hung_up = futures::FutureExt::fuse(hung_up);
     // The socket connects meanwhile; its updates wait in the channel.
     s.fetch_credentials().await;
@@ -180,7 +256,7 @@ async fn run(
     loop {
         futures::select! {
             update = updates.next() => match update {
-                Some(update) => s.on_signaling(update, &peer_tx).await,
+                Some(update) => s.on_signaling(update).await,
                 None => break,
             },
             event = peer_events.next() => {
@@ -188,19 +264,26 @@ async fn run(
                     s.on_peer_event(&id, event).await;
                 }
             }
-            stream = media.next() => {
-                if let Some(stream) = stream {
-                    s.on_local_media(stream);
+            command = commands.next() => {
+                if let Some(command) = command {
+                    s.on_command(command).await;
                 }
             }
             _ = hung_up => break,
         }
     }
     s.signaling.leave();
+    for (_, transfer) in s.transfers.drain() {
+        let _ = transfer.unbounded_send(ChannelEvent::LocalCancel);
+    }
     for (id, _) in s.peers.drain() {
         debug_unregister(&id);
     }
+    crate::web::peer::debug_set("restartIce", &wasm_bindgen::JsValue::UNDEFINED);
 }
+
+/// How long a connection may stay `disconnected` before we restart ICE.
+const DISCONNECTED_RESTART_MS: u32 = 4_000;
 
 /// Unix time in seconds.
 fn now_s() -> u64 {
@@ -286,14 +369,213 @@ impl Session {
         }
     }
 
-    /// Our media is on (or came back after a retry): every connection
-    /// that is sending gets its tracks, with no renegotiation. A polite side
-    /// that has not had an offer yet adds them when it answers.
-    fn on_local_media(&mut self, stream: MediaStream) {
-        for p in self.peers.values().filter(|p| p.sending) {
-            p.peer.replace_tracks(&stream);
+    /// The tracks to send now: the camera's or the screen's, unless muted
+    /// or off.
+    fn tracks(&self) -> (Option<MediaStreamTrack>, Option<MediaStreamTrack>) {
+        let first = |kind: &str| {
+            let local = self.local.as_ref()?;
+            let tracks = if kind == "audio" {
+                local.get_audio_tracks()
+            } else {
+                local.get_video_tracks()
+            };
+            tracks.get(0).dyn_into::<MediaStreamTrack>().ok()
+        };
+        let audio = first("audio");
+        let camera = first("video");
+        // Disabled tracks too, so the local side agrees (and a muted
+        // microphone shows as muted in the browser's own indicators).
+        if let Some(a) = &audio {
+            a.set_enabled(self.sending.mic);
         }
-        self.local = Some(stream);
+        if let Some(v) = &camera {
+            v.set_enabled(self.sending.camera);
+        }
+        let video = match self.sending.video() {
+            VideoSource::Camera => camera,
+            VideoSource::Screen => self.screen.clone(),
+            VideoSource::Off => None,
+        };
+        (audio.filter(|_| self.sending.mic), video)
+    }
+
+    /// Puts what we send now on every connection that sends, with no
+    /// renegotiation, and tells everyone.
+    fn apply_sending(&mut self) {
+        let (audio, video) = self.tracks();
+        let message = self.sending.message();
+        for p in self.peers.values().filter(|p| p.sending) {
+            p.peer.set_tracks(audio.as_ref(), video.as_ref());
+            p.peer.send_message(&message);
+        }
+    }
+
+    /// Makes `p` send (audio and video transceivers, our tracks on them).
+    fn start_sending(&self, p: &mut PeerSession) {
+        p.sending = true;
+        p.peer.prepare_send(&self.outgoing);
+        p.peer.open_control();
+        let (audio, video) = self.tracks();
+        p.peer.set_tracks(audio.as_ref(), video.as_ref());
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Local(stream) => {
+                self.local = Some(stream);
+                self.apply_sending();
+            }
+            Command::Sending(sending) => {
+                self.sending = sending;
+                self.apply_sending();
+            }
+            Command::Screen(track) => {
+                self.screen = track;
+                self.apply_sending();
+            }
+            Command::Chat(text) => self.send_chat(text),
+            Command::SendFile(file) => self.send_file(file),
+            Command::CancelTransfer { id, peer } => {
+                if let Some(t) = self.transfers.get(&(id, peer)) {
+                    let _ = t.unbounded_send(ChannelEvent::LocalCancel);
+                }
+            }
+            Command::RestartIce(id) => {
+                if self.peers.contains_key(&id) {
+                    self.emit(CallAction::Status {
+                        id: id.clone(),
+                        status: PeerStatus::Reconnecting,
+                    });
+                    self.restart(&id).await;
+                }
+            }
+        }
+    }
+
+    fn send_chat(&mut self, text: String) {
+        let text = match crate::channel::chat_text(&text) {
+            Ok(text) => text,
+            Err(why) => {
+                self.emit(CallAction::Warning(format!("Message not sent: {why}.")));
+                return;
+            }
+        };
+        let id = match crate::web::page::random_128_bits() {
+            Ok(bits) => crate::room::peer_id(bits)[..16].to_owned(),
+            Err(e) => {
+                self.emit(CallAction::Warning(e));
+                return;
+            }
+        };
+        let message = Message::Chat {
+            id: id.clone(),
+            text: text.clone(),
+            sent_at: js_sys::Date::now() as u64,
+        };
+        if self.peers.is_empty() {
+            self.emit(CallAction::Warning(
+                "Nobody else is in the call yet: your message will not be seen.".into(),
+            ));
+        }
+        for p in self.peers.values_mut() {
+            if !p.peer.send_message(&message) {
+                // Before the channel opens: it goes when it does.
+                p.outbox.push(message.clone());
+            }
+        }
+        if let Message::Chat { sent_at, .. } = message {
+            self.emit(CallAction::Chat {
+                from: None,
+                id,
+                text,
+                sent_at,
+            });
+        }
+    }
+
+    fn send_file(&mut self, file: web_sys::File) {
+        let targets: Vec<(String, web_sys::RtcPeerConnection)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.peer.control_open())
+            .map(|(id, p)| (id.clone(), p.peer.raw().clone()))
+            .collect();
+        if targets.is_empty() {
+            self.emit(CallAction::Warning(
+                "Nobody is connected to send the file to yet.".into(),
+            ));
+            return;
+        }
+        let id = match crate::web::page::random_128_bits() {
+            Ok(bits) => crate::room::peer_id(bits)[..16].to_owned(),
+            Err(e) => return self.emit(CallAction::Warning(e)),
+        };
+        for (peer, pc) in targets {
+            let (channel, events) = Channel::file(&pc, &id);
+            let on_view = self.transfer_started(&id, &peer, &events);
+            wasm_bindgen_futures::spawn_local(transfer::send(
+                channel,
+                events.rx,
+                file.clone(),
+                id.clone(),
+                peer,
+                on_view,
+            ));
+        }
+    }
+
+    /// Keeps where to send a cancel for transfer `id` with `peer`; gives
+    /// where its views go.
+    fn transfer_started(&mut self, id: &str, peer: &str, events: &Queue) -> transfer::OnView {
+        self.transfers
+            .insert((id.to_owned(), peer.to_owned()), events.tx.clone());
+        let on_update = self.on_update.clone();
+        Rc::new(move |view| on_update(CallUpdate::State(CallAction::Transfer(view))))
+    }
+
+    /// The control channel of `id` opened, or said something.
+    fn on_control(&mut self, id: &str, event: ChannelEvent) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        match event {
+            ChannelEvent::Open => {
+                p.peer.send_message(&self.sending.message());
+                for message in std::mem::take(&mut p.outbox) {
+                    p.peer.send_message(&message);
+                }
+            }
+            ChannelEvent::Text(text) => match crate::channel::parse(&text) {
+                Ok(Message::Media {
+                    audio,
+                    video,
+                    screen,
+                }) => self.emit(CallAction::RemoteMedia {
+                    id: id.to_owned(),
+                    media: RemoteMedia {
+                        audio,
+                        video,
+                        screen,
+                    },
+                }),
+                Ok(Message::Chat { id: msg, text, sent_at }) => self.emit(CallAction::Chat {
+                    from: Some(id.to_owned()),
+                    id: msg,
+                    text,
+                    sent_at,
+                }),
+                Ok(other) => web_sys::console::warn_1(
+                    &format!("peercall: unexpected on the control channel: {other:?}").into(),
+                ),
+                Err(e) => web_sys::console::warn_1(
+                    &format!("peercall: from {id} on the control channel: {e}").into(),
+                ),
+            },
+            ChannelEvent::Binary(_) => web_sys::console::warn_1(
+                &format!("peercall: binary data from {id} on the control channel, dropped").into(),
+            ),
+            ChannelEvent::BufferedLow | ChannelEvent::Closed | ChannelEvent::LocalCancel => {}
+        }
     }
 
     /// Tells the person the connection with `id` failed, and why.
@@ -320,16 +602,12 @@ impl Session {
 
     /// Creates the connection to `id` unless there is one, with fresh
     /// credentials if ours went stale.
-    async fn ensure_peer(
-        &mut self,
-        id: &str,
-        peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>,
-    ) {
+    async fn ensure_peer(&mut self, id: &str) {
         if self.peers.contains_key(id) {
             return;
         }
         self.refresh_stale_credentials().await;
-        let tx = peer_tx.clone();
+        let tx = self.peer_tx.clone();
         let key = id.to_owned();
         match Peer::new(&self.servers, self.config.relay_only, move |event| {
             let _ = tx.unbounded_send((key.clone(), event));
@@ -341,25 +619,22 @@ impl Session {
                     pc: peer.raw().clone(),
                 });
                 let negotiation = Negotiation::new(&self.me, id);
-                let sending = !negotiation.is_polite();
-                if sending {
-                    match &self.local {
-                        Some(local) => peer.send(local),
-                        None => peer.prepare_send(&self.outgoing),
-                    }
+                let polite = negotiation.is_polite();
+                let mut p = PeerSession {
+                    peer,
+                    negotiation,
+                    outbox: Vec::new(),
+                    state_changes: 0,
+                    sending: false,
+                    restarted: false,
+                    gathering: Gathering::default(),
+                    failure_told: false,
+                    signaling_lost: false,
+                };
+                if !polite {
+                    self.start_sending(&mut p);
                 }
-                self.peers.insert(
-                    id.to_owned(),
-                    PeerSession {
-                        peer,
-                        negotiation,
-                        sending,
-                        restarted: false,
-                        gathering: Gathering::default(),
-                        failure_told: false,
-                        signaling_lost: false,
-                    },
-                );
+                self.peers.insert(id.to_owned(), p);
             }
             Err(message) => self.emit(CallAction::PeerError {
                 id: id.to_owned(),
@@ -374,11 +649,7 @@ impl Session {
         }
     }
 
-    async fn on_signaling(
-        &mut self,
-        update: Update,
-        peer_tx: &mpsc::UnboundedSender<(String, PeerEvent)>,
-    ) {
+    async fn on_signaling(&mut self, update: Update) {
         match update {
             Update::Connected => {
                 page::mark("relay-open");
@@ -397,13 +668,14 @@ impl Session {
                     if let Some(p) = self.peers.get_mut(&id) {
                         p.signaling_lost = false;
                     }
-                    self.ensure_peer(&id, peer_tx).await;
+                    self.ensure_peer(&id).await;
                     self.emit(CallAction::Joined { id, name });
                 }
                 Event::Left { id, why } => {
-                    // A peer whose relay connection dropped may still be
+                    // A peer whose relay connection dropped (or that went
+                    // silent while the relay was away) may still be
                     // connected to us; keep that call.
-                    let still_connected = why == Gone::Disconnected
+                    let still_connected = why != Gone::HungUp
                         && self.peers.get_mut(&id).is_some_and(|p| {
                             p.signaling_lost = true;
                             p.peer.raw().connection_state()
@@ -415,7 +687,7 @@ impl Session {
                     }
                 }
                 Event::Signal { from, signal } => {
-                    self.ensure_peer(&from, peer_tx).await;
+                    self.ensure_peer(&from).await;
                     self.on_signal(&from, signal).await;
                 }
                 Event::RelayError { code, message } => {
@@ -436,22 +708,11 @@ impl Session {
     }
 
     async fn on_signal(&mut self, from: &str, signal: Signal) {
-        let Some(p) = self.peers.get_mut(from) else {
+        let Some(mut p) = self.peers.remove(from) else {
             return;
         };
-        let media = (self.local.as_ref(), &self.outgoing);
-        let result = match signal {
-            Signal::Offer { sdp, .. } => Self::on_description(p, media, true, &sdp).await,
-            Signal::Answer { sdp } => Self::on_description(p, media, false, &sdp).await,
-            Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
-                OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
-                    Err(e) if p.negotiation.candidate_error_matters() => Err(e),
-                    _ => Ok(None),
-                },
-                OnCandidate::Queued => Ok(None),
-            },
-            Signal::EndOfCandidates => Ok(None),
-        };
+        let result = self.on_signal_for(&mut p, signal).await;
+        self.peers.insert(from.to_owned(), p);
         match result {
             Ok(Some(answer)) => self.signaling.signal(from, answer),
             Ok(None) => {}
@@ -462,11 +723,30 @@ impl Session {
         }
     }
 
+    async fn on_signal_for(
+        &self,
+        p: &mut PeerSession,
+        signal: Signal,
+    ) -> Result<Option<Signal>, String> {
+        match signal {
+            Signal::Offer { sdp, .. } => self.on_description(p, true, &sdp).await,
+            Signal::Answer { sdp } => self.on_description(p, false, &sdp).await,
+            Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
+                OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
+                    Err(e) if p.negotiation.candidate_error_matters() => Err(e),
+                    _ => Ok(None),
+                },
+                OnCandidate::Queued => Ok(None),
+            },
+            Signal::EndOfCandidates => Ok(None),
+        }
+    }
+
     /// Applies a remote description as perfect negotiation says; gives the
     /// answer to send, if one is due.
     async fn on_description(
+        &self,
         p: &mut PeerSession,
-        (local, outgoing): (Option<&MediaStream>, &MediaStream),
         is_offer: bool,
         sdp: &str,
     ) -> Result<Option<Signal>, String> {
@@ -488,11 +768,7 @@ impl Session {
                     return Ok(None);
                 }
                 if !p.sending {
-                    p.sending = true;
-                    match local {
-                        Some(local) => p.peer.send(local),
-                        None => p.peer.prepare_send(outgoing),
-                    }
+                    self.start_sending(p);
                 }
                 let (_, sdp) = p.peer.set_local().await?;
                 page::mark("negotiated");
@@ -554,6 +830,26 @@ impl Session {
                 id: id.to_owned(),
                 stream,
             }),
+            PeerEvent::Control(event) => self.on_control(id, event),
+            PeerEvent::FileChannel { id: transfer, channel, events } => {
+                let on_view = self.transfer_started(&transfer, id, &events);
+                wasm_bindgen_futures::spawn_local(transfer::receive(
+                    channel,
+                    events.rx,
+                    transfer,
+                    id.to_owned(),
+                    on_view,
+                ));
+            }
+            PeerEvent::CheckDisconnected(seen) => {
+                // Nothing changed since it went `disconnected`.
+                if seen == p.state_changes && !p.restarted {
+                    web_sys::console::info_1(
+                        &format!("peercall: {id} still disconnected: restarting ICE").into(),
+                    );
+                    self.restart(id).await;
+                }
+            }
             PeerEvent::State(ConnectionState::Failed | ConnectionState::Closed)
                 if p.signaling_lost =>
             {
@@ -575,9 +871,19 @@ impl Session {
             }
             PeerEvent::State(ConnectionState::Failed) => self.explain_failure(id),
             PeerEvent::State(state) => {
+                p.state_changes += 1;
                 if state == ConnectionState::Connected {
                     p.failure_told = false;
                     page::mark("connected");
+                }
+                if state == ConnectionState::Disconnected {
+                    // ICE may find the path again by itself; if it has not
+                    // after a few seconds, restart it.
+                    let (tx, key, seen) = (self.peer_tx.clone(), id.to_owned(), p.state_changes);
+                    wasm_bindgen_futures::spawn_local(async move {
+                        gloo_timers::future::TimeoutFuture::new(DISCONNECTED_RESTART_MS).await;
+                        let _ = tx.unbounded_send((key, PeerEvent::CheckDisconnected(seen)));
+                    });
                 }
                 let status = match state {
                     ConnectionState::Connecting => PeerStatus::Connecting,

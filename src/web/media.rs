@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaDevices, MediaStream, MediaStreamConstraints, MediaStreamTrack, Window};
 
-use crate::media::{MediaError, MediaRequest};
+use crate::media::{Device, DeviceKind, MediaError, MediaRequest};
 
 /// The window's `navigator.mediaDevices`, or why there is none.
 ///
@@ -157,4 +157,136 @@ pub fn on_next_frame(video: &web_sys::HtmlVideoElement, f: impl FnOnce() + 'stat
 /// Whether the browser has `requestVideoFrameCallback` ([`on_next_frame`]).
 pub fn has_frame_callback(video: &web_sys::HtmlVideoElement) -> bool {
     crate::web::has_method(video, FRAME_CALLBACK)
+}
+
+/// `getDisplayMedia({video: true})`: a screen, window or tab the person
+/// picks; `Ok(None)` when they cancel the picker.
+pub async fn get_display_media() -> Result<Option<MediaStream>, MediaError> {
+    let window = web_sys::window().ok_or(MediaError::Unsupported)?;
+    let devices = media_devices(&window)?;
+    if !crate::web::has_method(&devices, "getDisplayMedia") {
+        return Err(MediaError::Unsupported);
+    }
+    let constraints = web_sys::DisplayMediaStreamConstraints::new();
+    constraints.set_video(&JsValue::TRUE);
+    constraints.set_audio(&JsValue::FALSE);
+    let promise = devices
+        .get_display_media_with_constraints(&constraints)
+        .map_err(media_error)?;
+    match JsFuture::from(promise).await {
+        Ok(stream) => Ok(stream.dyn_into::<MediaStream>().ok()),
+        Err(e) => match crate::media::screen_share_error(media_error(e)) {
+            None => Ok(None),
+            Some(e) => Err(e),
+        },
+    }
+}
+
+/// `enumerateDevices()`.
+pub async fn list_devices() -> Result<Vec<Device>, MediaError> {
+    let window = web_sys::window().ok_or(MediaError::Unsupported)?;
+    let devices = media_devices(&window)?;
+    let list = JsFuture::from(devices.enumerate_devices().map_err(media_error)?)
+        .await
+        .map_err(media_error)?;
+    let list: js_sys::Array = list.dyn_into().unwrap_or_default();
+    Ok(list
+        .iter()
+        .filter_map(|d| d.dyn_into::<web_sys::MediaDeviceInfo>().ok())
+        .filter_map(|d| {
+            let kind = match d.kind() {
+                web_sys::MediaDeviceKind::Videoinput => DeviceKind::Camera,
+                web_sys::MediaDeviceKind::Audioinput => DeviceKind::Microphone,
+                web_sys::MediaDeviceKind::Audiooutput => DeviceKind::Speaker,
+                _ => return None,
+            };
+            Some(Device {
+                id: d.device_id(),
+                kind,
+                label: d.label(),
+            })
+        })
+        .collect())
+}
+
+/// Calls `f` on `devicechange` (a device plugged in or out) until dropped.
+pub fn on_device_change(f: impl Fn() + 'static) -> Option<gloo_events::EventListener> {
+    let devices = media_devices(&web_sys::window()?).ok()?;
+    Some(gloo_events::EventListener::new(&devices, "devicechange", move |_| f()))
+}
+
+/// Opens camera or microphone `id` (`deviceId: {exact: id}`), at the
+/// call's size for a camera: its one track.
+pub async fn open_device(kind: DeviceKind, id: &str) -> Result<MediaStreamTrack, MediaError> {
+    let window = web_sys::window().ok_or(MediaError::Unsupported)?;
+    let devices = media_devices(&window)?;
+    let wanted = Object::new();
+    let exact = Object::new();
+    set(&exact, "exact", &JsValue::from_str(id));
+    set(&wanted, "deviceId", &exact.into());
+    let constraints = MediaStreamConstraints::new();
+    match kind {
+        DeviceKind::Camera => {
+            if let Some((width, height)) = MediaRequest::default().video {
+                set(&wanted, "width", &ideal(width));
+                set(&wanted, "height", &ideal(height));
+            }
+            constraints.set_video(&wanted.into());
+        }
+        DeviceKind::Microphone => constraints.set_audio(&wanted.into()),
+        DeviceKind::Speaker => return Err(MediaError::Unsupported),
+    }
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(media_error)?;
+    let stream: MediaStream = JsFuture::from(promise)
+        .await
+        .map_err(media_error)?
+        .dyn_into()
+        .map_err(|_| MediaError::Unsupported)?;
+    stream
+        .get_tracks()
+        .get(0)
+        .dyn_into::<MediaStreamTrack>()
+        .map_err(|_| MediaError::NotFound)
+}
+
+/// Puts `track` into `stream` in place of the one of its kind (stopped).
+pub fn swap_track(stream: &MediaStream, track: &MediaStreamTrack) {
+    for old in stream.get_tracks().iter() {
+        if let Ok(old) = old.dyn_into::<MediaStreamTrack>() {
+            if old.kind() == track.kind() && old.id() != track.id() {
+                stream.remove_track(&old);
+                old.stop();
+            }
+        }
+    }
+    stream.add_track(track);
+}
+
+/// The `deviceId` `stream`'s track of `kind` comes from.
+pub fn device_of(stream: &MediaStream, kind: DeviceKind) -> Option<String> {
+    let tracks = match kind {
+        DeviceKind::Camera => stream.get_video_tracks(),
+        DeviceKind::Microphone => stream.get_audio_tracks(),
+        DeviceKind::Speaker => return None,
+    };
+    let track = tracks.get(0).dyn_into::<MediaStreamTrack>().ok()?;
+    let settings = track.get_settings();
+    Reflect::get(&settings, &JsValue::from_str("deviceId"))
+        .ok()?
+        .as_string()
+}
+
+/// Whether media elements can choose their speaker (`setSinkId`).
+pub fn can_choose_speaker() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("video").ok())
+        .is_some_and(|v| crate::web::has_method(&v, "setSinkId"))
+}
+
+/// `element.setSinkId(id)` where the browser has it.
+pub fn set_speaker(element: &web_sys::HtmlMediaElement, id: &str) {
+    crate::web::call_if_present(element, "setSinkId", &JsValue::from_str(id));
 }

@@ -5,11 +5,13 @@
 use wasm_bindgen::{JsCast, JsValue};
 
 pub mod call;
+pub mod channel;
 pub mod media;
 pub mod page;
 pub mod peer;
 pub mod signaling;
 pub mod stats;
+pub mod transfer;
 
 /// Calls `target.method(arg)` where the browser has that method (newer
 /// APIs web-sys lacks or gates); `false` where it has not, or it threw.

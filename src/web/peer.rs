@@ -1,7 +1,7 @@
 //! One `RTCPeerConnection`
 //! (<https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection>),
-//! thinly: built from the configured ICE servers with the local tracks
-//! added, its events turned into [`PeerEvent`]s through owned listeners
+//! thinly: built from the configured ICE servers, ready to send before
+//! our media exists, its control data channel, its events turned into [`PeerEvent`]s through owned listeners
 //! (removed on drop), and its promise methods as `async fn`s with string
 //! errors. The decisions are in [`crate::negotiation`]; `web::call` drives it.
 
@@ -16,9 +16,11 @@ use web_sys::{
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
+use crate::channel::{file_label_id, Message};
 use crate::config::IceServer;
 use crate::ice::ServerError;
 use crate::negotiation::SignalingState;
+use crate::web::channel::{Channel, ChannelEvent, Queue};
 
 #[wasm_bindgen]
 extern "C" {
@@ -64,12 +66,29 @@ pub enum PeerEvent {
     /// `icecandidateerror`: a STUN/TURN server failed us (401 for refused
     /// credentials, 701 for no answer).
     ServerError(ServerError),
+    /// Something on the control channel ([`Peer::open_control`]).
+    Control(ChannelEvent),
+    /// The other side opened a file channel for transfer `id`; its events
+    /// are already being queued.
+    FileChannel {
+        /// The transfer id from its label.
+        id: String,
+        /// The channel.
+        channel: Channel,
+        /// Its events.
+        events: Queue,
+    },
+    /// The connection went `disconnected` a while ago (at this count of
+    /// state changes): check whether it came back by itself.
+    CheckDisconnected(u32),
 }
 
 /// A peer connection and its event listeners.
 pub struct Peer {
     pc: RtcPeerConnection,
-    _listeners: [EventListener; 5],
+    on_event: std::rc::Rc<dyn Fn(PeerEvent)>,
+    control: Option<Channel>,
+    _listeners: [EventListener; 6],
 }
 
 /// An `RTCConfiguration` with these ICE servers and, if `relay_only`,
@@ -118,16 +137,17 @@ impl Peer {
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| js_error("creating the peer connection", e))?;
 
-        let on_event = std::rc::Rc::new(on_event);
+        let on_event: std::rc::Rc<dyn Fn(PeerEvent)> = std::rc::Rc::new(on_event);
         let listen = |name: &'static str, f: Box<dyn Fn(&web_sys::Event)>| {
             EventListener::new(&pc, name, move |e| f(e))
         };
-        let (h1, h2, h3, h4, h5) = (
+        let (h1, h2, h3, h4, h5, h6) = (
             on_event.clone(),
             on_event.clone(),
             on_event.clone(),
             on_event.clone(),
-            on_event,
+            on_event.clone(),
+            on_event.clone(),
         );
         let pc_for_state = pc.clone();
         let listeners = [
@@ -198,23 +218,63 @@ impl Peer {
                     h5(PeerEvent::ServerError(ServerError { url, code, text }));
                 }),
             ),
+            listen(
+                "datachannel",
+                Box::new(move |e| {
+                    let Some(e) = e.dyn_ref::<web_sys::RtcDataChannelEvent>() else {
+                        return;
+                    };
+                    let dc = e.channel();
+                    match file_label_id(&dc.label()) {
+                        Some(id) => {
+                            // Listen now: frames may follow at once.
+                            let id = id.to_owned();
+                            let (channel, events) = Channel::queued(dc);
+                            h6(PeerEvent::FileChannel {
+                                id,
+                                channel,
+                                events,
+                            });
+                        }
+                        None => {
+                            web_sys::console::warn_1(
+                                &format!("peercall: closing unknown data channel {:?}", dc.label())
+                                    .into(),
+                            );
+                            dc.close();
+                        }
+                    }
+                }),
+            ),
         ];
         Ok(Self {
             pc,
+            on_event,
+            control: None,
             _listeners: listeners,
         })
     }
 
-    /// Sends every track of `local` (`addTrack`). Before an offer this
-    /// makes `negotiationneeded` fire; between a remote offer and our
-    /// answer it reuses the offer's transceivers, so the answer carries our
-    /// media with no further negotiation.
-    pub fn send(&self, local: &MediaStream) {
-        for track in local.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
-                self.pc.add_track_0(&track, local);
-            }
+    /// Creates the control channel (negotiated, so both sides call this:
+    /// the side that offers first before its offer, the other when it
+    /// answers); its events come as [`PeerEvent::Control`].
+    pub fn open_control(&mut self) {
+        if self.control.is_none() {
+            let on_event = self.on_event.clone();
+            self.control = Some(Channel::control(&self.pc, move |e| {
+                on_event(PeerEvent::Control(e))
+            }));
         }
+    }
+
+    /// Sends `message` on the control channel; false if it is not open.
+    pub fn send_message(&self, message: &Message) -> bool {
+        self.control.as_ref().is_some_and(|c| c.send(message))
+    }
+
+    /// Whether the control channel is open.
+    pub fn control_open(&self) -> bool {
+        self.control.as_ref().is_some_and(Channel::is_open)
     }
 
     /// Makes this connection send audio and video before there is anything
@@ -250,23 +310,35 @@ impl Peer {
         }
     }
 
-    /// Puts the tracks of `local` on the senders (`replaceTrack`: no
-    /// renegotiation), one per kind: after [`Peer::prepare_send`], or to
-    /// swap a stream for a new one.
-    pub fn replace_tracks(&self, local: &MediaStream) {
-        let tracks: Vec<web_sys::MediaStreamTrack> = local
-            .get_tracks()
-            .iter()
-            .filter_map(|t| t.dyn_into().ok())
-            .collect();
+    /// Puts `audio` and `video` on the senders (`replaceTrack`: no
+    /// renegotiation), after [`Peer::prepare_send`]; `None` sends nothing
+    /// at all on that sender (muted, camera off).
+    pub fn set_tracks(
+        &self,
+        audio: Option<&web_sys::MediaStreamTrack>,
+        video: Option<&web_sys::MediaStreamTrack>,
+    ) {
         for t in self.pc.get_transceivers().iter() {
             let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
                 continue;
             };
-            let kind = t.receiver().track().kind();
-            if let Some(track) = tracks.iter().find(|track| track.kind() == kind) {
+            if t.stopped() {
+                continue;
+            }
+            let track = match t.receiver().track().kind().as_str() {
+                "audio" => audio,
+                "video" => video,
+                _ => continue,
+            };
+            let sender = t.sender();
+            let same = match (sender.track(), track) {
+                (Some(a), Some(b)) => a.id() == b.id(),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
                 // The promise only fails for a closed connection.
-                let _ = t.sender().replace_track(Some(track));
+                let _ = sender.replace_track(track);
             }
         }
     }
@@ -382,6 +454,17 @@ fn debug_peers() -> Option<js_sys::Map> {
 pub fn debug_register(id: &str, peer: &Peer) {
     if let Some(map) = debug_peers() {
         map.set(&id.into(), peer.raw());
+    }
+}
+
+/// Sets `window.peercall[key]` (a test hook), or removes it with `undefined`.
+pub fn debug_set(key: &str, value: &JsValue) {
+    if debug_peers().is_some() {
+        if let Some(window) = web_sys::window() {
+            if let Ok(root) = js_sys::Reflect::get(&window, &"peercall".into()) {
+                let _ = js_sys::Reflect::set(&root, &key.into(), value);
+            }
+        }
     }
 }
 
