@@ -263,7 +263,10 @@ mod tests {
             Err(BadMessage::Malformed(_))
         ));
         assert_eq!(
-            parse(&format!(r#"{{"type":"chat","id":"a","text":"{}","sent_at":1}}"#, "x".repeat(MAX_TEXT_BYTES))),
+            parse(&format!(
+                r#"{{"type":"chat","id":"a","text":"{}","sent_at":1}}"#,
+                "x".repeat(MAX_TEXT_BYTES)
+            )),
             Err(BadMessage::TooLarge(MAX_TEXT_BYTES + 46))
         );
         assert_eq!(

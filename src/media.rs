@@ -206,7 +206,10 @@ mod tests {
         ];
         assert_eq!(
             devices_of(&all, DeviceKind::Camera),
-            vec![("a".into(), "Front".into()), ("b".into(), "Camera 2".into())]
+            vec![
+                ("a".into(), "Front".into()),
+                ("b".into(), "Camera 2".into())
+            ]
         );
         assert_eq!(devices_of(&all, DeviceKind::Speaker), vec![]);
     }

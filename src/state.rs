@@ -349,7 +349,13 @@ impl CallState {
                     .find(|t| t.id == view.id && t.peer == view.peer)
                 {
                     Some(t) => *t = view,
-                    None => self.transfers.push(view),
+                    None => {
+                        // A file coming in while the chat is closed is news.
+                        if !view.outgoing && !self.chat_open {
+                            self.unread += 1;
+                        }
+                        self.transfers.push(view)
+                    }
                 }
             }
             CallAction::PeerError { id, message } => {
@@ -576,5 +582,6 @@ mod tests {
             }));
         assert_eq!(s.transfers.len(), 2);
         assert_eq!(s.transfers[0].done, 10);
+        assert_eq!(s.unread, 2, "each incoming file once, not each update");
     }
 }

@@ -318,7 +318,10 @@ mod tests {
             inc.finish(&ABC_SHA256.to_uppercase()),
             Ok(ABC_SHA256.into())
         );
-        assert_eq!(Incoming::new(0).unwrap().finish(EMPTY_SHA256), Ok(EMPTY_SHA256.into()));
+        assert_eq!(
+            Incoming::new(0).unwrap().finish(EMPTY_SHA256),
+            Ok(EMPTY_SHA256.into())
+        );
     }
 
     #[test]

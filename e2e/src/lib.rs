@@ -48,7 +48,7 @@ pub fn free_port() -> u16 {
 
 /// The relay binary, serving the built app on a free loopback port.
 pub struct Relay {
-    _child: Child,
+    child: Child,
     /// Where the app is, e.g. `http://127.0.0.1:41234/`.
     pub url: String,
 }
@@ -57,10 +57,17 @@ impl Relay {
     /// Starts `$PEERCALL_RELAY_BIN --port 0 --static-dir $PEERCALL_DIST`
     /// plus `extra` arguments, and waits for it to print its URL.
     pub async fn start(extra: &[&str]) -> Result<Self> {
+        Self::start_at(0, extra).await
+    }
+
+    /// [`Relay::start`] on `port` (0: any free one), so a test can stop
+    /// the relay and start another at the same address.
+    pub async fn start_at(port: u16, extra: &[&str]) -> Result<Self> {
         let bin = required_env("PEERCALL_RELAY_BIN")?;
         let dist = required_env("PEERCALL_DIST")?;
+        let port = port.to_string();
         let mut child = Command::new(&bin)
-            .args(["--addr", "127.0.0.1", "--port", "0", "--static-dir"])
+            .args(["--addr", "127.0.0.1", "--port", &port, "--static-dir"])
             .arg(&dist)
             .args(extra)
             .stdout(Stdio::piped())
@@ -86,7 +93,21 @@ impl Relay {
         .ok_or("the relay did not print the URL to open")?;
         // Keep draining stdout so the relay never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { _child: child, url })
+        Ok(Self { child, url })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("the relay URL has a port")
+    }
+
+    /// Kills it (SIGKILL: no goodbye to anyone) and waits until it is gone.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
     }
 }
 
@@ -324,6 +345,31 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Clicks the element `css` selects through WebDriver: a real click,
+    /// which counts as the person's gesture (`getDisplayMedia` needs one).
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let el = self
+            .client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .map_err(|e| format!("{}: find {css}: {e}", self.kind.name()))?;
+        el.click()
+            .await
+            .map_err(|e| format!("{}: click {css}: {e}", self.kind.name()))
+    }
+
+    /// Chooses `path` in the file input `css` selects, as a person would.
+    pub async fn upload(&self, css: &str, path: &Path) -> Result<()> {
+        let el = self
+            .client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .map_err(|e| format!("{}: find {css}: {e}", self.kind.name()))?;
+        el.send_keys(&path.display().to_string())
+            .await
+            .map_err(|e| format!("{}: upload to {css}: {e}", self.kind.name()))
     }
 
     /// Saves a PNG of the viewport to `path`.

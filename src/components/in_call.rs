@@ -11,9 +11,9 @@ use crate::components::{
 };
 use crate::config::CallConfig;
 use crate::controls::{shortcut, Key, Sending, Shortcut};
-use crate::media::{Device, DeviceKind};
 use crate::hooks::{use_local_media, LocalMedia};
 use crate::media::MediaRequest;
+use crate::media::{Device, DeviceKind};
 use crate::state::{CallAction, CallState, RelayStatus};
 use crate::web::call::{Call, CallUpdate};
 use crate::web::media::{
@@ -349,8 +349,12 @@ pub fn InCall(props: &InCallProps) -> Html {
     });
 
     let on_pick = {
-        let (live, call, speaker, state) =
-            (live.clone(), call.clone(), speaker.clone(), state.dispatcher());
+        let (live, call, speaker, state) = (
+            live.clone(),
+            call.clone(),
+            speaker.clone(),
+            state.dispatcher(),
+        );
         Callback::from(move |(kind, id): (DeviceKind, String)| {
             if kind == DeviceKind::Speaker {
                 speaker.set(Some(id));
@@ -363,9 +367,10 @@ pub fn InCall(props: &InCallProps) -> Html {
             wasm_bindgen_futures::spawn_local(async move {
                 match open_device(kind, &id).await {
                     Ok(track) => {
-                        swap_track(&local, &track);
-                        if let Some(call) = call.borrow().as_ref() {
-                            call.set_local(local);
+                        let replaced = swap_track(&local, &track);
+                        match call.borrow().as_ref() {
+                            Some(call) => call.switch_local(local, replaced),
+                            None => replaced.iter().for_each(|t| t.stop()),
                         }
                     }
                     Err(e) => state.dispatch(CallAction::Warning(format!(

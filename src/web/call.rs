@@ -39,9 +39,9 @@ use crate::room::{Event, Gone, Signal, Timing};
 use crate::state::{CallAction, PeerStatus, RemoteMedia};
 use crate::web::channel::{Channel, ChannelEvent, Queue};
 use crate::web::page;
-use crate::web::transfer;
 use crate::web::peer::{debug_register, debug_unregister, ConnectionState, Peer, PeerEvent};
 use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
+use crate::web::transfer;
 
 /// What the call tells the UI: changes to the call screen's pure state,
 /// and the media handles that stay out of it.
@@ -67,7 +67,7 @@ pub enum CallUpdate {
 
 /// What the UI asks of a running call.
 enum Command {
-    Local(MediaStream),
+    Local(MediaStream, Vec<MediaStreamTrack>),
     Sending(Sending),
     Screen(Option<MediaStreamTrack>),
     Chat(String),
@@ -154,7 +154,13 @@ impl Call {
     /// Our camera and microphone are on (or one of them was switched to
     /// another device): send them to everyone.
     pub fn set_local(&self, stream: MediaStream) {
-        self.command(Command::Local(stream));
+        self.command(Command::Local(stream, Vec::new()));
+    }
+
+    /// A device was switched: `stream` has the new track, and `replaced`
+    /// are the old ones, stopped once every sender has let go of them.
+    pub fn switch_local(&self, stream: MediaStream, replaced: Vec<MediaStreamTrack>) {
+        self.command(Command::Local(stream, replaced));
     }
 
     /// Mute, camera off, screen sharing: what to send.
@@ -400,14 +406,16 @@ impl Session {
     }
 
     /// Puts what we send now on every connection that sends, with no
-    /// renegotiation, and tells everyone.
-    fn apply_sending(&mut self) {
+    /// renegotiation, and tells everyone; gives the `replaceTrack`s.
+    fn apply_sending(&mut self) -> Vec<wasm_bindgen_futures::JsFuture> {
         let (audio, video) = self.tracks();
         let message = self.sending.message();
+        let mut swaps = Vec::new();
         for p in self.peers.values().filter(|p| p.sending) {
-            p.peer.set_tracks(audio.as_ref(), video.as_ref());
+            swaps.extend(p.peer.set_tracks(audio.as_ref(), video.as_ref()));
             p.peer.send_message(&message);
         }
+        swaps
     }
 
     /// Makes `p` send (audio and video transceivers, our tracks on them).
@@ -421,9 +429,15 @@ impl Session {
 
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::Local(stream) => {
+            Command::Local(stream, replaced) => {
                 self.local = Some(stream);
-                self.apply_sending();
+                let swapped = self.apply_sending();
+                wasm_bindgen_futures::spawn_local(async move {
+                    futures::future::join_all(swapped).await;
+                    for track in replaced {
+                        track.stop();
+                    }
+                });
             }
             Command::Sending(sending) => {
                 self.sending = sending;
@@ -533,6 +547,25 @@ impl Session {
         Rc::new(move |view| on_update(CallUpdate::State(CallAction::Transfer(view))))
     }
 
+    /// Shows the connection to `id` as it is: after a negotiation (an ICE
+    /// restart that kept the connection up fires no state change).
+    fn sync_status(&self, id: &str) {
+        let Some(p) = self.peers.get(id) else {
+            return;
+        };
+        let status = match p.peer.raw().connection_state() {
+            web_sys::RtcPeerConnectionState::Connected => PeerStatus::Connected,
+            web_sys::RtcPeerConnectionState::Disconnected => PeerStatus::Reconnecting,
+            web_sys::RtcPeerConnectionState::Failed => PeerStatus::Failed,
+            web_sys::RtcPeerConnectionState::Closed => return,
+            _ => PeerStatus::Connecting,
+        };
+        self.emit(CallAction::Status {
+            id: id.to_owned(),
+            status,
+        });
+    }
+
     /// The control channel of `id` opened, or said something.
     fn on_control(&mut self, id: &str, event: ChannelEvent) {
         let Some(p) = self.peers.get_mut(id) else {
@@ -558,7 +591,11 @@ impl Session {
                         screen,
                     },
                 }),
-                Ok(Message::Chat { id: msg, text, sent_at }) => self.emit(CallAction::Chat {
+                Ok(Message::Chat {
+                    id: msg,
+                    text,
+                    sent_at,
+                }) => self.emit(CallAction::Chat {
                     from: Some(id.to_owned()),
                     id: msg,
                     text,
@@ -711,8 +748,12 @@ impl Session {
         let Some(mut p) = self.peers.remove(from) else {
             return;
         };
+        let description = matches!(signal, Signal::Offer { .. } | Signal::Answer { .. });
         let result = self.on_signal_for(&mut p, signal).await;
         self.peers.insert(from.to_owned(), p);
+        if description && result.is_ok() {
+            self.sync_status(from);
+        }
         match result {
             Ok(Some(answer)) => self.signaling.signal(from, answer),
             Ok(None) => {}
@@ -781,6 +822,9 @@ impl Session {
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };
+        if let PeerEvent::State(_) = &event {
+            p.state_changes += 1;
+        }
         match event {
             PeerEvent::NegotiationNeeded => {
                 p.negotiation.offer_started();
@@ -831,7 +875,11 @@ impl Session {
                 stream,
             }),
             PeerEvent::Control(event) => self.on_control(id, event),
-            PeerEvent::FileChannel { id: transfer, channel, events } => {
+            PeerEvent::FileChannel {
+                id: transfer,
+                channel,
+                events,
+            } => {
                 let on_view = self.transfer_started(&transfer, id, &events);
                 wasm_bindgen_futures::spawn_local(transfer::receive(
                     channel,
@@ -843,7 +891,9 @@ impl Session {
             }
             PeerEvent::CheckDisconnected(seen) => {
                 // Nothing changed since it went `disconnected`.
-                if seen == p.state_changes && !p.restarted {
+                let still = p.peer.raw().connection_state()
+                    == web_sys::RtcPeerConnectionState::Disconnected;
+                if seen == p.state_changes && still && !p.restarted {
                     web_sys::console::info_1(
                         &format!("peercall: {id} still disconnected: restarting ICE").into(),
                     );
@@ -871,7 +921,6 @@ impl Session {
             }
             PeerEvent::State(ConnectionState::Failed) => self.explain_failure(id),
             PeerEvent::State(state) => {
-                p.state_changes += 1;
                 if state == ConnectionState::Connected {
                     p.failure_told = false;
                     page::mark("connected");

@@ -212,7 +212,11 @@ pub async fn list_devices() -> Result<Vec<Device>, MediaError> {
 /// Calls `f` on `devicechange` (a device plugged in or out) until dropped.
 pub fn on_device_change(f: impl Fn() + 'static) -> Option<gloo_events::EventListener> {
     let devices = media_devices(&web_sys::window()?).ok()?;
-    Some(gloo_events::EventListener::new(&devices, "devicechange", move |_| f()))
+    Some(gloo_events::EventListener::new(
+        &devices,
+        "devicechange",
+        move |_| f(),
+    ))
 }
 
 /// Opens camera or microphone `id` (`deviceId: {exact: id}`), at the
@@ -251,17 +255,22 @@ pub async fn open_device(kind: DeviceKind, id: &str) -> Result<MediaStreamTrack,
         .map_err(|_| MediaError::NotFound)
 }
 
-/// Puts `track` into `stream` in place of the one of its kind (stopped).
-pub fn swap_track(stream: &MediaStream, track: &MediaStreamTrack) {
+/// Puts `track` into `stream` in place of the one of its kind; gives the
+/// tracks it replaced, still running: stop them once nothing sends them
+/// (a sender whose track was stopped under it sends nothing more, even
+/// after `replaceTrack`, in Chromium).
+pub fn swap_track(stream: &MediaStream, track: &MediaStreamTrack) -> Vec<MediaStreamTrack> {
+    let mut replaced = Vec::new();
     for old in stream.get_tracks().iter() {
         if let Ok(old) = old.dyn_into::<MediaStreamTrack>() {
             if old.kind() == track.kind() && old.id() != track.id() {
                 stream.remove_track(&old);
-                old.stop();
+                replaced.push(old);
             }
         }
     }
     stream.add_track(track);
+    replaced
 }
 
 /// The `deviceId` `stream`'s track of `kind` comes from.

@@ -312,12 +312,14 @@ impl Peer {
 
     /// Puts `audio` and `video` on the senders (`replaceTrack`: no
     /// renegotiation), after [`Peer::prepare_send`]; `None` sends nothing
-    /// at all on that sender (muted, camera off).
+    /// at all on that sender (muted, camera off). Gives the `replaceTrack`
+    /// promises (they only fail for a closed connection).
     pub fn set_tracks(
         &self,
         audio: Option<&web_sys::MediaStreamTrack>,
         video: Option<&web_sys::MediaStreamTrack>,
-    ) {
+    ) -> Vec<JsFuture> {
+        let mut swaps = Vec::new();
         for t in self.pc.get_transceivers().iter() {
             let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
                 continue;
@@ -337,10 +339,10 @@ impl Peer {
                 _ => false,
             };
             if !same {
-                // The promise only fails for a closed connection.
-                let _ = sender.replace_track(track);
+                swaps.push(JsFuture::from(sender.replace_track(track)));
             }
         }
+        swaps
     }
 
     /// The JavaScript object, for the debugging registry.

@@ -188,7 +188,9 @@ async fn send_all(
         };
         let bytes = match JsFuture::from(slice.array_buffer()).await {
             Ok(buf) => js_sys::Uint8Array::new(&buf),
-            Err(e) => return TransferStatus::Failed(format!("cannot read the file: {}", js_message(e))),
+            Err(e) => {
+                return TransferStatus::Failed(format!("cannot read the file: {}", js_message(e)))
+            }
         };
         if bytes.length() as u64 != stop - start {
             return TransferStatus::Failed("the file changed while it was being sent".into());
@@ -367,9 +369,7 @@ async fn receive_all(
                 Ok(_) => {}
                 Err(e) => web_sys::console::warn_1(&format!("peercall: file channel: {e}").into()),
             },
-            ChannelEvent::Closed => {
-                return TransferStatus::Failed("the connection closed".into())
-            }
+            ChannelEvent::Closed => return TransferStatus::Failed("the connection closed".into()),
             ChannelEvent::LocalCancel => return TransferStatus::Cancelled { by_us: true },
             ChannelEvent::Open | ChannelEvent::BufferedLow => {}
         }
@@ -384,6 +384,7 @@ fn finish(mut parts: Parts) -> Result<String, String> {
     parts.fold()?;
     let options = BlobPropertyBag::new();
     options.set_type("application/octet-stream");
-    let blob = Blob::new_with_blob_sequence_and_options(&parts.blobs, &options).map_err(js_message)?;
+    let blob =
+        Blob::new_with_blob_sequence_and_options(&parts.blobs, &options).map_err(js_message)?;
     web_sys::Url::create_object_url_with_blob(&blob).map_err(js_message)
 }
