@@ -130,10 +130,10 @@ pub fn parse(text: &str) -> Result<Message, BadMessage> {
                 return Err(BadMessage::Invalid("file name"));
             }
         }
-        Message::FileEnd { sha256 } => {
-            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(BadMessage::Invalid("sha256"));
-            }
+        Message::FileEnd { sha256 }
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            return Err(BadMessage::Invalid("sha256"));
         }
         _ => {}
     }

@@ -15,6 +15,7 @@ use crate::hooks::{use_local_media, LocalMedia};
 use crate::media::MediaRequest;
 use crate::media::{Device, DeviceKind};
 use crate::state::{CallAction, CallState, RelayStatus};
+use crate::transfer::TransferStatus;
 use crate::web::call::{Call, CallUpdate};
 use crate::web::media::{
     can_choose_speaker, device_of, get_display_media, list_devices, on_device_change, open_device,
@@ -134,6 +135,7 @@ pub fn InCall(props: &InCallProps) -> Html {
     let devices = use_state(Vec::<Device>::new);
     let speaker = use_state(|| None::<String>);
     let actions: Rc<RefCell<Option<Actions>>> = use_mut_ref(|| None);
+    let downloads: Rc<RefCell<Vec<String>>> = use_mut_ref(Vec::new);
 
     let live = match &media.state {
         LocalMedia::Live(stream) => Some(Clone::clone(stream)),
@@ -313,6 +315,9 @@ pub fn InCall(props: &InCallProps) -> Html {
                             crate::web::media::stop_all(&stream);
                             return;
                         };
+                        // Text stays sharp rather than motion smooth.
+                        let _ =
+                            js_sys::Reflect::set(&track, &"contentHint".into(), &"detail".into());
                         // The browser's own "Stop sharing" ends the track.
                         let ended = gloo_events::EventListener::once(&track, "ended", move |_| {
                             stop_screen.emit(())
@@ -340,6 +345,25 @@ pub fn InCall(props: &InCallProps) -> Html {
         let (state, open) = (state.dispatcher(), state.chat_open);
         Callback::from(move |()| state.dispatch(CallAction::ChatOpen(!open)))
     };
+    {
+        // Received files stay downloadable for the whole call; their
+        // memory (or disk) is let go when the call screen goes.
+        *downloads.borrow_mut() = state
+            .transfers
+            .iter()
+            .filter_map(|t| match &t.status {
+                TransferStatus::Done { url: Some(url) } => Some(url.clone()),
+                _ => None,
+            })
+            .collect();
+        use_effect_with((), move |()| {
+            move || {
+                for url in downloads.borrow().iter() {
+                    let _ = web_sys::Url::revoke_object_url(url);
+                }
+            }
+        });
+    }
     *actions.borrow_mut() = Some(Actions {
         mic: toggle_mic.clone(),
         camera: toggle_camera.clone(),
