@@ -304,6 +304,56 @@ mod tests {
     }
 
     #[test]
+    fn every_example_in_the_protocol_doc_parses() {
+        let doc = include_str!("../docs/PROTOCOL.md");
+        let section = doc.split("\n## 9.").nth(1).expect("section 9");
+        let mut in_json = false;
+        let mut seen = Vec::new();
+        for line in section.lines() {
+            match line.trim() {
+                "```json" => in_json = true,
+                "```" => in_json = false,
+                l if in_json && !l.is_empty() => match parse(l) {
+                    Ok(m) => seen.push(std::mem::discriminant(&m)),
+                    Err(e) => panic!("{l}: {e}"),
+                },
+                _ => {}
+            }
+        }
+        let all = [
+            Message::Media {
+                audio: true,
+                video: true,
+                screen: false,
+            },
+            Message::Chat {
+                id: String::new(),
+                text: String::new(),
+                sent_at: 0,
+            },
+            Message::FileOffer {
+                id: String::new(),
+                name: String::new(),
+                size: 0,
+                mime: String::new(),
+            },
+            Message::FileEnd {
+                sha256: String::new(),
+            },
+            Message::FileReceived { ok: true },
+            Message::FileCancel {
+                reason: String::new(),
+            },
+        ];
+        for m in &all {
+            assert!(
+                seen.contains(&std::mem::discriminant(m)),
+                "no example of {m:?} in PROTOCOL.md section 9"
+            );
+        }
+    }
+
+    #[test]
     fn labels_and_chat_text() {
         assert_eq!(file_label_id("file:abc"), Some("abc"));
         assert_eq!(file_label_id("file:"), None);

@@ -5,21 +5,29 @@
 //! the TURN credentials, the offer/answer and ICE all run meanwhile, so the
 //! other person's video can show before our own camera is on. Peers are
 //! created when the room says someone is there. The impolite side (the
-//! smaller id) adds its tracks at once (or, with no camera yet, gets ready
-//! to send audio and video with no tracks yet), so its `negotiationneeded`
-//! makes the first offer; the polite side does the same when that offer
-//! arrives, just before answering. Both joining at once therefore needs no
-//! rollback (which left Chromium's ICE gathering stuck in the e2e tests);
-//! later collisions, from renegotiation, are resolved by [`Negotiation`].
-//! Tracks that come later go onto the senders with `replaceTrack`: no
-//! renegotiation, so the other side's picture, already arriving, is never
-//! disturbed. What the UI needs comes out as [`CallUpdate`]s.
+//! smaller id) gets ready to send at once (`sendrecv` audio and video, with
+//! our tracks or none yet, and the control data channel), so its
+//! `negotiationneeded` makes the first offer; the polite side does the same
+//! when that offer arrives, just before answering. Both joining at once
+//! therefore needs no rollback (which left Chromium's ICE gathering stuck
+//! in the e2e tests); later collisions, from renegotiation, are resolved by
+//! [`Negotiation`]. Everything that changes what we send later (the camera
+//! arriving, mute, camera off, a shared screen, another device) goes onto
+//! the senders with `replaceTrack`: no renegotiation, so the other side's
+//! picture is never disturbed; the control channel tells the other side
+//! (`media`), and carries chat. Files go over channels of their own
+//! ([`crate::web::transfer`]). What the UI needs comes out as
+//! [`CallUpdate`]s; what it asks for goes in through [`Call`]'s methods.
 //!
 //! Before the first peer connection the task asks the relay for TURN
 //! credentials (in parallel with the WebSocket connecting) and adds them to
 //! the configured ICE servers; stale ones are fetched again before a new
 //! connection or an ICE restart. Each connection's gathered candidates and
 //! server errors are kept so a failure can be explained ([`crate::ice`]).
+//! ICE restarts on `failed`, and after [`DISCONNECTED_RESTART_MS`] of
+//! `disconnected`. While the relay is away the connections carry on; a peer
+//! the relay reports gone (or that went silent) is kept while its media
+//! still flows.
 
 use std::collections::HashMap;
 

@@ -126,7 +126,7 @@ fn js_error(what: &str, e: JsValue) -> String {
 
 impl Peer {
     /// A connection using `ice_servers` (and only TURN if `relay_only`),
-    /// with no tracks yet ([`Peer::send`] adds them); `on_event` gets its
+    /// with no tracks yet ([`Peer::prepare_send`] and [`Peer::set_tracks`] add them); `on_event` gets its
     /// events.
     pub fn new(
         ice_servers: &[IceServer],
