@@ -106,6 +106,15 @@ impl std::fmt::Display for BadMessage {
     }
 }
 
+/// A chat or transfer id: 1-64 of `A-Z a-z 0-9 - _` (it names a file on
+/// disk, so nothing else).
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Reads one text frame.
 pub fn parse(text: &str) -> Result<Message, BadMessage> {
     if text.len() > MAX_TEXT_BYTES {
@@ -115,7 +124,7 @@ pub fn parse(text: &str) -> Result<Message, BadMessage> {
         serde_json::from_str(text).map_err(|e| BadMessage::Malformed(e.to_string()))?;
     match &message {
         Message::Chat { id, text, .. } => {
-            if id.is_empty() || id.len() > 64 {
+            if !valid_id(id) {
                 return Err(BadMessage::Invalid("chat id"));
             }
             if text.trim().is_empty() || text.chars().count() > MAX_CHAT_CHARS {
@@ -123,7 +132,7 @@ pub fn parse(text: &str) -> Result<Message, BadMessage> {
             }
         }
         Message::FileOffer { id, name, .. } => {
-            if id.is_empty() || id.len() > 64 {
+            if !valid_id(id) {
                 return Err(BadMessage::Invalid("transfer id"));
             }
             if name.is_empty() {
@@ -167,7 +176,7 @@ pub fn safe_file_name(name: &str) -> String {
 pub fn file_label_id(label: &str) -> Option<&str> {
     label
         .strip_prefix(FILE_LABEL_PREFIX)
-        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .filter(|id| valid_id(id))
 }
 
 /// A chat message ready to send, or why not: trimmed, not empty, not too long.
@@ -357,6 +366,10 @@ mod tests {
     fn labels_and_chat_text() {
         assert_eq!(file_label_id("file:abc"), Some("abc"));
         assert_eq!(file_label_id("file:"), None);
+        assert_eq!(file_label_id("file:../x"), None);
+        assert_eq!(file_label_id(&format!("file:{}", "a".repeat(65))), None);
+        assert!(valid_id("a-Z_9"));
+        assert!(!valid_id("a b"));
         assert_eq!(file_label_id("peercall"), None);
         assert_eq!(chat_text("  hi  "), Ok("hi".into()));
         assert_eq!(chat_text(" \n "), Err("empty"));

@@ -1,8 +1,8 @@
 //! File transfer, the pure part: sizes, the integrity check, the transfer
 //! rate and what the UI shows of a transfer. The browser side
 //! (`web::transfer`) reads the file in slices, sends it in chunks with
-//! backpressure, and keeps what arrives as `Blob`s, so no side ever holds
-//! the whole file in wasm memory.
+//! backpressure, and writes what arrives to disk as it comes
+//! (`web::spool`), so neither side holds the whole file in memory.
 //!
 //! On a file channel (see [`crate::channel`]): the sender's
 //! `file-offer`, then the bytes as binary frames of at most
@@ -24,8 +24,8 @@ pub const READ_BYTES: u64 = 1024 * 1024;
 pub const HIGH_WATER_BYTES: u32 = 4 * 1024 * 1024;
 /// ...and go on when it drains to this (`bufferedamountlow`).
 pub const LOW_WATER_BYTES: u32 = 1024 * 1024;
-/// The receiver folds chunks into a `Blob` every this many bytes (the
-/// browser may keep blobs on disk).
+/// Where there is no disk to write to, the receiver folds chunks into a
+/// `Blob` every this many bytes (the browser may keep blobs on disk).
 pub const BLOB_PART_BYTES: usize = 16 * 1024 * 1024;
 /// The largest file offered or accepted.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;

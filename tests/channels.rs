@@ -188,6 +188,7 @@ async fn start_transfer(
         queue.rx,
         got_id,
         "a".into(),
+        "channels-test".into(),
         on_received,
     ));
     (sent, received, sender_cancel, receiver_cancel)
@@ -263,4 +264,80 @@ async fn a_cancel_on_either_side_stops_both() {
         );
         assert!(r.done < r.size, "{id}: stopped part way");
     }
+}
+
+#[wasm_bindgen_test]
+async fn received_files_go_to_disk_and_are_removed_with_the_call() {
+    use peercall::web::spool::{remove_call_dir, Spool};
+    let mut spool = Spool::open("spool-test", "f1").await;
+    assert!(
+        spool.on_disk(),
+        "this browser has an origin private file system"
+    );
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
+    for chunk in data.chunks(65_536) {
+        spool
+            .push(&js_sys::Uint8Array::from(chunk))
+            .await
+            .expect("written");
+    }
+    let url = spool.finish().await.expect("finished");
+    let window = web_sys::window().unwrap();
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+        .await
+        .unwrap()
+        .unchecked_into();
+    let buf = JsFuture::from(response.array_buffer().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        js_sys::Uint8Array::new(&buf).to_vec() == data,
+        "the bytes differ"
+    );
+    // It is a file in the call's folder, until the call ends.
+    let exists = || async {
+        let root: web_sys::FileSystemDirectoryHandle =
+            JsFuture::from(window.navigator().storage().get_directory())
+                .await
+                .unwrap()
+                .unchecked_into();
+        let Ok(parent) = JsFuture::from(root.get_directory_handle("peercall-incoming")).await
+        else {
+            return false;
+        };
+        let parent: web_sys::FileSystemDirectoryHandle = parent.unchecked_into();
+        JsFuture::from(parent.get_directory_handle("spool-test"))
+            .await
+            .is_ok()
+    };
+    assert!(exists().await);
+    remove_call_dir("spool-test").await;
+    assert!(!exists().await, "removed with the call");
+    // A discarded file leaves nothing behind either.
+    let mut spool = Spool::open("spool-test", "f2").await;
+    spool
+        .push(&js_sys::Uint8Array::from(&data[..1000]))
+        .await
+        .unwrap();
+    spool.discard().await;
+    let root: web_sys::FileSystemDirectoryHandle =
+        JsFuture::from(window.navigator().storage().get_directory())
+            .await
+            .unwrap()
+            .unchecked_into();
+    let parent: web_sys::FileSystemDirectoryHandle =
+        JsFuture::from(root.get_directory_handle("peercall-incoming"))
+            .await
+            .unwrap()
+            .unchecked_into();
+    let dir: web_sys::FileSystemDirectoryHandle =
+        JsFuture::from(parent.get_directory_handle("spool-test"))
+            .await
+            .unwrap()
+            .unchecked_into();
+    assert!(
+        JsFuture::from(dir.get_file_handle("f2")).await.is_err(),
+        "the discarded file is gone"
+    );
+    remove_call_dir("spool-test").await;
 }

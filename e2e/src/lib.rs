@@ -385,6 +385,41 @@ impl Browser {
         std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Resident memory of the browser, in bytes: every process in its
+    /// driver's process group (the driver is small; the browser's
+    /// processes are the rest), read from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let Some(group) = self.driver.id() else {
+            return 0;
+        };
+        let page = 4096;
+        let mut total = 0;
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp ...: comm may hold spaces.
+            let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+                continue;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(group) {
+                continue;
+            }
+            if let Some(rss) = std::fs::read_to_string(path.join("statm"))
+                .ok()
+                .and_then(|m| m.split_whitespace().nth(1)?.parse::<u64>().ok())
+            {
+                total += rss * page;
+            }
+        }
+        total
+    }
+
     /// Ends the session and the browser.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;

@@ -294,6 +294,8 @@ async fn run(
         debug_unregister(&id);
     }
     crate::web::peer::debug_set("restartIce", &wasm_bindgen::JsValue::UNDEFINED);
+    // Received files live as long as the call.
+    crate::web::spool::remove_call_dir(&s.me).await;
 }
 
 /// How long a connection may stay `disconnected` before we restart ICE.
@@ -894,6 +896,7 @@ impl Session {
                     events.rx,
                     transfer,
                     id.to_owned(),
+                    self.me.clone(),
                     on_view,
                 ));
             }

@@ -10,6 +10,7 @@ pub mod media;
 pub mod page;
 pub mod peer;
 pub mod signaling;
+pub mod spool;
 pub mod stats;
 pub mod transfer;
 

@@ -4,9 +4,9 @@
 //! The sender reads the `File` a slice ([`READ_BYTES`]) at a time and
 //! sends it in [`CHUNK_BYTES`] frames, pausing while more than
 //! [`HIGH_WATER_BYTES`] wait in the channel until `bufferedamountlow`; the
-//! receiver hashes each frame as it comes and folds frames into `Blob`s
-//! every [`BLOB_PART_BYTES`], which the browser may keep on disk. Neither
-//! side holds the whole file in wasm memory. Either side can cancel; the
+//! receiver hashes each frame as it comes and writes it to disk
+//! ([`Spool`]: the origin private file system, or `Blob`s where there is
+//! none). Neither side holds the whole file in memory. Either side can cancel; the
 //! other is told, and the partial data is dropped.
 
 use std::rc::Rc;
@@ -15,14 +15,15 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, File, RtcDataChannel};
+use web_sys::{File, RtcDataChannel};
 
 use crate::channel::{parse, safe_file_name, Message};
 use crate::transfer::{
-    Incoming, Outgoing, Rate, TransferStatus, TransferView, BLOB_PART_BYTES, CHUNK_BYTES,
-    HIGH_WATER_BYTES, LOW_WATER_BYTES, MAX_FILE_BYTES, READ_BYTES,
+    Incoming, Outgoing, Rate, TransferStatus, TransferView, CHUNK_BYTES, HIGH_WATER_BYTES,
+    LOW_WATER_BYTES, MAX_FILE_BYTES, READ_BYTES,
 };
 use crate::web::channel::{Channel, ChannelEvent};
+use crate::web::spool::Spool;
 
 /// How often progress goes to the UI.
 const PROGRESS_MS: f64 = 200.0;
@@ -230,27 +231,8 @@ async fn send_all(
     }
 }
 
-/// What a receiver holds: frames not yet folded, and the folded blobs.
-struct Parts {
-    pending: js_sys::Array,
-    pending_bytes: usize,
-    blobs: js_sys::Array,
-}
-
-impl Parts {
-    fn fold(&mut self) -> Result<(), String> {
-        if self.pending.length() == 0 {
-            return Ok(());
-        }
-        let blob = Blob::new_with_u8_array_sequence(&self.pending).map_err(js_message)?;
-        self.blobs.push(&blob);
-        self.pending = js_sys::Array::new();
-        self.pending_bytes = 0;
-        Ok(())
-    }
-}
-
-/// Receives the file on `channel` (opened by `peer`), checks it, and
+/// Receives the file on `channel` (opened by `peer`), keeps it (on disk
+/// where the browser allows, see [`Spool`], under `call`), checks it, and
 /// offers it for download; `events` also gets
 /// [`ChannelEvent::LocalCancel`] when the person cancels.
 pub async fn receive(
@@ -258,6 +240,7 @@ pub async fn receive(
     mut events: mpsc::UnboundedReceiver<ChannelEvent>,
     id: String,
     peer: String,
+    call: String,
     on_view: OnView,
 ) {
     // The offer comes first.
@@ -284,7 +267,7 @@ pub async fn receive(
     };
     let mut report = Reporter::new(
         TransferView {
-            id,
+            id: id.clone(),
             peer,
             name: safe_file_name(&name),
             size,
@@ -295,7 +278,13 @@ pub async fn receive(
         },
         on_view,
     );
-    let end = receive_all(&mut events, size, &mut report).await;
+    let end = match Incoming::new(size) {
+        Ok(incoming) => {
+            let spool = Spool::open(&call, &id).await;
+            receive_all(&mut events, incoming, spool, &mut report).await
+        }
+        Err(e) => TransferStatus::Failed(e.to_string()),
+    };
     match &end {
         TransferStatus::Cancelled { by_us: true } => {
             channel.send(&Message::FileCancel {
@@ -320,34 +309,22 @@ pub async fn receive(
 
 async fn receive_all(
     events: &mut mpsc::UnboundedReceiver<ChannelEvent>,
-    size: u64,
+    mut incoming: Incoming,
+    mut spool: Spool,
     report: &mut Reporter,
 ) -> TransferStatus {
-    let mut incoming = match Incoming::new(size) {
-        Ok(incoming) => incoming,
-        Err(e) => return TransferStatus::Failed(e.to_string()),
-    };
-    let mut parts = Parts {
-        pending: js_sys::Array::new(),
-        pending_bytes: 0,
-        blobs: js_sys::Array::new(),
-    };
-    loop {
+    let end = loop {
         let Some(event) = events.next().await else {
-            return TransferStatus::Failed("the call ended".into());
+            break TransferStatus::Failed("the call ended".into());
         };
         match event {
             ChannelEvent::Binary(buf) => {
                 let bytes = js_sys::Uint8Array::new(&buf);
                 if let Err(e) = incoming.push(&bytes.to_vec()) {
-                    return TransferStatus::Failed(e.to_string());
+                    break TransferStatus::Failed(e.to_string());
                 }
-                parts.pending.push(&bytes);
-                parts.pending_bytes += bytes.length() as usize;
-                if parts.pending_bytes >= BLOB_PART_BYTES {
-                    if let Err(e) = parts.fold() {
-                        return TransferStatus::Failed(e);
-                    }
+                if let Err(e) = spool.push(&bytes).await {
+                    break TransferStatus::Failed(e);
                 }
                 report.progress(incoming.received());
             }
@@ -356,35 +333,23 @@ async fn receive_all(
                     report.progress(incoming.received());
                     report.status(TransferStatus::Verifying);
                     if let Err(e) = incoming.finish(&sha256) {
-                        return TransferStatus::Failed(e.to_string());
+                        break TransferStatus::Failed(e.to_string());
                     }
-                    return match finish(parts) {
+                    return match spool.finish().await {
                         Ok(url) => TransferStatus::Done { url: Some(url) },
                         Err(e) => TransferStatus::Failed(e),
                     };
                 }
-                Ok(Message::FileCancel { .. }) => {
-                    return TransferStatus::Cancelled { by_us: false }
-                }
+                Ok(Message::FileCancel { .. }) => break TransferStatus::Cancelled { by_us: false },
                 Ok(_) => {}
                 Err(e) => web_sys::console::warn_1(&format!("peercall: file channel: {e}").into()),
             },
-            ChannelEvent::Closed => return TransferStatus::Failed("the connection closed".into()),
-            ChannelEvent::LocalCancel => return TransferStatus::Cancelled { by_us: true },
+            ChannelEvent::Closed => break TransferStatus::Failed("the connection closed".into()),
+            ChannelEvent::LocalCancel => break TransferStatus::Cancelled { by_us: true },
             ChannelEvent::Open | ChannelEvent::BufferedLow => {}
         }
-    }
-}
-
-/// The whole file as one `Blob` of its parts, and a URL to download it.
-/// Always `application/octet-stream`, whatever type the sender claimed:
-/// the link downloads, it never renders (an HTML "file" would run on our
-/// origin).
-fn finish(mut parts: Parts) -> Result<String, String> {
-    parts.fold()?;
-    let options = BlobPropertyBag::new();
-    options.set_type("application/octet-stream");
-    let blob =
-        Blob::new_with_blob_sequence_and_options(&parts.blobs, &options).map_err(js_message)?;
-    web_sys::Url::create_object_url_with_blob(&blob).map_err(js_message)
+    };
+    // Whatever arrived is of no use now.
+    spool.discard().await;
+    end
 }
