@@ -1,11 +1,11 @@
 //! `peercall-bench`: call setup against a plain-JavaScript page, the release
-//! build's shipped bytes, and the relay's capacity against a Node relay,
-//! measured side by side in one run. Writes BENCHMARKS.md and
+//! build's shipped bytes, file transfer speed and memory, and the relay's
+//! capacity against a Node relay, measured side by side in one run. Writes BENCHMARKS.md and
 //! bench/results.json. Run it through `scripts/bench.sh`, which installs
 //! what it needs and builds what it measures.
 //!
 //! ```text
-//! peercall-bench [--quick] [--only setup|size|relay]...
+//! peercall-bench [--quick] [--only setup|size|transfer|relay]...
 //! ```
 //! `--quick` runs every part with fewer repetitions (a smoke run, not
 //! numbers to publish). Environment (set by scripts/bench.sh):
@@ -18,6 +18,7 @@ mod report;
 mod setup;
 mod size;
 mod stats;
+mod transfer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub struct Results {
     pub quick: bool,
     pub setup: Option<setup::SetupResults>,
     pub size: Option<size::SizeResults>,
+    pub transfer: Option<transfer::TransferResults>,
     pub relay: Option<RelayResults>,
 }
 
@@ -113,17 +115,22 @@ async fn run() -> Result<(), String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--only" => only.push(args.next().ok_or("--only needs setup, size or relay")?),
+            "--only" => only.push(
+                args.next()
+                    .ok_or("--only needs setup, size, transfer or relay")?,
+            ),
             "-h" | "--help" => {
-                println!("usage: peercall-bench [--quick] [--only setup|size|relay]...");
+                println!("usage: peercall-bench [--quick] [--only setup|size|transfer|relay]...");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
     for o in &only {
-        if !["setup", "size", "relay"].contains(&o.as_str()) {
-            return Err(format!("--only {o}: not one of setup, size, relay"));
+        if !["setup", "size", "transfer", "relay"].contains(&o.as_str()) {
+            return Err(format!(
+                "--only {o}: not one of setup, size, transfer, relay"
+            ));
         }
     }
     let wants = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
@@ -140,6 +147,16 @@ async fn run() -> Result<(), String> {
     if wants("size") {
         eprintln!("==> shipped bytes");
         results.size = Some(size::measure(&env_path("PEERCALL_DIST")?).await?);
+    }
+    // Before setup, which points PEERCALL_DIST at a copy it removes.
+    if wants("transfer") {
+        eprintln!("==> file transfer (two headless Chromium processes in a call)");
+        let (sizes, reps): (&[u64], usize) = if quick {
+            (&[16 << 20, 128 << 20], 1)
+        } else {
+            (&[100 << 20, 1 << 30], 2)
+        };
+        results.transfer = Some(transfer::measure(sizes, reps).await?);
     }
     if wants("setup") {
         eprintln!("==> call setup (two headless Chromium processes per run)");

@@ -67,10 +67,72 @@ pub fn markdown(r: &Results) -> String {
     if let Some(s) = &r.size {
         size(&mut md, s);
     }
+    if let Some(t) = &r.transfer {
+        transfer(&mut md, t);
+    }
     if let Some(rel) = &r.relay {
         relay(&mut md, rel);
     }
     md
+}
+
+fn transfer(md: &mut String, t: &crate::transfer::TransferResults) {
+    let _ = writeln!(md, "## File transfer\n");
+    let _ = writeln!(
+        md,
+        "A file sent over the data channel during a call between two headless Chromium \
+         processes (video both ways), from picking the file to the receiver showing it checked \
+         (size and SHA-256). Extra memory: the peak resident size of all of a browser's \
+         processes during the transfer, minus its size just before. A side that kept the whole \
+         file in memory would grow with the file.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| size | runs | MB/s (median, min-max) | sender extra MB (median) | receiver extra MB (median) |\n|---:|---:|---:|---:|---:|"
+    );
+    let mut extra = Vec::new();
+    for &size in &t.sizes {
+        let these: Vec<_> = t.runs.iter().filter(|r| r.bytes == size).collect();
+        let rate: Vec<f64> = these.iter().map(|r| r.mb_per_s).collect();
+        let sender: Vec<f64> = these
+            .iter()
+            .map(|r| r.sender_extra() as f64 / 1e6)
+            .collect();
+        let receiver: Vec<f64> = these
+            .iter()
+            .map(|r| r.receiver_extra() as f64 / 1e6)
+            .collect();
+        let (Some(rate), Some(sender), Some(receiver)) = (
+            crate::stats::Summary::of(&rate),
+            crate::stats::Summary::of(&sender),
+            crate::stats::Summary::of(&receiver),
+        ) else {
+            continue;
+        };
+        let _ = writeln!(
+            md,
+            "| {} MiB | {} | {:.1} ({:.1}-{:.1}) | {:.0} | {:.0} |",
+            size >> 20,
+            these.len(),
+            rate.median,
+            rate.min,
+            rate.max,
+            sender.median,
+            receiver.median
+        );
+        extra.push((size, receiver.median));
+    }
+    if let (Some(&(small, a)), Some(&(big, b))) = (extra.first(), extra.last()) {
+        if big > small && a > 0.0 {
+            let _ = writeln!(
+                md,
+                "\nThe file grew {:.1}x; the receiver's extra memory grew {:.2}x.",
+                big as f64 / small as f64,
+                b / a
+            );
+        }
+    }
+    let _ = writeln!(md);
 }
 
 fn targets(md: &mut String, r: &Results) {
