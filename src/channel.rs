@@ -16,7 +16,7 @@
 //! ("Between peers") lists them. Anything unknown or malformed is reported
 //! and dropped, never acted on.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 /// The control channel's label.
 pub const CONTROL_LABEL: &str = "peercall";
@@ -31,9 +31,10 @@ pub const MAX_CHAT_CHARS: usize = 4_000;
 /// The longest file name kept, in characters.
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 
-/// One message between peers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+/// One message between peers. Read and written by hand through
+/// `serde_json::Value` rather than with serde's derive (an internally
+/// tagged enum costs the wasm about as much as all the rest of chat).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// What we send (on connect and on every change), so the other side
     /// can show a muted icon or a placeholder instead of a frozen frame.
@@ -43,7 +44,6 @@ pub enum Message {
         /// Video is on (camera or screen).
         video: bool,
         /// The video is our screen.
-        #[serde(default)]
         screen: bool,
     },
     /// A chat message.
@@ -64,7 +64,6 @@ pub enum Message {
         /// Its size in bytes.
         size: u64,
         /// Its media type, if known.
-        #[serde(default)]
         mime: String,
     },
     /// Last on a file channel: every byte was sent; this is their SHA-256.
@@ -80,7 +79,6 @@ pub enum Message {
     /// Either side gives up on the transfer.
     FileCancel {
         /// Why, for the other person.
-        #[serde(default)]
         reason: String,
     },
 }
@@ -120,8 +118,42 @@ pub fn parse(text: &str) -> Result<Message, BadMessage> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(BadMessage::TooLarge(text.len()));
     }
-    let message: Message =
+    let value: Value =
         serde_json::from_str(text).map_err(|e| BadMessage::Malformed(e.to_string()))?;
+    let fields = value
+        .as_object()
+        .ok_or_else(|| BadMessage::Malformed("not a JSON object".into()))?;
+    let kind = fields
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| BadMessage::Malformed("no \"type\"".into()))?;
+    let f = Fields { kind, fields };
+    let message = match kind {
+        "media" => Message::Media {
+            audio: f.bool("audio")?,
+            video: f.bool("video")?,
+            screen: f.opt_bool("screen")?,
+        },
+        "chat" => Message::Chat {
+            id: f.string("id")?,
+            text: f.string("text")?,
+            sent_at: f.u64("sent_at")?,
+        },
+        "file-offer" => Message::FileOffer {
+            id: f.string("id")?,
+            name: f.string("name")?,
+            size: f.u64("size")?,
+            mime: f.opt_string("mime")?,
+        },
+        "file-end" => Message::FileEnd {
+            sha256: f.string("sha256")?,
+        },
+        "file-received" => Message::FileReceived { ok: f.bool("ok")? },
+        "file-cancel" => Message::FileCancel {
+            reason: f.opt_string("reason")?,
+        },
+        other => return Err(BadMessage::Malformed(format!("unknown type {other:?}"))),
+    };
     match &message {
         Message::Chat { id, text, .. } => {
             if !valid_id(id) {
@@ -149,10 +181,75 @@ pub fn parse(text: &str) -> Result<Message, BadMessage> {
     Ok(message)
 }
 
+/// The fields of one message, read with errors that name the field.
+struct Fields<'a> {
+    kind: &'a str,
+    fields: &'a Map<String, Value>,
+}
+
+impl Fields<'_> {
+    fn wrong(&self, key: &str, what: &str) -> BadMessage {
+        BadMessage::Malformed(format!("{}: \"{key}\" must be {what}", self.kind))
+    }
+
+    fn string(&self, key: &str) -> Result<String, BadMessage> {
+        match self.fields.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            _ => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    fn opt_string(&self, key: &str) -> Result<String, BadMessage> {
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            _ => self.string(key),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, BadMessage> {
+        self.fields
+            .get(key)
+            .and_then(Value::as_bool)
+            .ok_or_else(|| self.wrong(key, "true or false"))
+    }
+
+    fn opt_bool(&self, key: &str) -> Result<bool, BadMessage> {
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            _ => self.bool(key),
+        }
+    }
+
+    fn u64(&self, key: &str) -> Result<u64, BadMessage> {
+        self.fields
+            .get(key)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| self.wrong(key, "a whole number from 0"))
+    }
+}
+
 /// Writes one text frame.
 pub fn encode(message: &Message) -> String {
-    // A derived Serialize of strings, numbers and bools cannot fail.
-    serde_json::to_string(message).unwrap_or_default()
+    let value = match message {
+        Message::Media {
+            audio,
+            video,
+            screen,
+        } => json!({"type": "media", "audio": audio, "video": video, "screen": screen}),
+        Message::Chat { id, text, sent_at } => {
+            json!({"type": "chat", "id": id, "text": text, "sent_at": sent_at})
+        }
+        Message::FileOffer {
+            id,
+            name,
+            size,
+            mime,
+        } => json!({"type": "file-offer", "id": id, "name": name, "size": size, "mime": mime}),
+        Message::FileEnd { sha256 } => json!({"type": "file-end", "sha256": sha256}),
+        Message::FileReceived { ok } => json!({"type": "file-received", "ok": ok}),
+        Message::FileCancel { reason } => json!({"type": "file-cancel", "reason": reason}),
+    };
+    value.to_string()
 }
 
 /// A file name safe to show and to save as: the last path component, no
@@ -229,13 +326,15 @@ mod tests {
 
     #[test]
     fn wire_format_is_as_documented() {
+        let encoded: Value = serde_json::from_str(&encode(&Message::Media {
+            audio: true,
+            video: false,
+            screen: false,
+        }))
+        .unwrap();
         assert_eq!(
-            encode(&Message::Media {
-                audio: true,
-                video: false,
-                screen: false
-            }),
-            r#"{"type":"media","audio":true,"video":false,"screen":false}"#
+            encoded,
+            json!({"type": "media", "audio": true, "video": false, "screen": false})
         );
         assert_eq!(
             parse(r#"{"type":"file-offer","id":"x","name":"a.txt","size":3}"#),
@@ -259,18 +358,25 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_a_reason() {
         assert!(matches!(parse("not json"), Err(BadMessage::Malformed(_))));
-        assert!(matches!(
+        assert_eq!(
             parse(r#"{"type":"dance"}"#),
+            Err(BadMessage::Malformed("unknown type \"dance\"".into()))
+        );
+        assert!(matches!(parse("[1]"), Err(BadMessage::Malformed(_))));
+        assert!(matches!(
+            parse(r#"{"audio":true}"#),
             Err(BadMessage::Malformed(_))
         ));
         assert!(matches!(
             parse(r#"{"type":"chat","id":"a"}"#),
             Err(BadMessage::Malformed(_))
         ));
-        assert!(matches!(
+        assert_eq!(
             parse(r#"{"type":"media","audio":"yes","video":true}"#),
-            Err(BadMessage::Malformed(_))
-        ));
+            Err(BadMessage::Malformed(
+                "media: \"audio\" must be true or false".into()
+            ))
+        );
         assert_eq!(
             parse(&format!(
                 r#"{{"type":"chat","id":"a","text":"{}","sent_at":1}}"#,

@@ -694,6 +694,8 @@ impl Session {
         if self.peers.remove(id).is_some() {
             debug_unregister(id);
         }
+        // Its transfers end as their channels close with the connection.
+        self.transfers.retain(|(_, peer), _| peer != id);
     }
 
     async fn on_signaling(&mut self, update: Update) {

@@ -215,7 +215,8 @@ async fn send_all(
                     return end;
                 }
             }
-            report.progress(start + at as u64 - dc.buffered_amount() as u64);
+            // Queued bytes include the offer's text: never below zero.
+            report.progress((start + at as u64).saturating_sub(dc.buffered_amount() as u64));
         }
     }
     channel.send(&Message::FileEnd {
