@@ -259,6 +259,21 @@ pub struct TransferView {
 }
 
 impl TransferView {
+    /// A transfer just starting: file `name` (made safe to show and save,
+    /// [`crate::channel::safe_file_name`]) of `size` bytes, with `peer`.
+    pub fn start(id: &str, peer: &str, name: &str, size: u64, outgoing: bool) -> Self {
+        Self {
+            id: id.to_owned(),
+            peer: peer.to_owned(),
+            name: crate::channel::safe_file_name(name),
+            size,
+            outgoing,
+            done: 0,
+            rate: 0,
+            status: TransferStatus::Active,
+        }
+    }
+
     /// Percent done, 0 to 100.
     pub fn percent(&self) -> u32 {
         if self.size == 0 {
@@ -384,15 +399,11 @@ mod tests {
     #[test]
     fn views_summarise() {
         let mut v = TransferView {
-            id: "t".into(),
-            peer: "p".into(),
-            name: "a.bin".into(),
-            size: 20_000_000,
-            outgoing: true,
             done: 5_000_000,
             rate: 2_500_000,
-            status: TransferStatus::Active,
+            ..TransferView::start("t", "p", "../a.bin", 20_000_000, true)
         };
+        assert_eq!(v.name, "a.bin");
         assert_eq!(v.percent(), 25);
         assert_eq!(v.summary(), "5.0 MB of 20 MB, 2.5 MB/s");
         v.status = TransferStatus::Cancelled { by_us: false };

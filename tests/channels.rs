@@ -218,18 +218,7 @@ async fn a_file_larger_than_the_send_buffer_arrives_intact() {
         .iter()
         .any(|v| v.done > 0 && v.done < len as u64));
     // The bytes behind the download link are the file's.
-    let window = web_sys::window().unwrap();
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .unwrap()
-        .unchecked_into();
-    let buf = JsFuture::from(response.array_buffer().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        js_sys::Uint8Array::new(&buf).to_vec() == data,
-        "the bytes differ"
-    );
+    assert!(fetched(url).await == data, "the bytes differ");
 }
 
 #[wasm_bindgen_test]
@@ -270,6 +259,40 @@ async fn a_cancel_on_either_side_stops_both() {
     }
 }
 
+/// The bytes at `url` (a Save link).
+async fn fetched(url: &str) -> Vec<u8> {
+    let window = web_sys::window().unwrap();
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .unwrap()
+        .unchecked_into();
+    let buf = JsFuture::from(response.array_buffer().unwrap())
+        .await
+        .unwrap();
+    js_sys::Uint8Array::new(&buf).to_vec()
+}
+
+/// `peercall-incoming/spool-test` in the origin private file system, if
+/// it exists (looked up here, not through the code under test).
+async fn test_dir() -> Option<web_sys::FileSystemDirectoryHandle> {
+    let storage = web_sys::window().unwrap().navigator().storage();
+    let root: web_sys::FileSystemDirectoryHandle = JsFuture::from(storage.get_directory())
+        .await
+        .unwrap()
+        .unchecked_into();
+    let parent: web_sys::FileSystemDirectoryHandle =
+        JsFuture::from(root.get_directory_handle("peercall-incoming"))
+            .await
+            .ok()?
+            .unchecked_into();
+    Some(
+        JsFuture::from(parent.get_directory_handle("spool-test"))
+            .await
+            .ok()?
+            .unchecked_into(),
+    )
+}
+
 #[wasm_bindgen_test]
 async fn received_files_go_to_disk_and_are_removed_with_the_call() {
     use peercall::web::spool::{remove_call_dir, Spool};
@@ -286,37 +309,11 @@ async fn received_files_go_to_disk_and_are_removed_with_the_call() {
             .expect("written");
     }
     let url = spool.finish().await.expect("finished");
-    let window = web_sys::window().unwrap();
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
-        .await
-        .unwrap()
-        .unchecked_into();
-    let buf = JsFuture::from(response.array_buffer().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        js_sys::Uint8Array::new(&buf).to_vec() == data,
-        "the bytes differ"
-    );
+    assert!(fetched(&url).await == data, "the bytes differ");
     // It is a file in the call's folder, until the call ends.
-    let exists = || async {
-        let root: web_sys::FileSystemDirectoryHandle =
-            JsFuture::from(window.navigator().storage().get_directory())
-                .await
-                .unwrap()
-                .unchecked_into();
-        let Ok(parent) = JsFuture::from(root.get_directory_handle("peercall-incoming")).await
-        else {
-            return false;
-        };
-        let parent: web_sys::FileSystemDirectoryHandle = parent.unchecked_into();
-        JsFuture::from(parent.get_directory_handle("spool-test"))
-            .await
-            .is_ok()
-    };
-    assert!(exists().await);
+    assert!(test_dir().await.is_some());
     remove_call_dir("spool-test").await;
-    assert!(!exists().await, "removed with the call");
+    assert!(test_dir().await.is_none(), "removed with the call");
     // A discarded file leaves nothing behind either.
     let mut spool = Spool::open("spool-test", "f2").await;
     spool
@@ -324,21 +321,7 @@ async fn received_files_go_to_disk_and_are_removed_with_the_call() {
         .await
         .unwrap();
     spool.discard().await;
-    let root: web_sys::FileSystemDirectoryHandle =
-        JsFuture::from(window.navigator().storage().get_directory())
-            .await
-            .unwrap()
-            .unchecked_into();
-    let parent: web_sys::FileSystemDirectoryHandle =
-        JsFuture::from(root.get_directory_handle("peercall-incoming"))
-            .await
-            .unwrap()
-            .unchecked_into();
-    let dir: web_sys::FileSystemDirectoryHandle =
-        JsFuture::from(parent.get_directory_handle("spool-test"))
-            .await
-            .unwrap()
-            .unchecked_into();
+    let dir = test_dir().await.expect("the call's folder");
     assert!(
         JsFuture::from(dir.get_file_handle("f2")).await.is_err(),
         "the discarded file is gone"

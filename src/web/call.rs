@@ -298,6 +298,22 @@ async fn run(
     crate::web::spool::remove_call_dir(&s.me).await;
 }
 
+/// What the person sees of a connection state (nothing once closed).
+fn status_of(state: ConnectionState) -> Option<PeerStatus> {
+    match state {
+        ConnectionState::Connecting => Some(PeerStatus::Connecting),
+        ConnectionState::Connected => Some(PeerStatus::Connected),
+        ConnectionState::Disconnected => Some(PeerStatus::Reconnecting),
+        ConnectionState::Failed => Some(PeerStatus::Failed),
+        ConnectionState::Closed => None,
+    }
+}
+
+/// A short random id for a chat message or a file transfer (64 bits, hex).
+fn short_id() -> Result<String, String> {
+    crate::web::page::random_128_bits().map(|bits| crate::room::peer_id(bits)[..16].to_owned())
+}
+
 /// How long a connection may stay `disconnected` before we restart ICE.
 const DISCONNECTED_RESTART_MS: u32 = 4_000;
 
@@ -484,12 +500,9 @@ impl Session {
                 return;
             }
         };
-        let id = match crate::web::page::random_128_bits() {
-            Ok(bits) => crate::room::peer_id(bits)[..16].to_owned(),
-            Err(e) => {
-                self.emit(CallAction::Warning(e));
-                return;
-            }
+        let id = match short_id() {
+            Ok(id) => id,
+            Err(e) => return self.emit(CallAction::Warning(e)),
         };
         let message = Message::Chat {
             id: id.clone(),
@@ -530,8 +543,8 @@ impl Session {
             ));
             return;
         }
-        let id = match crate::web::page::random_128_bits() {
-            Ok(bits) => crate::room::peer_id(bits)[..16].to_owned(),
+        let id = match short_id() {
+            Ok(id) => id,
             Err(e) => return self.emit(CallAction::Warning(e)),
         };
         for (peer, pc) in targets {
@@ -563,17 +576,12 @@ impl Session {
         let Some(p) = self.peers.get(id) else {
             return;
         };
-        let status = match p.peer.raw().connection_state() {
-            web_sys::RtcPeerConnectionState::Connected => PeerStatus::Connected,
-            web_sys::RtcPeerConnectionState::Disconnected => PeerStatus::Reconnecting,
-            web_sys::RtcPeerConnectionState::Failed => PeerStatus::Failed,
-            web_sys::RtcPeerConnectionState::Closed => return,
-            _ => PeerStatus::Connecting,
-        };
-        self.emit(CallAction::Status {
-            id: id.to_owned(),
-            status,
-        });
+        if let Some(status) = status_of(p.peer.connection_state()) {
+            self.emit(CallAction::Status {
+                id: id.to_owned(),
+                status,
+            });
+        }
     }
 
     /// The control channel of `id` opened, or said something.
@@ -727,8 +735,7 @@ impl Session {
                     let still_connected = why != Gone::HungUp
                         && self.peers.get_mut(&id).is_some_and(|p| {
                             p.signaling_lost = true;
-                            p.peer.raw().connection_state()
-                                == web_sys::RtcPeerConnectionState::Connected
+                            p.peer.connection_state() == ConnectionState::Connected
                         });
                     if !still_connected {
                         self.drop_peer(&id);
@@ -904,8 +911,7 @@ impl Session {
             }
             PeerEvent::CheckDisconnected(seen) => {
                 // Nothing changed since it went `disconnected`.
-                let still = p.peer.raw().connection_state()
-                    == web_sys::RtcPeerConnectionState::Disconnected;
+                let still = p.peer.connection_state() == ConnectionState::Disconnected;
                 if seen == p.state_changes && still && !p.restarted {
                     web_sys::console::info_1(
                         &format!("peercall: {id} still disconnected: restarting ICE").into(),
@@ -947,17 +953,12 @@ impl Session {
                         let _ = tx.unbounded_send((key, PeerEvent::CheckDisconnected(seen)));
                     });
                 }
-                let status = match state {
-                    ConnectionState::Connecting => PeerStatus::Connecting,
-                    ConnectionState::Connected => PeerStatus::Connected,
-                    ConnectionState::Disconnected => PeerStatus::Reconnecting,
-                    ConnectionState::Failed => PeerStatus::Failed,
-                    ConnectionState::Closed => return,
-                };
-                self.emit(CallAction::Status {
-                    id: id.to_owned(),
-                    status,
-                });
+                if let Some(status) = status_of(state) {
+                    self.emit(CallAction::Status {
+                        id: id.to_owned(),
+                        status,
+                    });
+                }
             }
         }
     }

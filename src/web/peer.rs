@@ -83,6 +83,16 @@ pub enum PeerEvent {
     CheckDisconnected(u32),
 }
 
+fn connection_state(pc: &RtcPeerConnection) -> ConnectionState {
+    match pc.connection_state() {
+        RtcPeerConnectionState::Connected => ConnectionState::Connected,
+        RtcPeerConnectionState::Disconnected => ConnectionState::Disconnected,
+        RtcPeerConnectionState::Failed => ConnectionState::Failed,
+        RtcPeerConnectionState::Closed => ConnectionState::Closed,
+        _ => ConnectionState::Connecting,
+    }
+}
+
 /// A peer connection and its event listeners.
 pub struct Peer {
     pc: RtcPeerConnection,
@@ -193,16 +203,7 @@ impl Peer {
             ),
             listen(
                 "connectionstatechange",
-                Box::new(move |_| {
-                    let state = match pc_for_state.connection_state() {
-                        RtcPeerConnectionState::Connected => ConnectionState::Connected,
-                        RtcPeerConnectionState::Disconnected => ConnectionState::Disconnected,
-                        RtcPeerConnectionState::Failed => ConnectionState::Failed,
-                        RtcPeerConnectionState::Closed => ConnectionState::Closed,
-                        _ => ConnectionState::Connecting,
-                    };
-                    h4(PeerEvent::State(state));
-                }),
+                Box::new(move |_| h4(PeerEvent::State(connection_state(&pc_for_state)))),
             ),
             listen(
                 "icecandidateerror",
@@ -348,6 +349,11 @@ impl Peer {
     /// The JavaScript object, for the debugging registry.
     pub fn raw(&self) -> &RtcPeerConnection {
         &self.pc
+    }
+
+    /// `connectionState`, now.
+    pub fn connection_state(&self) -> ConnectionState {
+        connection_state(&self.pc)
     }
 
     /// `signalingState`.

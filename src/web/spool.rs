@@ -29,7 +29,9 @@ fn js_message(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-async fn call_dir(call: &str, create: bool) -> Result<FileSystemDirectoryHandle, JsValue> {
+/// `peercall-incoming` in the origin private file system (made if
+/// `create`), or why there is none.
+async fn incoming_dir(create: bool) -> Result<FileSystemDirectoryHandle, JsValue> {
     let storage = web_sys::window()
         .ok_or(JsValue::NULL)?
         .navigator()
@@ -42,10 +44,18 @@ async fn call_dir(call: &str, create: bool) -> Result<FileSystemDirectoryHandle,
         .unchecked_into();
     let options = FileSystemGetDirectoryOptions::new();
     options.set_create(create);
-    let parent: FileSystemDirectoryHandle =
+    Ok(
         JsFuture::from(root.get_directory_handle_with_options(ROOT_DIR, &options))
             .await?
-            .unchecked_into();
+            .unchecked_into(),
+    )
+}
+
+/// The folder for `call`'s received files, made if need be.
+async fn call_dir(call: &str) -> Result<FileSystemDirectoryHandle, JsValue> {
+    let options = FileSystemGetDirectoryOptions::new();
+    options.set_create(true);
+    let parent = incoming_dir(true).await?;
     Ok(
         JsFuture::from(parent.get_directory_handle_with_options(call, &options))
             .await?
@@ -55,23 +65,9 @@ async fn call_dir(call: &str, create: bool) -> Result<FileSystemDirectoryHandle,
 
 /// Removes the received files of `call` from disk (when it ends).
 pub async fn remove_call_dir(call: &str) {
-    let Ok(storage) = web_sys::window()
-        .ok_or(JsValue::NULL)
-        .map(|w| w.navigator().storage())
-    else {
+    let Ok(parent) = incoming_dir(false).await else {
         return;
     };
-    if !crate::web::has_method(&storage, "getDirectory") {
-        return;
-    }
-    let Ok(root) = JsFuture::from(storage.get_directory()).await else {
-        return;
-    };
-    let root: FileSystemDirectoryHandle = root.unchecked_into();
-    let Ok(parent) = JsFuture::from(root.get_directory_handle(ROOT_DIR)).await else {
-        return;
-    };
-    let parent: FileSystemDirectoryHandle = parent.unchecked_into();
     let options = FileSystemRemoveOptions::new();
     options.set_recursive(true);
     let _ = JsFuture::from(parent.remove_entry_with_options(call, &options)).await;
@@ -123,7 +119,7 @@ impl Spool {
     }
 
     async fn open_disk(call: &str, name: &str) -> Result<Store, JsValue> {
-        let dir = call_dir(call, true).await?;
+        let dir = call_dir(call).await?;
         let options = FileSystemGetFileOptions::new();
         options.set_create(true);
         let file: FileSystemFileHandle =

@@ -17,7 +17,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{File, RtcDataChannel};
 
-use crate::channel::{parse, safe_file_name, Message};
+use crate::channel::{parse, Message};
 use crate::transfer::{
     Incoming, Outgoing, Rate, TransferStatus, TransferView, CHUNK_BYTES, HIGH_WATER_BYTES,
     LOW_WATER_BYTES, MAX_FILE_BYTES, READ_BYTES,
@@ -127,16 +127,7 @@ pub async fn send(
 ) {
     let size = file.size() as u64;
     let mut report = Reporter::new(
-        TransferView {
-            id: id.clone(),
-            peer,
-            name: safe_file_name(&file.name()),
-            size,
-            outgoing: true,
-            done: 0,
-            rate: 0,
-            status: TransferStatus::Active,
-        },
+        TransferView::start(&id, &peer, &file.name(), size, true),
         on_view,
     );
     let end = send_all(&channel, &mut events, &file, &id, &mut report).await;
@@ -266,19 +257,7 @@ pub async fn receive(
         channel.close();
         return;
     };
-    let mut report = Reporter::new(
-        TransferView {
-            id: id.clone(),
-            peer,
-            name: safe_file_name(&name),
-            size,
-            outgoing: false,
-            done: 0,
-            rate: 0,
-            status: TransferStatus::Active,
-        },
-        on_view,
-    );
+    let mut report = Reporter::new(TransferView::start(&id, &peer, &name, size, false), on_view);
     let end = match Incoming::new(size) {
         Ok(incoming) => {
             let spool = Spool::open(&call, &id).await;
