@@ -25,6 +25,8 @@ enum Config {
 pub fn App() -> Html {
     let room = use_state(page::current_room);
     let hung_up = use_state(|| false);
+    // Turned away (the call is full): why, shown instead of the call.
+    let blocked = use_state(|| None::<String>);
     let name = use_state(page::load_name);
     let relay_only = use_state(page::load_relay_only);
     let config = use_state(|| Config::Loading);
@@ -110,7 +112,35 @@ pub fn App() -> Html {
                 </section>
             }
         }
+        (Some(_), Config::Ready(..)) if blocked.is_some() => {
+            let retry = {
+                let blocked = blocked.clone();
+                Callback::from(move |_: MouseEvent| blocked.set(None))
+            };
+            let home = {
+                let blocked = blocked.clone();
+                Callback::from(move |_: MouseEvent| {
+                    blocked.set(None);
+                    page::set_room("")
+                })
+            };
+            html! {
+                <section class="notice full-screen" role="alert" data-testid="call-full">
+                    <h2>{ "This call is full" }</h2>
+                    <p data-testid="call-blocked">{ (*blocked).clone().unwrap_or_default() }</p>
+                    <p class="small">{ "Your camera and microphone are off." }</p>
+                    <div class="row">
+                        <button type="button" data-testid="retry-join" onclick={retry}>{ "Try again" }</button>
+                        <button type="button" class="secondary" onclick={home}>{ "New call" }</button>
+                    </div>
+                </section>
+            }
+        }
         (Some(room), Config::Ready(call_config, relay_url)) => {
+            let on_blocked = {
+                let blocked = blocked.clone();
+                Callback::from(move |why: String| blocked.set(Some(why)))
+            };
             let on_hang_up = {
                 let hung_up = hung_up.clone();
                 Callback::from(move |()| hung_up.set(true))
@@ -122,7 +152,7 @@ pub fn App() -> Html {
             call_config.relay_only |= *relay_only;
             html! {
                 <InCall key={room.clone()} room={room.clone()} {name} config={call_config}
-                        relay_url={relay_url.clone()} {on_hang_up} />
+                        relay_url={relay_url.clone()} {on_hang_up} {on_blocked} />
             }
         }
     };

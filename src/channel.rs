@@ -54,6 +54,8 @@ pub enum Message {
         text: String,
         /// When it was sent, milliseconds since the Unix epoch (sender's clock).
         sent_at: u64,
+        /// Sent to the receiver alone, not to everyone in the call.
+        private: bool,
     },
     /// First on a file channel: what is coming.
     FileOffer {
@@ -138,6 +140,7 @@ pub fn parse(text: &str) -> Result<Message, BadMessage> {
             id: f.string("id")?,
             text: f.string("text")?,
             sent_at: f.u64("sent_at")?,
+            private: f.opt_bool("private")?,
         },
         "file-offer" => Message::FileOffer {
             id: f.string("id")?,
@@ -236,8 +239,17 @@ pub fn encode(message: &Message) -> String {
             video,
             screen,
         } => json!({"type": "media", "audio": audio, "video": video, "screen": screen}),
-        Message::Chat { id, text, sent_at } => {
-            json!({"type": "chat", "id": id, "text": text, "sent_at": sent_at})
+        Message::Chat {
+            id,
+            text,
+            sent_at,
+            private,
+        } => {
+            let mut v = json!({"type": "chat", "id": id, "text": text, "sent_at": sent_at});
+            if *private {
+                v["private"] = json!(true);
+            }
+            v
         }
         Message::FileOffer {
             id,
@@ -304,6 +316,13 @@ mod tests {
                 id: "a1".into(),
                 text: "hello \"there\"\n".into(),
                 sent_at: 1_700_000_000_000,
+                private: false,
+            },
+            Message::Chat {
+                id: "a2".into(),
+                text: "just you".into(),
+                sent_at: 1,
+                private: true,
             },
             Message::FileOffer {
                 id: "t1".into(),
@@ -445,6 +464,7 @@ mod tests {
                 id: String::new(),
                 text: String::new(),
                 sent_at: 0,
+                private: false,
             },
             Message::FileOffer {
                 id: String::new(),

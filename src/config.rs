@@ -14,9 +14,13 @@
 //! and adds what it gets; `iceServersUrl` / `?ice_servers_url=` point
 //! elsewhere or (`none`) turn that off.
 //! `iceTransportPolicy` / `?ice_policy=relay` send media only through TURN.
+//! `maxPeople` / `?max_people=` lowers the most people in one call (2 to
+//! [`MAX_PEOPLE`], the default); a room counted fuller than that turns
+//! newcomers away.
 
 use serde::Deserialize;
 
+use crate::room::MAX_PEOPLE;
 use crate::signaling::check_relay_url;
 
 /// Used when the build sets no `PEERCALL_ICE_SERVERS`.
@@ -77,7 +81,7 @@ impl CredentialsUrl {
 }
 
 /// What a call needs to know before it starts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallConfig {
     /// ICE servers for every peer connection.
     pub ice_servers: Vec<IceServer>,
@@ -88,6 +92,29 @@ pub struct CallConfig {
     pub relay_only: bool,
     /// Where TURN credentials come from.
     pub credentials_url: CredentialsUrl,
+    /// The most people in one call, us included.
+    pub max_people: usize,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            relay: None,
+            relay_only: false,
+            credentials_url: CredentialsUrl::default(),
+            max_people: MAX_PEOPLE,
+        }
+    }
+}
+
+fn max_people(value: &str, source: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (2..=MAX_PEOPLE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{source}: max_people {value:?} must be a number from 2 to {MAX_PEOPLE}"
+        )),
+    }
 }
 
 /// `config.json`.
@@ -98,6 +125,7 @@ struct ConfigFile {
     relay: Option<String>,
     ice_transport_policy: Option<String>,
     ice_servers_url: Option<String>,
+    max_people: Option<usize>,
 }
 
 fn relay_only(policy: &str, source: &str) -> Result<bool, String> {
@@ -138,6 +166,9 @@ impl CallConfig {
         if let Some(url) = file.ice_servers_url {
             self.credentials_url = CredentialsUrl::parse(&url, "config.json")?;
         }
+        if let Some(n) = file.max_people {
+            self.max_people = max_people(&n.to_string(), "config.json")?;
+        }
         Ok(self)
     }
 
@@ -159,6 +190,7 @@ impl CallConfig {
                 "ice" => ice = Some(value.to_owned()),
                 "ice_username" => username = Some(value.to_owned()),
                 "ice_credential" => credential = Some(value.to_owned()),
+                "max_people" => self.max_people = max_people(value, "the page address")?,
                 _ => {}
             }
         }
@@ -365,6 +397,21 @@ mod tests {
             "TURN without credentials"
         );
         assert_eq!(base.clone().with_query([]).unwrap(), base);
+    }
+
+    #[test]
+    fn the_most_people_in_a_call_can_be_lowered_but_not_raised() {
+        let base = CallConfig::default();
+        assert_eq!(base.max_people, MAX_PEOPLE);
+        let c = base.clone().with_query([("max_people", "3")]).unwrap();
+        assert_eq!(c.max_people, 3);
+        let c = base.clone().with_file(r#"{"maxPeople": 2}"#).unwrap();
+        assert_eq!(c.max_people, 2);
+        for bad in ["1", "7", "x", ""] {
+            let e = base.clone().with_query([("max_people", bad)]).unwrap_err();
+            assert!(e.contains("from 2 to 6"), "{e}");
+        }
+        assert!(base.with_file(r#"{"maxPeople": 9}"#).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod controls;
 pub mod hooks;
 pub mod ice;
 pub mod media;
+pub mod mesh;
 pub mod negotiation;
 pub mod room;
 pub mod signaling;

@@ -90,6 +90,8 @@ pub enum Gone {
     Disconnected,
     /// Nothing heard from it for [`Timing::peer_timeout_ms`].
     TimedOut,
+    /// It found the room full on joining and went away.
+    RoomFull,
 }
 
 /// Why a received frame changed nothing. For the log, and for tests.
@@ -140,6 +142,13 @@ pub enum Event {
     },
     /// The relay keeps rooms and accepted our join.
     Welcomed,
+    /// We just joined and the room already has [`Room::capacity`] people
+    /// without us: we said goodbye (`leave` with reason `full`) and the
+    /// room ignores everything from now on.
+    Full {
+        /// How many people we found, us included.
+        people: usize,
+    },
     /// The relay refused something we sent.
     RelayError {
         /// The stable code (`peercall_protocol::codes`).
@@ -228,7 +237,23 @@ pub struct Room {
     peers: BTreeMap<String, Peer>,
     history: HashMap<String, History>,
     rejoin_at_ms: Option<u64>,
+    capacity: usize,
+    /// When we first joined: the room is counted until
+    /// [`ADMISSION_MS`] after.
+    joined_at_ms: Option<u64>,
+    /// We found the room full and left.
+    refused: bool,
 }
+
+/// The most people in one call, us included. Everyone sends their video
+/// to everyone else, so six people means five uplink streams each (see
+/// [`crate::mesh::budget`]).
+pub const MAX_PEOPLE: usize = 6;
+
+/// How long after joining a newcomer counts the room. Everyone answers a
+/// `join` at once, so the count is complete within a round trip or two;
+/// after this, we are in, and newcomers do the counting.
+pub const ADMISSION_MS: u64 = 3_000;
 
 /// How long to wait before joining again when the relay says our id is
 /// taken: after a reconnect, the relay may not yet have noticed that our
@@ -248,7 +273,21 @@ impl Room {
             peers: BTreeMap::new(),
             history: HashMap::new(),
             rejoin_at_ms: None,
+            capacity: MAX_PEOPLE,
+            joined_at_ms: None,
+            refused: false,
         }
+    }
+
+    /// The same room, holding at most `people` (us included; at least 2).
+    pub fn with_capacity(mut self, people: usize) -> Self {
+        self.capacity = people.max(2);
+        self
+    }
+
+    /// The most people this room lets in, us included.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Our peer id.
@@ -269,6 +308,7 @@ impl Room {
     /// Announces us to the room: on joining, and again after the relay
     /// connection is re-established (same id, so peers keep their calls).
     pub fn join(&mut self, now_ms: u64) -> String {
+        self.joined_at_ms.get_or_insert(now_ms);
         self.broadcast(
             Body::Join {
                 name: self.name.clone(),
@@ -298,6 +338,9 @@ impl Room {
     /// are dropped.
     pub fn tick(&mut self, now_ms: u64) -> Output {
         let mut out = Output::default();
+        if self.refused {
+            return out;
+        }
         let timeout = self.timing.peer_timeout_ms;
         let silent: Vec<String> = self
             .peers
@@ -328,6 +371,46 @@ impl Room {
     /// One text frame from the relay.
     pub fn receive(&mut self, text: &str, now_ms: u64) -> Output {
         let mut out = Output::default();
+        if self.refused {
+            return out;
+        }
+        self.receive_into(text, now_ms, &mut out);
+        self.count(now_ms, &mut out);
+        out
+    }
+
+    /// Whether we found the room full and left.
+    pub fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// While we are new to the room: if it has more people than it holds,
+    /// we are the ones too many, so we leave. Two newcomers at once count
+    /// each other (each answers the other's `join`): into a room of five,
+    /// both find seven and leave, unless one's goodbye reaches the other
+    /// before its hello, and then that one stays. Either way everyone
+    /// agrees on who is in, and nobody already in is ever pushed out.
+    fn count(&mut self, now_ms: u64, out: &mut Output) {
+        let new = self
+            .joined_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) <= ADMISSION_MS);
+        let people = self.peers.len() + 1;
+        if !new || people <= self.capacity {
+            return;
+        }
+        self.refused = true;
+        self.peers.clear();
+        out.events.push(Event::Full { people });
+        let leave = self.broadcast(
+            Body::Leave {
+                reason: LeaveReason::Full,
+            },
+            now_ms,
+        );
+        out.send.push(leave);
+    }
+
+    fn receive_into(&mut self, text: &str, now_ms: u64, out: &mut Output) {
         match decode(text, MAX_MESSAGE_BYTES) {
             Err(e) => out.events.push(Event::Ignored(Ignored::Malformed(e))),
             Ok(Decoded::Unknown {
@@ -344,9 +427,8 @@ impl Room {
                 }
                 out.events.push(Event::Ignored(why));
             }
-            Ok(Decoded::Message(envelope)) => self.on_message(envelope, now_ms, &mut out),
+            Ok(Decoded::Message(envelope)) => self.on_message(envelope, now_ms, out),
         }
-        out
     }
 
     fn misaddressed(&self, from: &str, room: &str, to: Option<&str>) -> Option<Ignored> {
@@ -398,6 +480,7 @@ impl Room {
                     id: from,
                     why: match reason {
                         LeaveReason::Disconnected => Gone::Disconnected,
+                        LeaveReason::Full => Gone::RoomFull,
                         LeaveReason::Hangup | LeaveReason::Other => Gone::HungUp,
                     },
                 }),

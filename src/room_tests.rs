@@ -558,3 +558,149 @@ fn presence_and_signals_survive_a_broadcast_relay_that_echoes_duplicates_and_reo
         }
     }
 }
+
+/// A relay whose clients are all still away (they come with [`joins`]).
+fn empty_relay(seed: u64, ids: &[&str]) -> DumbRelay {
+    let mut relay = DumbRelay::new(seed, ids);
+    for c in &mut relay.clients {
+        c.alive = false;
+    }
+    relay
+}
+
+/// Clients `who` connect and join, one after another or all at once.
+fn joins(relay: &mut DumbRelay, who: std::ops::Range<usize>, at_once: bool) {
+    for i in who {
+        relay.clients[i].alive = true;
+        let join = relay.clients[i].room.join(relay.now);
+        relay.post(join);
+        if !at_once {
+            relay.settle();
+        }
+    }
+    relay.settle();
+}
+
+fn full(events: &[Event]) -> Option<usize> {
+    events.iter().find_map(|e| match e {
+        Event::Full { people } => Some(*people),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_seventh_finds_the_room_full_and_leaves_over_a_broadcast_relay() {
+    let ids = ["a", "b", "c", "d", "e", "f", "g"];
+    for seed in 1..=20 {
+        let mut relay = empty_relay(seed * 104_729, &ids);
+        joins(&mut relay, 0..6, false);
+        for i in 0..6 {
+            assert_eq!(relay.peers_of(i).len(), 5, "seed {seed}: six in the room");
+            assert_eq!(full(&relay.clients[i].events), None);
+        }
+        // Much later (members are long past counting), a seventh comes.
+        relay.tick_all(10_000);
+        joins(&mut relay, 6..7, false);
+        assert_eq!(full(&relay.clients[6].events), Some(7), "seed {seed}");
+        assert!(relay.clients[6].room.refused());
+        assert!(relay.peers_of(6).is_empty());
+        for (i, me) in ids.iter().enumerate().take(6) {
+            let events = &relay.clients[i].events;
+            assert!(
+                events.contains(&left("g", Gone::RoomFull)),
+                "seed {seed}: {me} hears why g went"
+            );
+            assert_eq!(relay.peers_of(i).len(), 5, "seed {seed}: the six stay");
+            assert_eq!(full(events), None);
+        }
+        // The refused room says nothing more, and hears nothing.
+        let out = relay.clients[6].room.tick(20_000);
+        assert_eq!(out, Output::default());
+        let ping = relay.clients[0].room.tick(20_000).send;
+        assert!(!ping.is_empty());
+        assert_eq!(
+            relay.clients[6].room.receive(&ping[0], 20_000),
+            Output::default()
+        );
+    }
+}
+
+/// Those who stayed (not turned away) all know each other, and nobody
+/// else; at most six of them.
+fn agreed(relay: &DumbRelay, ids: &[&str], seed: u64) -> Vec<String> {
+    let stayed: Vec<String> = (0..ids.len())
+        .filter(|&i| relay.clients[i].alive && !relay.clients[i].room.refused())
+        .map(|i| ids[i].to_string())
+        .collect();
+    assert!(stayed.len() <= MAX_PEOPLE, "seed {seed}: {stayed:?}");
+    for (i, me) in ids.iter().enumerate() {
+        if stayed.iter().any(|s| s == me) {
+            let others: Vec<String> = stayed.iter().filter(|s| s != me).cloned().collect();
+            assert_eq!(relay.peers_of(i), others, "seed {seed}: {me} agrees");
+        }
+    }
+    stayed
+}
+
+#[test]
+fn two_newcomers_at_once_agree_on_who_is_in() {
+    let ids = ["a", "b", "c", "d", "e", "f", "g"];
+    for seed in 1..=40 {
+        // Into a room of four: both fit (six).
+        let mut relay = empty_relay(seed * 15_485_863, &ids[..6]);
+        joins(&mut relay, 0..4, false);
+        relay.tick_all(10_000);
+        joins(&mut relay, 4..6, true);
+        assert_eq!(agreed(&relay, &ids[..6], seed).len(), 6, "seed {seed}");
+        // Into a room of five: each newcomer counts the other, so at most
+        // one stays (the other's goodbye may reach it before its hello),
+        // and everyone agrees on who.
+        let mut relay = empty_relay(seed * 15_485_863, &ids);
+        joins(&mut relay, 0..5, false);
+        relay.tick_all(10_000);
+        joins(&mut relay, 5..7, true);
+        let stayed = agreed(&relay, &ids, seed);
+        assert!(
+            stayed.len() == 5 || stayed.len() == 6,
+            "seed {seed}: {stayed:?}"
+        );
+        for member in &ids[..5] {
+            assert!(
+                stayed.iter().any(|s| s == member),
+                "seed {seed}: members stay"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_relay_welcome_listing_a_full_room_is_full_too_and_capacity_is_settable() {
+    let mut r = room("z").with_capacity(3);
+    assert_eq!(r.capacity(), 3);
+    r.join(0);
+    let welcome = r#"{"v":1,"room":"r","from":"relay","to":"z","type":"welcome","peers":[{"id":"a"},{"id":"b"},{"id":"c"}]}"#;
+    let out = r.receive(welcome, 10);
+    assert_eq!(full(&out.events), Some(4));
+    assert_eq!(out.send.len(), 1);
+    let leave = parse(&out.send[0]);
+    assert_eq!(
+        (&leave["type"], &leave["reason"]),
+        (&json!("leave"), &json!("full"))
+    );
+    // Fewer than that is fine; and at least two always fit.
+    let mut r = room("z").with_capacity(0);
+    assert_eq!(r.capacity(), 2);
+    r.join(0);
+    let welcome =
+        r#"{"v":1,"room":"r","from":"relay","to":"z","type":"welcome","peers":[{"id":"a"}]}"#;
+    assert_eq!(full(&r.receive(welcome, 10).events), None);
+    // Counting stops once we have been in the room for a while.
+    let mut r = room("z").with_capacity(2);
+    r.join(0);
+    let late = from("b", 1, None, json!({"type": "join"}));
+    r.receive(&late, 0);
+    let later = from("c", 1, None, json!({"type": "join"}));
+    let out = r.receive(&later, ADMISSION_MS + 1);
+    assert_eq!(full(&out.events), None);
+    assert_eq!(r.peers().len(), 2);
+}

@@ -81,6 +81,9 @@ pub struct ChatLine {
     pub text: String,
     /// When it was sent (ms since the epoch, the sender's clock).
     pub sent_at: u64,
+    /// A private message: the name of the other person (whom we wrote
+    /// to, or who wrote to us alone); `None` for a message to everyone.
+    pub private_with: Option<String>,
 }
 
 /// The most chat messages kept; older ones scroll away.
@@ -121,6 +124,8 @@ pub struct CallState {
     pub chat_open: bool,
     /// File transfers, oldest first.
     pub transfers: Vec<crate::transfer::TransferView>,
+    /// Who is speaking (peer id), to highlight their tile.
+    pub speaking: Option<String>,
 }
 
 impl Default for CallState {
@@ -134,6 +139,7 @@ impl Default for CallState {
             unread: 0,
             chat_open: false,
             transfers: Vec::new(),
+            speaking: None,
         }
     }
 }
@@ -150,6 +156,14 @@ pub enum CallAction {
         /// Next try.
         retry_in_ms: u64,
     },
+    /// We found the room full on joining (over a relay that keeps no
+    /// limit) and left.
+    RoomFull {
+        /// How many people we found, us included.
+        people: usize,
+    },
+    /// Who is speaking now.
+    Speaking(Option<String>),
     /// The relay refused something.
     Refused {
         /// Its code.
@@ -204,6 +218,9 @@ pub enum CallAction {
         text: String,
         /// When it was sent.
         sent_at: u64,
+        /// A private message: the other person's peer id (whom we wrote
+        /// to, or who wrote to us alone).
+        private_with: Option<String>,
     },
     /// The chat panel opened (everything is read) or closed.
     ChatOpen(bool),
@@ -240,8 +257,19 @@ impl CallState {
                     retry_in_ms,
                 }
             }
+            CallAction::RoomFull { people } => {
+                self.peers.clear();
+                self.blocked = Some(format!(
+                    "This call is full: {} people are in it already, the most a call \
+                     can have is {}. Try again later, or start a new call.",
+                    people - 1,
+                    crate::room::MAX_PEOPLE
+                ))
+            }
+            CallAction::Speaking(id) => self.speaking = id,
             CallAction::Refused { code, message } => match code.as_str() {
                 peercall_protocol::codes::ROOM_FULL => {
+                    self.peers.clear();
                     self.blocked = Some(format!(
                         "This call is full ({message}). Try again later, or start a new call."
                     ))
@@ -276,7 +304,13 @@ impl CallState {
                         Gone::HungUp => format!("{} left the call.", peer.name),
                         Gone::Disconnected => format!("{} lost their connection.", peer.name),
                         Gone::TimedOut => format!("{} stopped responding.", peer.name),
+                        Gone::RoomFull => {
+                            format!("{} tried to join, but the call is full.", peer.name)
+                        }
                     });
+                    if self.speaking.as_deref() == Some(id.as_str()) {
+                        self.speaking = None;
+                    }
                 }
             }
             CallAction::Status { id, status } => {
@@ -308,14 +342,17 @@ impl CallState {
                 id,
                 text,
                 sent_at,
+                private_with,
             } => {
+                let name_of = |peer: &str| match self.peers.get(peer) {
+                    Some(view) => view.name.clone(),
+                    None => display_name(peer, None),
+                };
                 let name = match &from {
                     None => "You".to_owned(),
-                    Some(peer) => match self.peers.get(peer) {
-                        Some(view) => view.name.clone(),
-                        None => display_name(peer, None),
-                    },
+                    Some(peer) => name_of(peer),
                 };
+                let private_with = private_with.as_deref().map(name_of);
                 let duplicate = self
                     .chat
                     .iter()
@@ -330,6 +367,7 @@ impl CallState {
                         name,
                         text,
                         sent_at,
+                        private_with,
                     });
                     if self.chat.len() > CHAT_KEPT {
                         self.chat.remove(0);
@@ -508,7 +546,55 @@ mod tests {
             id: id.into(),
             text: text.into(),
             sent_at: 1,
+            private_with: None,
         }
+    }
+
+    #[test]
+    fn private_messages_name_the_other_person() {
+        let private = |from: Option<&str>, with: &str| CallAction::Chat {
+            from: from.map(Into::into),
+            id: "p".into(),
+            text: "psst".into(),
+            sent_at: 1,
+            private_with: Some(with.into()),
+        };
+        let s = CallState::default()
+            .apply(joined("b", Some("Bo")))
+            .apply(joined("c", Some("Cy")))
+            .apply(private(None, "c"))
+            .apply(private(Some("b"), "b"));
+        assert_eq!(s.chat[0].name, "You");
+        assert_eq!(s.chat[0].private_with.as_deref(), Some("Cy"));
+        assert_eq!(s.chat[1].name, "Bo");
+        assert_eq!(s.chat[1].private_with.as_deref(), Some("Bo"));
+        assert_eq!(
+            s.apply(chat(Some("b"), "q", "all")).chat[2].private_with,
+            None
+        );
+    }
+
+    #[test]
+    fn a_full_room_blocks_the_newcomer_and_is_news_to_those_in_it() {
+        let s = CallState::default()
+            .apply(joined("b", Some("Bo")))
+            .apply(CallAction::RoomFull { people: 7 });
+        let blocked = s.blocked.unwrap();
+        assert!(blocked.contains("6 people are in it already"), "{blocked}");
+        assert!(s.peers.is_empty(), "no tiles behind the full screen");
+        let s = CallState::default()
+            .apply(joined("g", Some("Gil")))
+            .apply(CallAction::Speaking(Some("g".into())));
+        assert_eq!(s.speaking.as_deref(), Some("g"));
+        let s = s.apply(CallAction::Left {
+            id: "g".into(),
+            why: Gone::RoomFull,
+        });
+        assert_eq!(
+            s.notice.as_deref(),
+            Some("Gil tried to join, but the call is full.")
+        );
+        assert_eq!(s.speaking, None, "nobody speaks from a tile that went");
     }
 
     #[test]

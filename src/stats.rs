@@ -42,6 +42,9 @@ struct Raw {
     frame_width: Option<u32>,
     frame_height: Option<u32>,
     codec_id: Option<String>,
+    // inbound-rtp audio
+    total_audio_energy: Option<f64>,
+    total_samples_duration: Option<f64>,
     // remote-inbound-rtp
     round_trip_time: Option<f64>,
     // codec
@@ -83,6 +86,10 @@ pub struct Snapshot {
     pub video: Option<(Option<f64>, u32, u32)>,
     /// Inbound codecs, e.g. `video/VP8`, `audio/opus`.
     pub codecs: Vec<String>,
+    /// The inbound audio's running totals, for who is speaking
+    /// ([`crate::mesh::Speakers`]): `totalAudioEnergy` and
+    /// `totalSamplesDuration` (seconds).
+    pub audio_energy: Option<(f64, f64)>,
 }
 
 impl Raw {
@@ -120,6 +127,8 @@ impl Raw {
             frame_width: u("frameWidth"),
             frame_height: u("frameHeight"),
             codec_id: s("codecId"),
+            total_audio_energy: f("totalAudioEnergy"),
+            total_samples_duration: f("totalSamplesDuration"),
             round_trip_time: f("roundTripTime"),
             mime_type: s("mimeType"),
         }
@@ -187,6 +196,12 @@ impl Snapshot {
                     if r.kind.as_deref() == Some("video") {
                         if let (Some(w), Some(h)) = (r.frame_width, r.frame_height) {
                             s.video = Some((r.frames_per_second, w, h));
+                        }
+                    }
+                    if r.kind.as_deref() == Some("audio") {
+                        if let (Some(e), Some(d)) = (r.total_audio_energy, r.total_samples_duration)
+                        {
+                            s.audio_energy = Some((e, d));
                         }
                     }
                     if let Some(codec) = by_id(&r.codec_id).and_then(|c| c.mime_type.clone()) {

@@ -11,7 +11,7 @@ fn chromium(at: f64, bytes_in: f64, bytes_out: f64, received: f64, lost: f64) ->
   {{"id":"Ix","type":"local-candidate","timestamp":{at},"candidateType":"host","protocol":"udp"}},
   {{"id":"Ir","type":"remote-candidate","timestamp":{at},"candidateType":"relay","protocol":"udp","address":"127.0.0.1","port":50002}},
   {{"id":"IT1","type":"inbound-rtp","timestamp":{at},"kind":"video","bytesReceived":{bytes_in},"packetsReceived":{received},"packetsLost":{lost},"framesPerSecond":30,"frameWidth":640,"frameHeight":480,"codecId":"C1"}},
-  {{"id":"IT2","type":"inbound-rtp","timestamp":{at},"kind":"audio","bytesReceived":1000,"packetsReceived":50,"packetsLost":0,"codecId":"C2"}},
+  {{"id":"IT2","type":"inbound-rtp","timestamp":{at},"kind":"audio","bytesReceived":1000,"packetsReceived":50,"packetsLost":0,"codecId":"C2","totalAudioEnergy":0.25,"totalSamplesDuration":{at}}},
   {{"id":"OT1","type":"outbound-rtp","timestamp":{at},"kind":"video","bytesSent":{bytes_out}}},
   {{"id":"C1","type":"codec","timestamp":{at},"mimeType":"video/VP8"}},
   {{"id":"C2","type":"codec","timestamp":{at},"mimeType":"audio/opus"}}
@@ -42,6 +42,7 @@ fn chromium_reports_give_the_selected_pair_and_rates() {
     assert_eq!(v.loss_pct, Some(10.0));
     assert_eq!(v.video.as_deref(), Some("640×480 at 30 fps"));
     assert_eq!(v.codecs, "opus, VP8");
+    assert_eq!(b.audio_energy, Some((0.25, 2000.0)));
     // One snapshot: no rates yet.
     let first = view(None, &a);
     assert_eq!((first.in_kbps, first.loss_pct), (None, None));

@@ -98,6 +98,7 @@ async fn control_messages_cross_both_ways() {
         id: "m1".into(),
         text: "hello".into(),
         sent_at: 1,
+        private: true,
     };
     assert!(a.send_message(&chat));
     let text = next(&mut b_events, "a chat message", |e| match e {

@@ -36,6 +36,7 @@ fn start(
         me: me.clone(),
         name: Some(name.to_owned()),
         timing: Timing::default(),
+        capacity: peercall::room::MAX_PEOPLE,
     });
     (me, client, updates)
 }

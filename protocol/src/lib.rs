@@ -137,6 +137,10 @@ pub enum LeaveReason {
     /// on the peer's behalf). Its media may still be flowing and it may
     /// come back with a new `join`.
     Disconnected,
+    /// It found the room already full on joining (over a relay that keeps
+    /// no limit, newcomers count the room themselves) and went away
+    /// without a call.
+    Full,
     /// A reason from a newer version.
     Other,
 }
@@ -417,6 +421,7 @@ fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
             reason: match opt_string(o, "reason")?.as_deref() {
                 None | Some("hangup") => LeaveReason::Hangup,
                 Some("disconnected") => LeaveReason::Disconnected,
+                Some("full") => LeaveReason::Full,
                 Some(_) => LeaveReason::Other,
             },
         },
@@ -521,6 +526,9 @@ mod tests {
             },
             Body::Leave {
                 reason: LeaveReason::Disconnected,
+            },
+            Body::Leave {
+                reason: LeaveReason::Full,
             },
             Body::Offer {
                 sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into(),

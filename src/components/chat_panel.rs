@@ -11,10 +11,12 @@ pub struct ChatPanelProps {
     pub lines: Vec<ChatLine>,
     /// File transfers, oldest first.
     pub transfers: Vec<TransferView>,
-    /// Send a message.
-    pub on_send: Callback<String>,
-    /// Send files.
-    pub on_files: Callback<Vec<web_sys::File>>,
+    /// Everyone else in the call: (peer id, name), to write to one of them.
+    pub people: Vec<(String, String)>,
+    /// Send a message, to everyone or (`Some(peer id)`) to one person.
+    pub on_send: Callback<(String, Option<String>)>,
+    /// Send files, to everyone or to one person.
+    pub on_files: Callback<(Vec<web_sys::File>, Option<String>)>,
     /// Cancel transfer (id, peer).
     pub on_cancel: Callback<(String, String)>,
     /// Close the panel.
@@ -34,6 +36,19 @@ fn time_of(ms: u64) -> String {
 pub fn ChatPanel(props: &ChatPanelProps) -> Html {
     let text = use_node_ref();
     let list = use_node_ref();
+    // Whom to write to: everyone (`None`) or one person, by peer id. A
+    // person who left falls back to everyone.
+    let to = use_state(|| None::<String>);
+    let recipient = (*to)
+        .clone()
+        .filter(|id| props.people.iter().any(|(p, _)| p == id));
+    let name_of = |id: &str| {
+        props
+            .people
+            .iter()
+            .find(|(p, _)| p == id)
+            .map(|(_, n)| n.clone())
+    };
     {
         // Keep the newest message in view.
         let list = list.clone();
@@ -44,15 +59,24 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
         });
     }
     let send = {
-        let (text, on_send) = (text.clone(), props.on_send.clone());
+        let (text, on_send, recipient) = (text.clone(), props.on_send.clone(), recipient.clone());
         move || {
             if let Some(el) = text.cast::<HtmlTextAreaElement>() {
                 if !el.value().trim().is_empty() {
-                    on_send.emit(el.value());
+                    on_send.emit((el.value(), recipient.clone()));
                     el.set_value("");
                 }
             }
         }
+    };
+    let pick = {
+        let to = to.clone();
+        Callback::from(move |e: Event| {
+            if let Some(select) = e.target_dyn_into::<web_sys::HtmlSelectElement>() {
+                let v = select.value();
+                to.set((!v.is_empty()).then_some(v));
+            }
+        })
     };
     let onsubmit = {
         let send = send.clone();
@@ -68,13 +92,13 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
         }
     });
     let onchange = {
-        let on_files = props.on_files.clone();
+        let (on_files, recipient) = (props.on_files.clone(), recipient.clone());
         Callback::from(move |e: Event| {
             if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
                 if let Some(list) = input.files() {
                     let files: Vec<web_sys::File> =
                         (0..list.length()).filter_map(|i| list.get(i)).collect();
-                    on_files.emit(files);
+                    on_files.emit((files, recipient.clone()));
                 }
                 input.set_value("");
             }
@@ -86,9 +110,15 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
         .iter()
         .map(|line| {
             html! {
-                <li class={classes!("message", line.from.is_none().then_some("mine"))}
-                    data-testid="chat-message">
+                <li class={classes!("message", line.from.is_none().then_some("mine"),
+                                    line.private_with.is_some().then_some("private"))}
+                    data-testid="chat-message" data-private={line.private_with.is_some().to_string()}>
                     <span class="who" data-testid="chat-name">{ &line.name }</span>
+                    if let Some(with) = &line.private_with {
+                        <span class="small private-with" data-testid="chat-private">
+                            { if line.from.is_none() { format!("to {with} only") } else { "to you only".to_owned() } }
+                        </span>
+                    }
                     <time class="when">{ time_of(line.sent_at) }</time>
                     <p class="text" data-testid="chat-text">{ &line.text }</p>
                 </li>
@@ -115,6 +145,11 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
                     data-state={state} data-outgoing={t.outgoing.to_string()}
                     data-size={t.size.to_string()} data-done={t.done.to_string()}>
                     <span class="file-name">{ if t.outgoing { "↑ " } else { "↓ " } }{ &t.name }</span>
+                    if let Some(who) = name_of(&t.peer).filter(|_| props.people.len() > 1) {
+                        <span class="small" data-testid="transfer-peer">
+                            { if t.outgoing { format!("to {who}") } else { format!("from {who}") } }
+                        </span>
+                    }
                     <progress max="100" value={t.percent().to_string()}
                               aria-label={format!("{} progress", t.name)} />
                     <span class="small" data-testid="transfer-summary">{ t.summary() }</span>
@@ -142,7 +177,24 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
                 { transfers }
             </ol>
             <form class="compose" {onsubmit}>
-                <textarea ref={text} rows="2" maxlength="4000" placeholder="Message everyone"
+                if props.people.len() > 1 {
+                    <label class="row small">
+                        { "To " }
+                        <select data-testid="chat-to" aria-label="Send to" onchange={pick}>
+                            <option value="" selected={recipient.is_none()}>{ "Everyone" }</option>
+                            { for props.people.iter().map(|(id, name)| html! {
+                                <option value={id.clone()} selected={recipient.as_deref() == Some(id)}>
+                                    { name }
+                                </option>
+                            }) }
+                        </select>
+                    </label>
+                }
+                <textarea ref={text} rows="2" maxlength="4000"
+                          placeholder={match recipient.as_deref().and_then(name_of) {
+                              Some(name) => format!("Message {name} only"),
+                              None => "Message everyone".to_owned(),
+                          }}
                           aria-label="Message" data-testid="chat-input" {onkeydown} />
                 <div class="row">
                     <label class="button secondary" title="Send a file">

@@ -11,7 +11,7 @@ use crate::components::{
 };
 use crate::config::CallConfig;
 use crate::controls::{shortcut, Key, Sending, Shortcut};
-use crate::hooks::{use_local_media, LocalMedia};
+use crate::hooks::{use_active_speaker, use_local_media, LocalMedia};
 use crate::media::MediaRequest;
 use crate::media::{Device, DeviceKind};
 use crate::state::{CallAction, CallState, RelayStatus};
@@ -83,6 +83,9 @@ pub struct InCallProps {
     /// The person hung up (the call is already closed and the camera off
     /// once this component unmounts).
     pub on_hang_up: Callback<()>,
+    /// We were turned away (the call is full), with why; the call is over
+    /// and this component should go (which turns the camera off).
+    pub on_blocked: Callback<String>,
 }
 
 /// Remote streams and peer connections by peer id. Kept out of
@@ -255,6 +258,21 @@ pub fn InCall(props: &InCallProps) -> Html {
         });
     }
 
+    {
+        let on_blocked = props.on_blocked.clone();
+        use_effect_with(state.blocked.clone(), move |blocked| {
+            if let Some(why) = blocked {
+                on_blocked.emit(why.clone());
+            }
+        });
+    }
+    {
+        let state = state.dispatcher();
+        use_active_speaker(
+            &streams.connections,
+            Callback::from(move |who| state.dispatch(CallAction::Speaking(who))),
+        );
+    }
     let hang_up = {
         let (call, on_hang_up, screen) = (call.clone(), props.on_hang_up.clone(), screen.clone());
         Callback::from(move |()| {
@@ -407,18 +425,18 @@ pub fn InCall(props: &InCallProps) -> Html {
     };
     let on_send = {
         let call = call.clone();
-        Callback::from(move |text: String| {
+        Callback::from(move |(text, to): (String, Option<String>)| {
             if let Some(call) = call.borrow().as_ref() {
-                call.chat(text);
+                call.chat(text, to);
             }
         })
     };
     let on_files = {
         let call = call.clone();
-        Callback::from(move |files: Vec<web_sys::File>| {
+        Callback::from(move |(files, to): (Vec<web_sys::File>, Option<String>)| {
             if let Some(call) = call.borrow().as_ref() {
                 for file in files {
-                    call.send_file(file);
+                    call.send_file(file, to.clone());
                 }
             }
         })
@@ -480,6 +498,8 @@ pub fn InCall(props: &InCallProps) -> Html {
                     name={peer.name.clone()}
                     status={peer.status}
                     media={peer.media}
+                    id={id.clone()}
+                    speaking={state.speaking.as_deref() == Some(id.as_str())}
                     speaker={(*speaker).clone()}
                     stream={streams.media.get(id).cloned()}
                 />
@@ -529,11 +549,10 @@ pub fn InCall(props: &InCallProps) -> Html {
     };
     html! {
         <section class={classes!("call", state.chat_open.then_some("with-chat"))} aria-label="Call">
-            if let Some(blocked) = &state.blocked {
-                <p class="notice error" role="alert" data-testid="call-blocked">{ blocked }</p>
-            }
             { relay }
-            <div class={classes!("tiles", (state.peers.len() > 1).then_some("many"))}>
+            <div class={classes!("tiles", (state.peers.len() > 1).then_some("many"),
+                                 format!("n{}", state.peers.len().min(5)))}
+                 data-testid="tiles" data-count={state.peers.len().to_string()}>
                 { remotes }
                 if waiting {
                     <p class="notice waiting" role="status" data-testid="waiting">
@@ -555,6 +574,7 @@ pub fn InCall(props: &InCallProps) -> Html {
             }
             if state.chat_open {
                 <ChatPanel lines={state.chat.clone()} transfers={state.transfers.clone()}
+                           people={state.peers.iter().map(|(id, p)| (id.clone(), p.name.clone())).collect::<Vec<_>>()}
                            {on_send} {on_files} {on_cancel}
                            on_close={toggle_chat.clone()} />
             }

@@ -28,6 +28,12 @@ pub struct RemoteVideoProps {
     /// The speaker to play them on (`setSinkId`), if one was chosen.
     #[prop_or_default]
     pub speaker: Option<String>,
+    /// They are the one speaking now (the tile is highlighted).
+    #[prop_or_default]
+    pub speaking: bool,
+    /// Their peer id (`data-peer`, for tests and debugging).
+    #[prop_or_default]
+    pub id: String,
 }
 
 /// One other person: their video (with sound), name and connection state.
@@ -74,8 +80,10 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
     let status = props.status.label();
     let media = props.media;
     html! {
-        <figure class={classes!("tile", "remote", status, (!media.video).then_some("video-off"))}
-                data-testid="remote-tile" data-audio={media.audio.to_string()}
+        <figure class={classes!("tile", "remote", status, (!media.video).then_some("video-off"),
+                                props.speaking.then_some("speaking"))}
+                data-testid="remote-tile" data-peer={props.id.clone()}
+                data-speaking={props.speaking.to_string()} data-audio={media.audio.to_string()}
                 data-video={media.video.to_string()} data-screen={media.screen.to_string()}>
             // Kept mounted while their camera is off, so the stream (and
             // their sound) stays attached; the placeholder covers it.

@@ -78,8 +78,8 @@ enum Command {
     Local(MediaStream, Vec<MediaStreamTrack>),
     Sending(Sending),
     Screen(Option<MediaStreamTrack>),
-    Chat(String),
-    SendFile(web_sys::File),
+    Chat(String, Option<String>),
+    SendFile(web_sys::File, Option<String>),
     CancelTransfer { id: String, peer: String },
     RestartIce(String),
 }
@@ -109,6 +109,7 @@ impl Call {
             me: me.clone(),
             name,
             timing: Timing::default(),
+            capacity: config.max_people,
         });
         let (hang_up, hung_up) = futures::channel::oneshot::channel();
         let (commands, command_rx) = mpsc::unbounded();
@@ -142,6 +143,7 @@ impl Call {
                 transfers: HashMap::new(),
                 peer_tx,
                 on_update: Rc::new(on_update),
+                ended: false,
                 _restart_hook: restart_hook,
             },
             updates,
@@ -181,14 +183,14 @@ impl Call {
         self.command(Command::Screen(track));
     }
 
-    /// Sends a chat message to everyone.
-    pub fn chat(&self, text: String) {
-        self.command(Command::Chat(text));
+    /// Sends a chat message to everyone, or only to peer `to`.
+    pub fn chat(&self, text: String, to: Option<String>) {
+        self.command(Command::Chat(text, to));
     }
 
-    /// Sends a file to everyone connected.
-    pub fn send_file(&self, file: web_sys::File) {
-        self.command(Command::SendFile(file));
+    /// Sends a file to everyone connected, or only to peer `to`.
+    pub fn send_file(&self, file: web_sys::File, to: Option<String>) {
+        self.command(Command::SendFile(file, to));
     }
 
     /// Cancels transfer `id` with `peer`.
@@ -251,6 +253,8 @@ struct Session {
     transfers: HashMap<(String, String), mpsc::UnboundedSender<ChannelEvent>>,
     peer_tx: mpsc::UnboundedSender<(String, PeerEvent)>,
     on_update: Rc<dyn Fn(CallUpdate)>,
+    /// Turned away (the room is full): the call ends.
+    ended: bool,
     _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
 }
 
@@ -270,7 +274,12 @@ async fn run(
     loop {
         futures::select! {
             update = updates.next() => match update {
-                Some(update) => s.on_signaling(update).await,
+                Some(update) => {
+                    s.on_signaling(update).await;
+                    if s.ended {
+                        break;
+                    }
+                }
                 None => break,
             },
             event = peer_events.next() => {
@@ -441,7 +450,23 @@ impl Session {
             swaps.extend(p.peer.set_tracks(audio.as_ref(), video.as_ref()));
             p.peer.send_message(&message);
         }
+        self.apply_budget();
         swaps
+    }
+
+    /// Caps every video sender for the room's size now
+    /// ([`crate::mesh::budget`]).
+    fn apply_budget(&self) {
+        let screen = self.sending.video() == VideoSource::Screen;
+        let budget = crate::mesh::budget(self.peers.len() + 1, screen);
+        let height = self
+            .tracks()
+            .1
+            .and_then(|t| t.get_settings().get_height())
+            .map_or(0, |h| h.max(0) as u32);
+        for p in self.peers.values().filter(|p| p.sending) {
+            p.peer.limit_video(&budget, height);
+        }
     }
 
     /// Makes `p` send (audio and video transceivers, our tracks on them).
@@ -473,8 +498,8 @@ impl Session {
                 self.screen = track;
                 self.apply_sending();
             }
-            Command::Chat(text) => self.send_chat(text),
-            Command::SendFile(file) => self.send_file(file),
+            Command::Chat(text, to) => self.send_chat(text, to),
+            Command::SendFile(file, to) => self.send_file(file, to),
             Command::CancelTransfer { id, peer } => {
                 if let Some(t) = self.transfers.get(&(id, peer)) {
                     let _ = t.unbounded_send(ChannelEvent::LocalCancel);
@@ -492,7 +517,7 @@ impl Session {
         }
     }
 
-    fn send_chat(&mut self, text: String) {
+    fn send_chat(&mut self, text: String, to: Option<String>) {
         let text = match crate::channel::chat_text(&text) {
             Ok(text) => text,
             Err(why) => {
@@ -504,36 +529,48 @@ impl Session {
             Ok(id) => id,
             Err(e) => return self.emit(CallAction::Warning(e)),
         };
+        let sent_at = js_sys::Date::now() as u64;
         let message = Message::Chat {
             id: id.clone(),
             text: text.clone(),
-            sent_at: js_sys::Date::now() as u64,
+            sent_at,
+            private: to.is_some(),
         };
+        if to.as_ref().is_some_and(|to| !self.peers.contains_key(to)) {
+            self.emit(CallAction::Warning(
+                "Message not sent: that person has left the call.".into(),
+            ));
+            return;
+        }
         if self.peers.is_empty() {
             self.emit(CallAction::Warning(
                 "Nobody else is in the call yet: your message will not be seen.".into(),
             ));
         }
-        for p in self.peers.values_mut() {
+        let recipients = self
+            .peers
+            .iter_mut()
+            .filter(|(id, _)| to.as_ref().is_none_or(|to| to == *id));
+        for (_, p) in recipients {
             if !p.peer.send_message(&message) {
                 // Before the channel opens: it goes when it does.
                 p.outbox.push(message.clone());
             }
         }
-        if let Message::Chat { sent_at, .. } = message {
-            self.emit(CallAction::Chat {
-                from: None,
-                id,
-                text,
-                sent_at,
-            });
-        }
+        self.emit(CallAction::Chat {
+            from: None,
+            id,
+            text,
+            sent_at,
+            private_with: to,
+        });
     }
 
-    fn send_file(&mut self, file: web_sys::File) {
+    fn send_file(&mut self, file: web_sys::File, to: Option<String>) {
         let targets: Vec<(String, web_sys::RtcPeerConnection)> = self
             .peers
             .iter()
+            .filter(|(id, _)| to.as_ref().is_none_or(|to| to == *id))
             .filter(|(_, p)| p.peer.control_open())
             .map(|(id, p)| (id.clone(), p.peer.raw().clone()))
             .collect();
@@ -613,11 +650,13 @@ impl Session {
                     id: msg,
                     text,
                     sent_at,
+                    private,
                 }) => self.emit(CallAction::Chat {
                     from: Some(id.to_owned()),
                     id: msg,
                     text,
                     sent_at,
+                    private_with: private.then(|| id.to_owned()),
                 }),
                 Ok(other) => web_sys::console::warn_1(
                     &format!("peercall: unexpected on the control channel: {other:?}").into(),
@@ -690,6 +729,7 @@ impl Session {
                     self.start_sending(&mut p);
                 }
                 self.peers.insert(id.to_owned(), p);
+                self.apply_budget();
             }
             Err(message) => self.emit(CallAction::PeerError {
                 id: id.to_owned(),
@@ -701,6 +741,7 @@ impl Session {
     fn drop_peer(&mut self, id: &str) {
         if self.peers.remove(id).is_some() {
             debug_unregister(id);
+            self.apply_budget();
         }
         // Its transfers end as their channels close with the connection.
         self.transfers.retain(|(_, peer), _| peer != id);
@@ -732,7 +773,7 @@ impl Session {
                     // A peer whose relay connection dropped (or that went
                     // silent while the relay was away) may still be
                     // connected to us; keep that call.
-                    let still_connected = why != Gone::HungUp
+                    let still_connected = matches!(why, Gone::Disconnected | Gone::TimedOut)
                         && self.peers.get_mut(&id).is_some_and(|p| {
                             p.signaling_lost = true;
                             p.peer.connection_state() == ConnectionState::Connected
@@ -746,7 +787,21 @@ impl Session {
                     self.ensure_peer(&from).await;
                     self.on_signal(&from, signal).await;
                 }
+                Event::Full { people } => {
+                    // The room said goodbye for us; no call to make.
+                    for id in self.peers.keys().cloned().collect::<Vec<_>>() {
+                        self.drop_peer(&id);
+                    }
+                    self.ended = true;
+                    self.emit(CallAction::RoomFull { people });
+                }
                 Event::RelayError { code, message } => {
+                    // Refused at the door: nothing more to do here.
+                    if code == peercall_protocol::codes::ROOM_FULL
+                        || code == peercall_protocol::codes::TOO_MANY_ROOMS
+                    {
+                        self.ended = true;
+                    }
                     self.emit(CallAction::Refused { code, message })
                 }
                 Event::PeerError {
@@ -772,6 +827,7 @@ impl Session {
         self.peers.insert(from.to_owned(), p);
         if description && result.is_ok() {
             self.sync_status(from);
+            self.apply_budget();
         }
         match result {
             Ok(Some(answer)) => self.signaling.signal(from, answer),
@@ -851,9 +907,11 @@ impl Session {
                 p.negotiation.offer_finished();
                 let ice_restart = std::mem::take(&mut p.restarted);
                 match made {
-                    Ok((true, sdp)) => self
-                        .signaling
-                        .signal(id, Signal::Offer { sdp, ice_restart }),
+                    Ok((true, sdp)) => {
+                        self.signaling
+                            .signal(id, Signal::Offer { sdp, ice_restart });
+                        self.apply_budget();
+                    }
                     // Not an offer: the state moved on meanwhile.
                     Ok((false, _)) => {}
                     Err(message) => self.emit(CallAction::PeerError {

@@ -346,6 +346,45 @@ impl Peer {
         swaps
     }
 
+    /// Caps what the video sender sends ([`crate::mesh::budget`]):
+    /// `maxBitrate`, `maxFramerate` and `scaleResolutionDownBy` (for a
+    /// source `height` pixels tall) on every encoding, with
+    /// `setParameters` (no renegotiation). Skipped while the sender has no
+    /// encodings yet (before the first negotiation in some browsers); the
+    /// call applies it again after each negotiation.
+    pub fn limit_video(&self, budget: &crate::mesh::Budget, height: u32) {
+        let scale = crate::mesh::scale_down_by(height, budget.max_height);
+        for t in self.pc.get_transceivers().iter() {
+            let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
+                continue;
+            };
+            if t.stopped() || t.receiver().track().kind() != "video" {
+                continue;
+            }
+            let sender = t.sender();
+            let params = sender.get_parameters();
+            let encodings = js_sys::Reflect::get(&params, &"encodings".into())
+                .ok()
+                .and_then(|e| e.dyn_into::<js_sys::Array>().ok());
+            let Some(encodings) = encodings.filter(|e| e.length() > 0) else {
+                continue;
+            };
+            for e in encodings.iter() {
+                let set = |k: &str, v: f64| js_sys::Reflect::set(&e, &k.into(), &v.into());
+                let _ = set("maxBitrate", f64::from(budget.max_bitrate_bps));
+                let _ = set("maxFramerate", budget.max_framerate);
+                let _ = set("scaleResolutionDownBy", scale);
+            }
+            let done = JsFuture::from(sender.set_parameters_with_parameters(&params));
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = done.await {
+                    // Another change overtook this one; the next applies.
+                    web_sys::console::debug_1(&format!("peercall: setParameters: {e:?}").into());
+                }
+            });
+        }
+    }
+
     /// The JavaScript object, for the debugging registry.
     pub fn raw(&self) -> &RtcPeerConnection {
         &self.pc

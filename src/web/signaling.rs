@@ -64,6 +64,8 @@ pub struct Options {
     pub name: Option<String>,
     /// Heartbeat and timeout.
     pub timing: Timing,
+    /// The most people in the room, us included (see [`Room::with_capacity`]).
+    pub capacity: usize,
 }
 
 /// The handle of a running signaling connection.
@@ -131,7 +133,8 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     updates: mpsc::UnboundedSender<Update>,
 ) {
-    let mut room = Room::new(&options.room, &options.me, options.name, options.timing);
+    let mut room = Room::new(&options.room, &options.me, options.name, options.timing)
+        .with_capacity(options.capacity);
     let mut outbox = VecDeque::new();
     let mut attempt = 0;
     loop {
