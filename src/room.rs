@@ -243,6 +243,10 @@ pub struct Room {
     joined_at_ms: Option<u64>,
     /// We found the room full and left.
     refused: bool,
+    /// Peers that were in the room before us: they answered our `join`
+    /// with `present`, or the relay's `welcome` listed them. Only they
+    /// count against us; those who came after us do their own counting.
+    before: BTreeSet<String>,
 }
 
 /// The most people in one call, us included. Everyone sends their video
@@ -276,6 +280,7 @@ impl Room {
             capacity: MAX_PEOPLE,
             joined_at_ms: None,
             refused: false,
+            before: BTreeSet::new(),
         }
     }
 
@@ -384,9 +389,11 @@ impl Room {
         self.refused
     }
 
-    /// While we are new to the room: if it has more people than it holds,
-    /// we are the ones too many, so we leave. Two newcomers at once count
-    /// each other (each answers the other's `join`): into a room of five,
+    /// While we are new to the room: if those who were there before us
+    /// (they answered our `join` with `present`) fill it, we are the ones
+    /// too many, so we leave. Those who came after us do not count: they
+    /// count us. Two newcomers at once count each other (each answers
+    /// the other's `join`): into a room of five,
     /// both find seven and leave, unless one's goodbye reaches the other
     /// before its hello, and then that one stays. Either way everyone
     /// agrees on who is in, and nobody already in is ever pushed out.
@@ -394,7 +401,12 @@ impl Room {
         let new = self
             .joined_at_ms
             .is_some_and(|at| now_ms.saturating_sub(at) <= ADMISSION_MS);
-        let people = self.peers.len() + 1;
+        let people = self
+            .peers
+            .keys()
+            .filter(|id| self.before.contains(*id))
+            .count()
+            + 1;
         if !new || people <= self.capacity {
             return;
         }
@@ -497,7 +509,12 @@ impl Room {
                 );
                 out.send.push(present);
             }
-            Body::Present { name } => self.heard(&from, name, now_ms, out, false),
+            Body::Present { name } => {
+                if e.to.as_deref() == Some(self.me.as_str()) {
+                    self.before.insert(from.clone());
+                }
+                self.heard(&from, name, now_ms, out, false)
+            }
             Body::Ping => {
                 self.heard(&from, None, now_ms, out, true);
                 if e.to.is_some() {
@@ -553,6 +570,9 @@ impl Room {
                 // whichever arrives first counts. Their heartbeats keep
                 // them fresh from here on.
                 for peer in peers {
+                    if peer.id != self.me {
+                        self.before.insert(peer.id.clone());
+                    }
                     if peer.id != self.me && !self.peers.contains_key(&peer.id) {
                         self.peers.insert(
                             peer.id.clone(),

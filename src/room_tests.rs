@@ -697,10 +697,41 @@ fn a_relay_welcome_listing_a_full_room_is_full_too_and_capacity_is_settable() {
     // Counting stops once we have been in the room for a while.
     let mut r = room("z").with_capacity(2);
     r.join(0);
-    let late = from("b", 1, None, json!({"type": "join"}));
-    r.receive(&late, 0);
-    let later = from("c", 1, None, json!({"type": "join"}));
-    let out = r.receive(&later, ADMISSION_MS + 1);
+    let present = |who: &str| from(who, 1, Some("z"), json!({"type": "present"}));
+    r.receive(&present("b"), 0);
+    let out = r.receive(&present("c"), ADMISSION_MS + 1);
     assert_eq!(full(&out.events), None);
     assert_eq!(r.peers().len(), 2);
+}
+
+#[test]
+fn only_those_already_there_count_against_a_newcomer() {
+    // Ada, then Bo, then Cy, quickly (each within the others' first
+    // seconds), into a room for two: Cy is the one too many, not Ada.
+    let ids = ["ada", "bo", "cy"];
+    for seed in 1..=20 {
+        let mut relay = empty_relay(seed * 7_919, &ids);
+        for c in &mut relay.clients {
+            c.room = Room::new("r", c.room.me(), None, T).with_capacity(2);
+        }
+        for i in 0..3 {
+            relay.now = i as u64 * 500;
+            joins(&mut relay, i..i + 1, false);
+        }
+        assert_eq!(full(&relay.clients[0].events), None, "seed {seed}");
+        assert_eq!(full(&relay.clients[1].events), None, "seed {seed}");
+        assert_eq!(full(&relay.clients[2].events), Some(3), "seed {seed}");
+        assert_eq!(agreed(&relay, &ids, seed), ["ada", "bo"]);
+    }
+}
+
+#[test]
+fn presents_from_a_full_room_of_two_turn_the_third_away() {
+    let mut r = room("z").with_capacity(2);
+    r.join(1_000);
+    let present = |who: &str| from(who, 1, Some("z"), json!({"type": "present", "name": who}));
+    let out = r.receive(&present("a"), 1_005);
+    assert_eq!(full(&out.events), None);
+    let out = r.receive(&present("b"), 1_006);
+    assert_eq!(full(&out.events), Some(3));
 }

@@ -142,6 +142,7 @@ pub async fn load_config() -> Result<(CallConfig, String), String> {
         "ice_credential",
         "ice_policy",
         "ice_servers_url",
+        "max_people",
     ] {
         if let Some(value) = params.get(key) {
             pairs.push((key, value));
