@@ -4,7 +4,7 @@
 # twiggy), builds the release app, the relay and the load generator, and runs
 # bench/ (peercall-bench), which writes BENCHMARKS.md and bench/results.json.
 #
-# Usage: scripts/bench.sh [--quick] [--only setup|size|relay]...
+# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay]...
 #   --quick  fewer repetitions: a smoke run (minutes), not numbers to publish
 # A full run takes about 10 minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

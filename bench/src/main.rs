@@ -1,11 +1,12 @@
 //! `peercall-bench`: call setup against a plain-JavaScript page, the release
-//! build's shipped bytes, file transfer speed and memory, and the relay's
-//! capacity against a Node relay, measured side by side in one run. Writes BENCHMARKS.md and
+//! build's shipped bytes, file transfer speed and memory, each
+//! participant's CPU and upload in group calls of 2, 3 and 4, and the
+//! relay's capacity against a Node relay, measured side by side in one run. Writes BENCHMARKS.md and
 //! bench/results.json. Run it through `scripts/bench.sh`, which installs
 //! what it needs and builds what it measures.
 //!
 //! ```text
-//! peercall-bench [--quick] [--only setup|size|transfer|relay]...
+//! peercall-bench [--quick] [--only setup|size|transfer|mesh|relay]...
 //! ```
 //! `--quick` runs every part with fewer repetitions (a smoke run, not
 //! numbers to publish). Environment (set by scripts/bench.sh):
@@ -13,6 +14,7 @@
 //! `PEERCALL_WASM_NAMED` (the app's wasm with function names, for twiggy),
 //! `TWIGGY_BIN`, `PEERCALL_REPO`.
 
+mod mesh;
 mod relay;
 mod report;
 mod setup;
@@ -36,6 +38,7 @@ pub struct Results {
     pub setup: Option<setup::SetupResults>,
     pub size: Option<size::SizeResults>,
     pub transfer: Option<transfer::TransferResults>,
+    pub mesh: Option<mesh::MeshResults>,
     pub relay: Option<RelayResults>,
 }
 
@@ -117,19 +120,21 @@ async fn run() -> Result<(), String> {
             "--quick" => quick = true,
             "--only" => only.push(
                 args.next()
-                    .ok_or("--only needs setup, size, transfer or relay")?,
+                    .ok_or("--only needs setup, size, transfer, mesh or relay")?,
             ),
             "-h" | "--help" => {
-                println!("usage: peercall-bench [--quick] [--only setup|size|transfer|relay]...");
+                println!(
+                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay]..."
+                );
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
     for o in &only {
-        if !["setup", "size", "transfer", "relay"].contains(&o.as_str()) {
+        if !["setup", "size", "transfer", "mesh", "relay"].contains(&o.as_str()) {
             return Err(format!(
-                "--only {o}: not one of setup, size, transfer, relay"
+                "--only {o}: not one of setup, size, transfer, mesh, relay"
             ));
         }
     }
@@ -157,6 +162,11 @@ async fn run() -> Result<(), String> {
             (&[100 << 20, 1 << 30], 2)
         };
         results.transfer = Some(transfer::measure(sizes, reps).await?);
+    }
+    if wants("mesh") {
+        eprintln!("==> group calls (2, 3 and 4 headless Chromium processes in one room)");
+        let (reps, window) = if quick { (1, 5) } else { (2, 15) };
+        results.mesh = Some(mesh::measure(&[2, 3, 4], reps, window).await?);
     }
     if wants("setup") {
         eprintln!("==> call setup (two headless Chromium processes per run)");

@@ -70,10 +70,87 @@ pub fn markdown(r: &Results) -> String {
     if let Some(t) = &r.transfer {
         transfer(&mut md, t);
     }
+    if let Some(m) = &r.mesh {
+        mesh(&mut md, m);
+    }
     if let Some(rel) = &r.relay {
         relay(&mut md, rel);
     }
     md
+}
+
+fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
+    let _ = writeln!(md, "## Group calls\n");
+    let _ = writeln!(
+        md,
+        "Each participant's cost in a full mesh of 2, 3 and 4 headless Chromium processes \
+         (fake 720p camera and microphone, one room, every call repeated and the sizes \
+         interleaved). Once everyone decodes everyone and the senders have settled, each \
+         browser's CPU time (all its processes) and outbound bytes (`outbound-rtp`, audio \
+         and video, all its connections) are read over the same window. CPU is cores kept \
+         busy (1.00 = one core); all the browsers share this machine's {} cores, so the \
+         larger calls are also bounded by the machine. The upload budget (`mesh::budget`) \
+         caps each video stream by room size: it is why the upload stays near flat while \
+         the streams multiply.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        md,
+        "| people | runs | CPU per participant (median, min-max) | upload kbit/s per participant (median, min-max) | of which video | per stream | video sent | budget per stream |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut base: Option<(f64, f64)> = None;
+    let mut ratios = Vec::new();
+    for &people in &m.sizes {
+        let these: Vec<&crate::mesh::Participant> = m
+            .runs
+            .iter()
+            .filter(|r| r.people == people)
+            .flat_map(|r| &r.participants)
+            .collect();
+        let of = |f: fn(&crate::mesh::Participant) -> f64| {
+            Summary::of(&these.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
+        let (Some(cpu), Some(up), Some(video)) = (
+            of(|p| p.cpu_cores),
+            of(|p| p.out_kbps),
+            of(|p| p.out_video_kbps),
+        ) else {
+            continue;
+        };
+        let runs = m.runs.iter().filter(|r| r.people == people).count();
+        let height = these.iter().map(|p| p.sent_height).max().unwrap_or(0);
+        let budget = peercall::mesh::budget(people, false);
+        let _ = writeln!(
+            md,
+            "| {people} | {runs} | {:.2} ({:.2}-{:.2}) | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {height}p | {:.0} kbit/s, {}p |",
+            cpu.median,
+            cpu.min,
+            cpu.max,
+            up.median,
+            up.min,
+            up.max,
+            video.median,
+            up.median / (people - 1) as f64,
+            f64::from(budget.max_bitrate_bps) / 1000.0,
+            budget.max_height.unwrap_or(0)
+        );
+        match base {
+            None => base = Some((cpu.median, up.median)),
+            Some((c, u)) => ratios.push(format!(
+                "{people} people: CPU {:.2}x, upload {:.2}x",
+                cpu.median / c,
+                up.median / u
+            )),
+        }
+    }
+    if !ratios.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nPer participant, against a call of two (same run): {}.",
+            ratios.join("; ")
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn transfer(md: &mut String, t: &crate::transfer::TransferResults) {

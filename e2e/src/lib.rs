@@ -385,18 +385,17 @@ impl Browser {
         std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Resident memory of the browser, in bytes: every process in its
-    /// driver's process group (the driver is small; the browser's
-    /// processes are the rest), read from /proc.
-    pub fn rss_bytes(&self) -> u64 {
+    /// Every process in the driver's process group (the driver is small;
+    /// the browser's processes are the rest): its /proc folder and the
+    /// fields of its `stat` after the command name.
+    fn processes(&self) -> Vec<(PathBuf, Vec<String>)> {
         let Some(group) = self.driver.id() else {
-            return 0;
+            return Vec::new();
         };
-        let page = 4096;
-        let mut total = 0;
         let Ok(dir) = std::fs::read_dir("/proc") else {
-            return 0;
+            return Vec::new();
         };
+        let mut out = Vec::new();
         for entry in dir.flatten() {
             let path = entry.path();
             let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
@@ -406,18 +405,43 @@ impl Browser {
             let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
                 continue;
             };
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(group) {
-                continue;
-            }
-            if let Some(rss) = std::fs::read_to_string(path.join("statm"))
-                .ok()
-                .and_then(|m| m.split_whitespace().nth(1)?.parse::<u64>().ok())
-            {
-                total += rss * page;
+            let fields: Vec<String> = after.split_whitespace().map(str::to_owned).collect();
+            if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(group) {
+                out.push((path, fields));
             }
         }
-        total
+        out
+    }
+
+    /// Resident memory of the browser, in bytes: every process of it, read
+    /// from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let page = 4096;
+        self.processes()
+            .iter()
+            .filter_map(|(path, _)| {
+                std::fs::read_to_string(path.join("statm"))
+                    .ok()
+                    .and_then(|m| m.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .map(|pages| pages * page)
+            .sum()
+    }
+
+    /// CPU time the browser's processes alive now have used, in seconds
+    /// (user and system, from /proc; Linux counts it in 1/100 s). The
+    /// difference over a window is how many cores it kept busy.
+    pub fn cpu_seconds(&self) -> f64 {
+        let ticks: u64 = self
+            .processes()
+            .iter()
+            .map(|(_, f)| {
+                // utime and stime: fields 14 and 15 of stat, 11 and 12 here.
+                let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                n(11) + n(12)
+            })
+            .sum();
+        ticks as f64 / 100.0
     }
 
     /// Ends the session and the browser.

@@ -1,0 +1,158 @@
+//! Group calls: what each participant's browser spends as the mesh grows.
+//! For 2, 3 and 4 people (interleaved, repeated), that many headless
+//! Chromium processes join one room with fake 720p cameras; once every
+//! one shows every other's video decoding and the senders have settled,
+//! each browser's CPU time (all its processes, from /proc) and outbound
+//! bytes (`outbound-rtp` `bytesSent`, audio and video, over all its
+//! connections) are read over the same window. The upload budget
+//! (`mesh::budget`: bitrate and resolution per stream by room size) is
+//! what keeps the outbound total flat while the streams multiply.
+//!
+//! All the browsers share this machine's cores, so with four people the
+//! CPU figures are also limited by the machine; compare ratios within
+//! the run.
+
+use std::time::{Duration, Instant};
+
+use peercall_e2e::call::start_call;
+use peercall_e2e::{Browser, Kind, Relay};
+use serde::Serialize;
+
+/// One participant over the window.
+#[derive(Clone, Debug, Serialize)]
+pub struct Participant {
+    /// CPU time over wall time: 1.0 is one core kept busy.
+    pub cpu_cores: f64,
+    /// Everything sent to the others, kbit/s.
+    pub out_kbps: f64,
+    /// Of which video, kbit/s.
+    pub out_video_kbps: f64,
+    /// The tallest video sent (`frameHeight` of the outbound streams).
+    pub sent_height: u64,
+}
+
+/// One call of `people`.
+#[derive(Clone, Debug, Serialize)]
+pub struct MeshRun {
+    pub people: usize,
+    pub window_s: f64,
+    pub participants: Vec<Participant>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct MeshResults {
+    pub sizes: Vec<usize>,
+    pub runs: Vec<MeshRun>,
+}
+
+const OUTBOUND: &str = r#"
+    (async () => {
+        let all = 0, video = 0, height = 0, decoding = 0;
+        for (const pc of window.peercall.peers.values()) {
+            (await pc.getStats()).forEach(r => {
+                if (r.type === 'outbound-rtp') {
+                    all += r.bytesSent || 0;
+                    if (r.kind === 'video') {
+                        video += r.bytesSent || 0;
+                        height = Math.max(height, r.frameHeight || 0);
+                    }
+                }
+            });
+        }
+        for (const v of document.querySelectorAll('video[data-testid=remote-video]')) {
+            if (v.videoWidth > 0 && v.readyState >= 2) decoding += 1;
+        }
+        return {all, video, height, decoding, peers: window.peercall.peers.size};
+    })()
+"#;
+
+async fn outbound(b: &Browser) -> Result<serde_json::Value, String> {
+    b.js(&format!("return {}", OUTBOUND.trim())).await
+}
+
+/// Seconds to let the encoders and bandwidth estimates settle once
+/// everyone decodes everyone.
+const SETTLE_S: u64 = 8;
+
+pub async fn measure(sizes: &[usize], reps: usize, window_s: u64) -> Result<MeshResults, String> {
+    let mut out = MeshResults {
+        sizes: sizes.to_vec(),
+        runs: Vec::new(),
+    };
+    for rep in 1..=reps {
+        for &people in sizes {
+            let run = one(people, window_s).await?;
+            let mean = |f: fn(&Participant) -> f64| {
+                run.participants.iter().map(f).sum::<f64>() / run.participants.len() as f64
+            };
+            eprintln!(
+                "    run {rep}/{reps}, {people} people: per participant cpu {:.2} cores, out {:.0} kbit/s (video {:.0}), sent {}p",
+                mean(|p| p.cpu_cores),
+                mean(|p| p.out_kbps),
+                mean(|p| p.out_video_kbps),
+                run.participants.iter().map(|p| p.sent_height).max().unwrap_or(0)
+            );
+            out.runs.push(run);
+        }
+    }
+    Ok(out)
+}
+
+async fn one(people: usize, window_s: u64) -> Result<MeshRun, String> {
+    let relay = Relay::start(&[]).await?;
+    let first = Browser::launch(Kind::Chromium).await?;
+    let link = start_call(&first, &format!("{}?ice=none", relay.url), "P1").await;
+    let mut browsers = vec![first];
+    for _ in 1..people {
+        let b = Browser::launch(Kind::Chromium).await?;
+        b.goto(&link).await?;
+        browsers.push(b);
+    }
+    // Everyone decodes everyone.
+    let start = Instant::now();
+    'wait: loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut all = true;
+        for b in &browsers {
+            let o = outbound(b).await?;
+            all &= o["decoding"].as_u64() == Some(people as u64 - 1)
+                && o["peers"].as_u64() == Some(people as u64 - 1);
+        }
+        if all {
+            break 'wait;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            return Err(format!("{people} people: not everyone decodes everyone"));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(SETTLE_S)).await;
+    let mut before = Vec::new();
+    for b in &browsers {
+        before.push((b.cpu_seconds(), outbound(b).await?));
+    }
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(window_s)).await;
+    let mut participants = Vec::new();
+    for (b, (cpu0, o0)) in browsers.iter().zip(&before) {
+        let cpu1 = b.cpu_seconds();
+        let o1 = outbound(b).await?;
+        let secs = t0.elapsed().as_secs_f64();
+        let kbps = |k: &str| {
+            (o1[k].as_f64().unwrap_or(0.0) - o0[k].as_f64().unwrap_or(0.0)) * 8.0 / 1000.0 / secs
+        };
+        participants.push(Participant {
+            cpu_cores: (cpu1 - cpu0) / secs,
+            out_kbps: kbps("all"),
+            out_video_kbps: kbps("video"),
+            sent_height: o1["height"].as_u64().unwrap_or(0),
+        });
+    }
+    for b in browsers {
+        b.close().await;
+    }
+    Ok(MeshRun {
+        people,
+        window_s: window_s as f64,
+        participants,
+    })
+}
