@@ -88,15 +88,16 @@ fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
          interleaved). Once everyone decodes everyone and the senders have settled, each \
          browser's CPU time (all its processes) and outbound bytes (`outbound-rtp`, audio \
          and video, all its connections) are read over the same window. CPU is cores kept \
-         busy (1.00 = one core); all the browsers share this machine's {} cores, so the \
-         larger calls are also bounded by the machine. The upload budget (`mesh::budget`) \
-         caps each video stream by room size: it is why the upload stays near flat while \
-         the streams multiply.\n",
+         busy (1.00 = one core); all the browsers share this machine's {} cores, so where \
+         the browsers together use about that many, the call is bounded by the machine and \
+         the encoders adapt (lower resolution or frame rate). The budget column is the cap \
+         the upload budget (`mesh::budget`) puts on each video stream for that room size; \
+         the fake camera's picture is simple, so a stream may need less than its cap.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let _ = writeln!(
         md,
-        "| people | runs | CPU per participant (median, min-max) | upload kbit/s per participant (median, min-max) | of which video | per stream | video sent | budget per stream |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| people | runs | CPU per participant (median, min-max) | all browsers, cores | upload kbit/s per participant (median, min-max) | of which video | video per stream | video sent (tallest) | budget per stream |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut base: Option<(f64, f64)> = None;
     let mut ratios = Vec::new();
@@ -122,15 +123,16 @@ fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
         let budget = peercall::mesh::budget(people, false);
         let _ = writeln!(
             md,
-            "| {people} | {runs} | {:.2} ({:.2}-{:.2}) | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {height}p | {:.0} kbit/s, {}p |",
+            "| {people} | {runs} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {height}p | {:.0} kbit/s, {}p |",
             cpu.median,
             cpu.min,
             cpu.max,
+            cpu.median * people as f64,
             up.median,
             up.min,
             up.max,
             video.median,
-            up.median / (people - 1) as f64,
+            video.median / (people - 1) as f64,
             f64::from(budget.max_bitrate_bps) / 1000.0,
             budget.max_height.unwrap_or(0)
         );
