@@ -315,6 +315,44 @@ async fn four_people_in_a_mesh_one_leaves_and_a_fifth_joins() {
     let mine = chat_lines(&people[0].1).await;
     assert!(mine.contains(&("You".into(), "just for you".into(), true)));
 
+    // A file to one person: only P3 receives it, intact.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("for-p3.bin");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    chat(&people[0].1, Some("P3"), "a file follows").await;
+    people[0]
+        .1
+        .upload("[data-testid=file-input]", &path)
+        .await
+        .unwrap();
+    wait(
+        &people[2].1,
+        "the file, checked",
+        "const t = document.querySelector('[data-testid=transfer]');
+         return !!t && t.dataset.state === 'done' && t.dataset.size === '100000'",
+    )
+    .await;
+    wait(
+        &people[0].1,
+        "the sender to see it received",
+        "const t = [...document.querySelectorAll('[data-testid=transfer]')];
+         return t.length === 1 && t[0].dataset.state === 'done'",
+    )
+    .await;
+    for (name, b) in [&people[1], &people[3]] {
+        let n = b
+            .js("return document.querySelectorAll('[data-testid=transfer]').length")
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{name} got a file meant for P3");
+    }
+    if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
+        let path = std::path::PathBuf::from(dir).join("mesh-four.png");
+        people[0].1.screenshot(&path).await.unwrap();
+        println!("screenshot: {}", path.display());
+    }
+
     // P3 hangs up: the others drop its tile and keep each other.
     let (_, p3) = people.remove(2);
     p3.js("document.querySelector('[data-testid=hang-up]').click()")

@@ -959,9 +959,13 @@ async fn thousands_of_sockets_in_hundreds_of_rooms() {
     // Two thousand clients and their two thousand server ends in one
     // process: raise the open-file limit where the soft one is lower.
     rlimit::increase_nofile_limit(8192).unwrap();
-    let relay = Relay::start(Config::default()).await;
     const ROOMS: usize = 250;
     const PER_ROOM: usize = 8;
+    let relay = Relay::start(Config {
+        max_peers_per_room: PER_ROOM,
+        ..Config::default()
+    })
+    .await;
     let mut clients = Vec::with_capacity(ROOMS * PER_ROOM);
     for r in 0..ROOMS {
         for p in 0..PER_ROOM {
