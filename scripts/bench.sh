@@ -6,7 +6,7 @@
 #
 # Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay]...
 #   --quick  fewer repetitions: a smoke run (minutes), not numbers to publish
-# A full run takes about 10 minutes on 2 cores.
+# A full run takes about 21 minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 T0=$(date +%s)

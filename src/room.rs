@@ -323,20 +323,25 @@ impl Room {
     }
 
     /// Says goodbye. The room forgets everyone; send the returned text
-    /// before closing the connection.
-    pub fn leave(&mut self, now_ms: u64) -> String {
+    /// before closing the connection. Nothing once we found the room full
+    /// (that goodbye is already said).
+    pub fn leave(&mut self, now_ms: u64) -> Option<String> {
         self.peers.clear();
-        self.broadcast(
-            Body::Leave {
-                reason: LeaveReason::Hangup,
-            },
-            now_ms,
-        )
+        (!self.refused).then(|| {
+            self.broadcast(
+                Body::Leave {
+                    reason: LeaveReason::Hangup,
+                },
+                now_ms,
+            )
+        })
     }
 
-    /// A negotiation message for one peer.
-    pub fn signal(&mut self, to: &str, signal: Signal) -> String {
-        self.envelope(Some(to), signal.into_body())
+    /// A negotiation message for one peer. Nothing once we found the room
+    /// full: a message after our goodbye would bring us back into the
+    /// others' rooms (4.3).
+    pub fn signal(&mut self, to: &str, signal: Signal) -> Option<String> {
+        (!self.refused).then(|| self.envelope(Some(to), signal.into_body()))
     }
 
     /// Time passes: a heartbeat when one is due, and peers that went silent

@@ -45,7 +45,8 @@ const CONNECTIONS: &str = r#"
             const s = pc.getTransceivers().find(t => t.receiver.track.kind === 'video').sender;
             const e = s.getParameters().encodings[0] || {};
             out[id] = {frames, height, maxBitrate: e.maxBitrate || null,
-                       scale: e.scaleResolutionDownBy || null, state: pc.connectionState};
+                       scale: e.scaleResolutionDownBy || null, state: pc.connectionState,
+                       source: s.track ? s.track.getSettings().height : 0};
         }
         return out;
     })()
@@ -129,14 +130,21 @@ async fn sees(b: &Browser, who: &str, names: &[&str]) {
     }
 }
 
-/// Every video sender of `b` is capped at `bps` and, once the encoder has
-/// settled, sends at most `height` pixels tall.
+/// Every video sender of `b` is capped at `bps`, is told to scale its
+/// source down to `height` pixels tall (`scaleResolutionDownBy`), and,
+/// once the encoder has settled, sends at most that (less when the
+/// browser's own CPU adaptation steps in).
 async fn budget_applied(b: &Browser, who: &str, bps: u64, height: u64) {
     let start = std::time::Instant::now();
     loop {
         let c = connections(b).await;
         let ok = c.values().all(|c| {
+            let source = c["source"].as_f64().unwrap_or(0.0);
+            let scale = (source / height as f64).max(1.0);
             c["maxBitrate"].as_u64() == Some(bps)
+                && c["scale"]
+                    .as_f64()
+                    .is_some_and(|s| (s - scale).abs() < 1e-9)
                 && c["height"].as_u64().is_some_and(|h| h > 0 && h <= height)
         });
         if ok {

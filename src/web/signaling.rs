@@ -162,7 +162,9 @@ async fn run(
                 () = wait => break,
                 command = commands.next() => match command {
                     Some(Command::Signal { to, signal }) => {
-                        queue(&mut outbox, room.signal(&to, signal));
+                        if let Some(text) = room.signal(&to, signal) {
+                            queue(&mut outbox, text);
+                        }
                     }
                     Some(Command::Leave) | None => {
                         let _ = updates.unbounded_send(Update::Closed);
@@ -252,10 +254,11 @@ async fn connected(
                 out.send
             }
             command = commands.next() => match command {
-                Some(Command::Signal { to, signal }) => vec![room.signal(&to, signal)],
+                Some(Command::Signal { to, signal }) => room.signal(&to, signal).into_iter().collect(),
                 Some(Command::Leave) | None => {
-                    let bye = room.leave(now_ms());
-                    let _ = sink.send(Message::Text(bye)).await;
+                    if let Some(bye) = room.leave(now_ms()) {
+                        let _ = sink.send(Message::Text(bye)).await;
+                    }
                     // Dropping both halves closes the socket.
                     return Ended::Left;
                 }
