@@ -406,13 +406,16 @@ impl Room {
         let new = self
             .joined_at_ms
             .is_some_and(|at| now_ms.saturating_sub(at) <= ADMISSION_MS);
+        if !new {
+            return;
+        }
         let people = self
             .peers
             .keys()
             .filter(|id| self.before.contains(*id))
             .count()
             + 1;
-        if !new || people <= self.capacity {
+        if people <= self.capacity {
             return;
         }
         self.refused = true;
@@ -574,11 +577,9 @@ impl Room {
                 // Those already here answer our join with `present` too;
                 // whichever arrives first counts. Their heartbeats keep
                 // them fresh from here on.
-                for peer in peers {
-                    if peer.id != self.me {
-                        self.before.insert(peer.id.clone());
-                    }
-                    if peer.id != self.me && !self.peers.contains_key(&peer.id) {
+                for peer in peers.into_iter().filter(|p| p.id != self.me) {
+                    self.before.insert(peer.id.clone());
+                    if !self.peers.contains_key(&peer.id) {
                         self.peers.insert(
                             peer.id.clone(),
                             Peer {

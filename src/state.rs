@@ -235,6 +235,13 @@ pub enum CallAction {
     },
 }
 
+/// Whether the relay's refusal `code` ends the call: the join itself was
+/// refused (the room is full, the relay is at its limit of rooms), so
+/// there is nothing to retry.
+pub fn ends_the_call(code: &str) -> bool {
+    code == peercall_protocol::codes::ROOM_FULL || code == peercall_protocol::codes::TOO_MANY_ROOMS
+}
+
 /// A name for someone who gave none: "Guest" and the start of their id.
 pub fn display_name(id: &str, name: Option<&str>) -> String {
     match name.map(str::trim).filter(|n| !n.is_empty()) {

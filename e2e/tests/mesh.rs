@@ -130,6 +130,15 @@ async fn sees(b: &Browser, who: &str, names: &[&str]) {
     }
 }
 
+/// Each of `people` sees all the others, decoding ([`sees`]).
+async fn everyone_sees_everyone(people: &[(&str, Browser)]) {
+    let names: Vec<&str> = people.iter().map(|(n, _)| *n).collect();
+    for (name, b) in people {
+        let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
+        sees(b, name, &others).await;
+    }
+}
+
 /// Every video sender of `b` is capped at `bps`, is told to scale its
 /// source down to `height` pixels tall (`scaleResolutionDownBy`), and,
 /// once the encoder has settled, sends at most that (less when the
@@ -251,10 +260,8 @@ async fn four_people_in_a_mesh_one_leaves_and_a_fifth_joins() {
         join(&b, &relay, QUERY, &room, name).await;
         people.push((name, b));
     }
-    let names: Vec<&str> = people.iter().map(|(n, _)| *n).collect();
-    for (name, b) in &people {
-        let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
-        sees(b, name, &others).await;
+    everyone_sees_everyone(&people).await;
+    for (_, b) in &people {
         wait(
             b,
             "the four-person grid",
@@ -374,11 +381,7 @@ async fn four_people_in_a_mesh_one_leaves_and_a_fifth_joins() {
     .await
     .unwrap();
     p3.close().await;
-    let names: Vec<&str> = people.iter().map(|(n, _)| *n).collect();
-    for (name, b) in &people {
-        let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
-        sees(b, name, &others).await;
-    }
+    everyone_sees_everyone(&people).await;
     // Three people: the budget grows back to 1 Mbit/s and 540p (the
     // camera here gives 720p, so it is scaled, not capped by the source).
     budget_applied(&people[0].1, "P1", 1_000_000, 540).await;
@@ -387,11 +390,7 @@ async fn four_people_in_a_mesh_one_leaves_and_a_fifth_joins() {
     let p5 = Browser::launch(Kind::Chromium).await.unwrap();
     join(&p5, &relay, QUERY, &room, "P5").await;
     people.push(("P5", p5));
-    let names: Vec<&str> = people.iter().map(|(n, _)| *n).collect();
-    for (name, b) in &people {
-        let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
-        sees(b, name, &others).await;
-    }
+    everyone_sees_everyone(&people).await;
     for (_, b) in people {
         b.close().await;
     }

@@ -455,8 +455,19 @@ impl Session {
     }
 
     /// Caps every video sender for the room's size now
-    /// ([`crate::mesh::budget`]).
+    /// ([`crate::mesh::budget`]): when the size or what we send changes.
     fn apply_budget(&self) {
+        for p in self.peers.values() {
+            self.apply_budget_to(p);
+        }
+    }
+
+    /// Caps `p`'s video sender, if it sends: after its negotiation too
+    /// (some browsers have no encodings before).
+    fn apply_budget_to(&self, p: &PeerSession) {
+        if !p.sending {
+            return;
+        }
         let screen = self.sending.video() == VideoSource::Screen;
         let budget = crate::mesh::budget(self.peers.len() + 1, screen);
         let height = self
@@ -464,9 +475,7 @@ impl Session {
             .1
             .and_then(|t| t.get_settings().get_height())
             .map_or(0, |h| h.max(0) as u32);
-        for p in self.peers.values().filter(|p| p.sending) {
-            p.peer.limit_video(&budget, height);
-        }
+        p.peer.limit_video(&budget, height);
     }
 
     /// Makes `p` send (audio and video transceivers, our tracks on them).
@@ -788,20 +797,14 @@ impl Session {
                     self.on_signal(&from, signal).await;
                 }
                 Event::Full { people } => {
-                    // The room said goodbye for us; no call to make.
-                    for id in self.peers.keys().cloned().collect::<Vec<_>>() {
-                        self.drop_peer(&id);
-                    }
+                    // The room said goodbye for us; no call to make (the
+                    // connections close as the call ends).
                     self.ended = true;
                     self.emit(CallAction::RoomFull { people });
                 }
                 Event::RelayError { code, message } => {
                     // Refused at the door: nothing more to do here.
-                    if code == peercall_protocol::codes::ROOM_FULL
-                        || code == peercall_protocol::codes::TOO_MANY_ROOMS
-                    {
-                        self.ended = true;
-                    }
+                    self.ended |= crate::state::ends_the_call(&code);
                     self.emit(CallAction::Refused { code, message })
                 }
                 Event::PeerError {
@@ -827,7 +830,9 @@ impl Session {
         self.peers.insert(from.to_owned(), p);
         if description && result.is_ok() {
             self.sync_status(from);
-            self.apply_budget();
+            if let Some(p) = self.peers.get(from) {
+                self.apply_budget_to(p);
+            }
         }
         match result {
             Ok(Some(answer)) => self.signaling.signal(from, answer),
@@ -910,7 +915,9 @@ impl Session {
                     Ok((true, sdp)) => {
                         self.signaling
                             .signal(id, Signal::Offer { sdp, ice_restart });
-                        self.apply_budget();
+                        if let Some(p) = self.peers.get(id) {
+                            self.apply_budget_to(p);
+                        }
                     }
                     // Not an offer: the state moved on meanwhile.
                     Ok((false, _)) => {}

@@ -321,14 +321,8 @@ impl Peer {
         video: Option<&web_sys::MediaStreamTrack>,
     ) -> Vec<JsFuture> {
         let mut swaps = Vec::new();
-        for t in self.pc.get_transceivers().iter() {
-            let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
-                continue;
-            };
-            if t.stopped() {
-                continue;
-            }
-            let track = match t.receiver().track().kind().as_str() {
+        for (kind, t) in self.transceivers() {
+            let track = match kind.as_str() {
                 "audio" => audio,
                 "video" => video,
                 _ => continue,
@@ -346,6 +340,18 @@ impl Peer {
         swaps
     }
 
+    /// The transceivers not stopped, with their media kind (`audio`,
+    /// `video`).
+    fn transceivers(&self) -> Vec<(String, web_sys::RtcRtpTransceiver)> {
+        self.pc
+            .get_transceivers()
+            .iter()
+            .filter_map(|t| t.dyn_into::<web_sys::RtcRtpTransceiver>().ok())
+            .filter(|t| !t.stopped())
+            .map(|t| (t.receiver().track().kind(), t))
+            .collect()
+    }
+
     /// Caps what the video sender sends ([`crate::mesh::budget`]):
     /// `maxBitrate`, `maxFramerate` and `scaleResolutionDownBy` (for a
     /// source `height` pixels tall) on every encoding, with
@@ -354,11 +360,8 @@ impl Peer {
     /// call applies it again after each negotiation.
     pub fn limit_video(&self, budget: &crate::mesh::Budget, height: u32) {
         let scale = crate::mesh::scale_down_by(height, budget.max_height);
-        for t in self.pc.get_transceivers().iter() {
-            let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
-                continue;
-            };
-            if t.stopped() || t.receiver().track().kind() != "video" {
+        for (kind, t) in self.transceivers() {
+            if kind != "video" {
                 continue;
             }
             let sender = t.sender();
