@@ -34,6 +34,11 @@ pub const RELAY_ID: &str = "relay";
 /// The longest room or peer id, in characters, by default.
 pub const MAX_ID_LEN: usize = 64;
 
+/// The longest display name (in `join`, `present` and `welcome`), in
+/// characters. The relay refuses a `join` with a longer one (`bad_name`),
+/// so no `welcome` can outgrow [`MAX_MESSAGE_BYTES`].
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// Whether `id` is a well-formed room or peer id: 1 to `max_len` characters,
 /// each an ASCII letter, digit, `-` or `_` (the URL-safe base64 alphabet).
 pub fn is_valid_id(id: &str, max_len: usize) -> bool {
@@ -62,6 +67,9 @@ pub mod codes {
     pub const BAD_ROOM: &str = "bad_room";
     /// The peer id is malformed or reserved.
     pub const BAD_ID: &str = "bad_id";
+    /// The display name is longer than `MAX_NAME_CHARS` characters, or has
+    /// control characters in it.
+    pub const BAD_NAME: &str = "bad_name";
     /// Another connection in the room already uses this peer id.
     pub const ID_TAKEN: &str = "id_taken";
     /// The message claims a sender id other than the one this connection

@@ -1,37 +1,57 @@
 //! One WebSocket connection: reads frames, applies the transport limits
-//! (size, rate, binary), hands text to the mode's handler, writes what the
-//! handler queues for it, pings, times out the idle, and closes cleanly.
+//! (size, rate, binary, UTF-8, time to finish a message), hands text to the
+//! mode's handler, writes what the handler queues for it (within a write
+//! deadline), pings, times out the idle, and closes cleanly.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use peercall_protocol::codes;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
-use crate::{Mode, State};
+use crate::frames::{MessageClock, Watched};
+use crate::limits::{AddrKey, Slot};
+use crate::{Held, Mode, State};
 
-/// Close code: the relay is shutting down, or the client went idle.
-const GOING_AWAY: u16 = 1001;
-/// Close code: a frame over the hard size limit.
-const TOO_BIG: u16 = 1009;
-/// Close code: the client reads too slowly; reconnect later.
-const TRY_AGAIN_LATER: u16 = 1013;
+/// The socket as the relay reads it.
+pub(crate) type Socket = WebSocketStream<Watched<TokioIo<hyper::upgrade::Upgraded>>>;
+type Sink = futures_util::stream::SplitSink<Socket, Message>;
+
 /// Why a connection ended when the client sent a close frame: it left on
 /// purpose (its page went away), which the room is told as a plain leave.
 const CLOSED_BY_CLIENT: &str = "closed by client";
-/// Messages queued for one client before it counts as too slow.
+/// Messages queued for one client before it counts as too slow (besides
+/// the byte limit).
 const QUEUE: usize = 512;
 /// At most this many queued messages are written before one flush.
 const WRITE_BATCH: usize = 64;
+/// How often the connection checks its deadlines (at most; sooner when a
+/// deadline is shorter).
+const TICK: Duration = Duration::from_secs(1);
+/// After sending a close frame, how long to wait for the client's.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Frames over this many bytes end the connection; frames between the
 /// configured limit and this get a `too_large` error and are dropped.
 pub(crate) fn hard_limit(max_message_bytes: usize) -> usize {
     max_message_bytes.saturating_mul(4)
+}
+
+/// The places a connection holds under the limits, given back when it
+/// ends.
+#[derive(Debug)]
+pub(crate) struct Places {
+    pub(crate) _websocket: Held,
+    pub(crate) _per_addr: Slot,
 }
 
 /// Where to put messages for one connection. Cloned into the room
@@ -40,15 +60,25 @@ pub(crate) fn hard_limit(max_message_bytes: usize) -> usize {
 pub(crate) struct Outbox {
     pub(crate) conn: u64,
     tx: mpsc::Sender<Utf8Bytes>,
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
     too_slow: Arc<Notify>,
 }
 
 impl Outbox {
-    /// Queues `text` without waiting. A client whose queue is full is cut
-    /// off (it reconnects and rejoins) rather than silently missing a
-    /// message in the middle of a negotiation.
+    /// Queues `text` without waiting. A client whose queue is full (in
+    /// messages or bytes) is cut off (it reconnects and rejoins) rather
+    /// than silently missing a message in the middle of a negotiation.
     pub(crate) fn deliver(&self, text: Utf8Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(text) {
+        let len = text.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before + len > self.max_bytes {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.too_slow.notify_one();
+            return;
+        }
+        if self.tx.try_send(text).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
             self.too_slow.notify_one();
         }
     }
@@ -105,30 +135,46 @@ impl RateLimit {
 pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) addr: SocketAddr,
+    /// The address the per-address limits count it under.
+    pub(crate) key: AddrKey,
     pub(crate) outbox: Outbox,
 }
 
+fn close(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
-    socket: WebSocket,
+    socket: Socket,
     state: Arc<State>,
     addr: SocketAddr,
+    key: AddrKey,
     path_room: Option<String>,
+    clock: Arc<MessageClock>,
+    places: Places,
 ) {
     let config = &state.config;
     let id = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, mut queue) = mpsc::channel(QUEUE);
     let too_slow = Arc::new(Notify::new());
+    let queued = Arc::new(AtomicUsize::new(0));
     let conn = Conn {
         id,
         addr,
+        key,
         outbox: Outbox {
             conn: id,
             tx,
+            queued: queued.clone(),
+            max_bytes: config.max_queue_bytes,
             too_slow: too_slow.clone(),
         },
     };
     let mut shutdown = state.shutdown.subscribe();
-    state.connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(conn = id, %addr, room = path_room.as_deref(), "connected");
 
     let mut session = match config.mode {
@@ -139,18 +185,25 @@ pub(crate) async fn run(
         }
     };
     let mut rate = RateLimit::new(config.rate_per_sec, config.rate_burst);
-    let mut ping = tokio::time::interval(config.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    ping.tick().await;
+    let every = [
+        TICK,
+        config.ping_interval,
+        config.idle_timeout / 2,
+        config.message_timeout / 2,
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(TICK)
+    .max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
     let mut last_heard = Instant::now();
+    let mut last_ping = Instant::now();
 
     let (mut sink, mut stream) = socket.split();
-    let close = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-    };
+    // Sends one frame within the write deadline.
+    let deadline = config.write_timeout;
     let reason = loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -170,7 +223,7 @@ pub(crate) async fn run(
                             tracing::warn!(conn = id, %addr, len = text.len(), "oversized message refused");
                             if rate.allow(now) {
                                 conn.error_to_self(
-                                    session.room(),
+                                    &session,
                                     codes::TOO_LARGE,
                                     &format!(
                                         "a message of {} bytes is over the {}-byte limit; it was dropped",
@@ -183,7 +236,7 @@ pub(crate) async fn run(
                             if rate.should_complain(now) {
                                 tracing::warn!(conn = id, %addr, "rate limit: messages dropped");
                                 conn.error_to_self(
-                                    None,
+                                    &session,
                                     codes::RATE_LIMITED,
                                     &format!(
                                         "too many messages: at most {} a second (bursts of {}); this one and others were dropped",
@@ -199,77 +252,141 @@ pub(crate) async fn run(
                         tracing::warn!(conn = id, %addr, len = bytes.len(), "binary frame refused");
                         if config.mode == Mode::Rooms && rate.allow(now) {
                             conn.error_to_self(
-                                session.room(),
+                                &session,
                                 codes::BINARY_FRAME,
                                 "binary frames are not signaling: send JSON text frames",
                             );
                         }
                     }
                     // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) => break CLOSED_BY_CLIENT,
-                    None => break "connection lost",
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite has queued the answering close frame.
+                        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+                        break (CLOSED_BY_CLIENT, None);
+                    }
+                    None => break ("connection lost", None),
+                    Some(Err(WsError::Capacity(e))) => {
+                        tracing::warn!(conn = id, %addr, error = %e, "frame over the hard size limit");
+                        conn.error_to_self(
+                            &session,
+                            codes::TOO_LARGE,
+                            &format!(
+                                "a frame over {} bytes; the connection is closed",
+                                hard_limit(config.max_message_bytes)
+                            ),
+                        );
+                        flush(&mut queue, &queued, &mut sink, deadline).await;
+                        break ("frame too big", Some((CloseCode::Size, "message too big")));
+                    }
+                    Some(Err(WsError::Utf8(e))) => {
+                        tracing::warn!(conn = id, %addr, error = %e, "text frame that is not UTF-8");
+                        break ("invalid UTF-8", Some((CloseCode::Invalid, "text must be UTF-8")));
+                    }
+                    Some(Err(WsError::Protocol(e))) => {
+                        tracing::warn!(conn = id, %addr, error = %e, "WebSocket protocol error");
+                        break ("protocol error", Some((CloseCode::Protocol, "protocol error")));
+                    }
                     Some(Err(e)) => {
-                        if is_capacity(&e) {
-                            tracing::warn!(conn = id, %addr, error = %e, "frame over the hard size limit");
-                            conn.error_to_self(
-                                session.room(),
-                                codes::TOO_LARGE,
-                                &format!(
-                                    "a frame over {} bytes; the connection is closed",
-                                    hard_limit(config.max_message_bytes)
-                                ),
-                            );
-                            flush(&mut queue, &mut sink).await;
-                            let _ = sink.send(close(TOO_BIG, "message too big")).await;
-                            break "frame too big";
-                        }
                         tracing::debug!(conn = id, error = %e, "read failed");
-                        break "read error";
+                        break ("read error", None);
                     }
                 }
             }
             Some(text) = queue.recv() => {
                 // Everything queued goes out in one write: under load that
                 // is one syscall for many messages, and none waits longer.
-                let mut ok = sink.feed(Message::Text(text)).await.is_ok();
-                let mut more = 0;
-                while ok && more < WRITE_BATCH {
-                    let Ok(text) = queue.try_recv() else { break };
-                    ok = sink.feed(Message::Text(text)).await.is_ok();
-                    more += 1;
-                }
-                if !ok || sink.flush().await.is_err() {
-                    break "write error";
+                queued.fetch_sub(text.len(), Ordering::AcqRel);
+                let write = async {
+                    sink.feed(Message::Text(text)).await?;
+                    let mut more = 0;
+                    while more < WRITE_BATCH {
+                        let Ok(text) = queue.try_recv() else { break };
+                        queued.fetch_sub(text.len(), Ordering::AcqRel);
+                        sink.feed(Message::Text(text)).await?;
+                        more += 1;
+                    }
+                    sink.flush().await
+                };
+                match tokio::time::timeout(deadline, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break ("write error", None),
+                    Err(_) => {
+                        tracing::warn!(conn = id, %addr, "client stopped reading (write deadline); disconnected");
+                        break ("too slow", Some((CloseCode::Again, "too slow: not reading")));
+                    }
                 }
             }
             () = too_slow.notified() => {
-                tracing::warn!(conn = id, %addr, "client reads too slowly; disconnected");
-                let _ = sink.send(close(TRY_AGAIN_LATER, "too slow: messages backed up")).await;
-                break "too slow";
+                tracing::warn!(conn = id, %addr, "client reads too slowly (queue full); disconnected");
+                break ("too slow", Some((CloseCode::Again, "too slow: messages backed up")));
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > config.idle_timeout {
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if now.duration_since(last_heard) > config.idle_timeout {
                     tracing::info!(conn = id, %addr, "idle timeout");
-                    let _ = sink.send(close(GOING_AWAY, "idle timeout")).await;
-                    break "idle timeout";
+                    break ("idle timeout", Some((CloseCode::Away, "idle timeout")));
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break "write error";
+                if clock.in_progress_for(now.into_std()).is_some_and(|d| d > config.message_timeout) {
+                    tracing::warn!(conn = id, %addr, "a message not finished in time");
+                    break ("message timeout", Some((CloseCode::Policy, "message not finished in time")));
+                }
+                if now.duration_since(last_ping) >= config.ping_interval {
+                    last_ping = now;
+                    match tokio::time::timeout(deadline, sink.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break ("write error", None),
+                        Err(_) => break ("too slow", Some((CloseCode::Again, "too slow: not reading"))),
+                    }
                 }
             }
             () = async { let _ = shutdown.wait_for(|&down| down).await; } => {
-                let _ = sink.send(close(GOING_AWAY, "relay shutting down")).await;
-                break "relay shutting down";
+                flush(&mut queue, &queued, &mut sink, Duration::from_secs(1)).await;
+                break ("relay shutting down", Some((CloseCode::Away, "relay shutting down")));
             }
         }
     };
+    let (reason, farewell) = reason;
+    // The room hears at once; the close handshake may take a while.
     match &mut session {
         Handler::Rooms(session) => session.on_disconnect(&state, &conn, reason == CLOSED_BY_CLIENT),
         Handler::Broadcast => state.dumb.remove(id),
     }
-    state.connections.fetch_sub(1, Ordering::Relaxed);
+    drop(queue);
+    if let Some((code, words)) = farewell {
+        // A client that went quiet will not answer the close either.
+        let grace = if reason == "idle timeout" {
+            Duration::ZERO
+        } else {
+            CLOSE_GRACE
+        };
+        goodbye(&mut sink, &mut stream, code, words, grace).await;
+    }
+    drop(places);
     tracing::info!(conn = id, %addr, reason, "disconnected");
+}
+
+/// Sends a close frame and waits (briefly) for the client's answer, so the
+/// close is not lost to a TCP reset from unread data.
+async fn goodbye(
+    sink: &mut Sink,
+    stream: &mut futures_util::stream::SplitStream<Socket>,
+    code: CloseCode,
+    reason: &'static str,
+    grace: Duration,
+) {
+    let sent = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
+    if !matches!(sent, Ok(Ok(()))) || grace.is_zero() {
+        return;
+    }
+    let _ = tokio::time::timeout(grace, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if msg.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 enum Handler {
@@ -284,12 +401,20 @@ impl Handler {
             Handler::Broadcast => None,
         }
     }
+
+    fn peer(&self) -> Option<&str> {
+        match self {
+            Handler::Rooms(s) => s.peer(),
+            Handler::Broadcast => None,
+        }
+    }
 }
 
 impl Conn {
-    /// Queues an `error` message from the relay for this connection.
-    pub(crate) fn error_to_self(&self, room: Option<&str>, code: &str, message: &str) {
-        self.error_to(room, None, code, message);
+    /// Queues an `error` message from the relay for this connection, with
+    /// the room and peer id it is in, where known (PROTOCOL.md 5.4).
+    fn error_to_self(&self, session: &Handler, code: &str, message: &str) {
+        self.error_to(session.room(), session.peer(), code, message);
     }
 
     pub(crate) fn error_to(&self, room: Option<&str>, to: Option<&str>, code: &str, message: &str) {
@@ -312,17 +437,17 @@ impl Conn {
 /// Writes whatever is queued, so an error explaining a close goes first.
 async fn flush(
     queue: &mut mpsc::Receiver<Utf8Bytes>,
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    queued: &AtomicUsize,
+    sink: &mut Sink,
+    deadline: Duration,
 ) {
-    while let Ok(text) = queue.try_recv() {
-        if sink.send(Message::Text(text)).await.is_err() {
-            return;
+    let _ = tokio::time::timeout(deadline, async {
+        while let Ok(text) = queue.try_recv() {
+            queued.fetch_sub(text.len(), Ordering::AcqRel);
+            if sink.send(Message::Text(text)).await.is_err() {
+                return;
+            }
         }
-    }
-}
-
-fn is_capacity(e: &axum::Error) -> bool {
-    // axum wraps tungstenite's error; its text is the only stable handle.
-    let text = e.to_string();
-    text.contains("Space limit exceeded") || text.contains("Message too long")
+    })
+    .await;
 }

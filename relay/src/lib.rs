@@ -4,8 +4,12 @@
 //! [`app`] builds the whole HTTP service from a [`Config`] and is kept apart
 //! from `main` so tests can drive it in-process or bind it to port 0.
 //!
-//! Modules: `conn` runs one WebSocket (reading, writing, keep-alive, rate
-//! limit, shutdown); `rooms` decides what each message means in the default
+//! Modules: `server` accepts TCP connections and serves HTTP on them
+//! (deadlines, connection caps, tracked shutdown); `upgrade` turns a request
+//! into a WebSocket; `conn` runs one WebSocket (reading, writing,
+//! keep-alive, rate limit, deadlines, shutdown); `frames` follows its frames
+//! to time unfinished messages; `limits` counts what each client address
+//! holds; `rooms` decides what each message means in the default
 //! [`Mode::Rooms`]; `dumb` is [`Mode::Broadcast`]; `statics` serves `dist/`;
 //! `turn` hands out short-lived TURN credentials.
 #![forbid(unsafe_code)]
@@ -13,28 +17,32 @@
 pub mod compress;
 mod conn;
 mod dumb;
+mod frames;
+mod limits;
 mod rooms;
+mod server;
 mod statics;
 mod turn;
+mod upgrade;
 
+pub use limits::{AddrKey, PerAddr};
 pub use turn::{credential as turn_credential, TurnConfig};
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, State as AxumState};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
 pub use peercall_protocol::WS_PATH;
@@ -102,6 +110,102 @@ pub struct Config {
     /// TURN servers to hand short-lived credentials out for at
     /// `/ice-servers`; `None` answers that endpoint with 404.
     pub turn: Option<TurnConfig>,
+    /// A client must send a request's headers within this long of opening
+    /// the connection (or of the previous response, on a kept-alive one);
+    /// otherwise the connection is closed.
+    pub header_timeout: Duration,
+    /// TCP connections at once that are not WebSockets (yet): reading a
+    /// request, being served a file, or idle between requests. More are
+    /// closed as soon as they are accepted.
+    pub max_http_connections: usize,
+    /// The most a request's line and headers may take, in bytes (more: 431).
+    pub max_header_bytes: usize,
+    /// What one client address may hold and do.
+    pub per_addr: PerAddr,
+    /// A write to a client that takes longer (its TCP window stays full: it
+    /// stopped reading) closes the connection with 1013.
+    pub write_timeout: Duration,
+    /// Bytes queued for one client before it counts as too slow (closed
+    /// with 1013, and the queue freed).
+    pub max_queue_bytes: usize,
+    /// A data message (fragmented, or one large frame) must be complete
+    /// within this long of its first byte; otherwise the connection is
+    /// closed with 1008 and what it held freed. Pings in between do not
+    /// extend it.
+    pub message_timeout: Duration,
+    /// On shutdown, how long to wait for clients to take their close frame
+    /// and for HTTP requests to finish.
+    pub shutdown_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: behind them the
+    /// per-address limits count the client's address, not the proxy's.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Descriptors kept free besides the connections: the listener, files the
+/// app is served from, logs, and what the runtime itself opens.
+const SPARE_DESCRIPTORS: usize = 64;
+
+impl Config {
+    /// Refuses settings the relay cannot keep its promises with, in words.
+    pub fn validate(&self) -> Result<(), String> {
+        // The one relay message built from many peers' fields is `welcome`:
+        // it must fit the size limit the app (and the relay) hold every
+        // message to. Each listed peer costs at most its id, its name (no
+        // control characters, so a character is at most 4 bytes in JSON)
+        // and the syntax.
+        let per_peer = self.max_id_len + 4 * peercall_protocol::MAX_NAME_CHARS + 24;
+        let welcome = 128 + self.max_id_len * 3 + self.max_peers_per_room.saturating_sub(1) * per_peer;
+        if welcome > self.max_message_bytes {
+            return Err(format!(
+                "--max-peers {} could make a welcome of {welcome} bytes, over --max-message-bytes {}: \
+                 raise that or lower --max-peers",
+                self.max_peers_per_room, self.max_message_bytes
+            ));
+        }
+        for (name, value) in [
+            ("--max-connections", self.max_connections),
+            ("--max-http-connections", self.max_http_connections),
+            ("--max-peers", self.max_peers_per_room),
+            ("--max-rooms", self.max_rooms),
+            ("--max-http-connections-per-ip", self.per_addr.http_connections),
+            ("--max-connections-per-ip", self.per_addr.websockets),
+            ("--max-rooms-per-ip", self.per_addr.rooms),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_header_bytes < 8192 {
+            return Err("--max-header-bytes must be at least 8192".into());
+        }
+        if self.max_queue_bytes < self.max_message_bytes {
+            return Err("--max-queue-bytes must be at least --max-message-bytes".into());
+        }
+        Ok(())
+    }
+
+    /// Makes the connection limits fit `descriptors` (the process's
+    /// open-file limit), so a client past them gets HTTP 503 (or is closed at
+    /// once) and the relay never runs out of descriptors (accept failing
+    /// with EMFILE for everyone). Gives back what it changed, in words.
+    pub fn fit_descriptors(&mut self, descriptors: u64) -> Option<String> {
+        let descriptors = usize::try_from(descriptors).unwrap_or(usize::MAX);
+        // Each HTTP connection may have a file open while it serves one.
+        let need = self.max_connections + 2 * self.max_http_connections + SPARE_DESCRIPTORS;
+        if need <= descriptors {
+            return None;
+        }
+        let (was_ws, was_http) = (self.max_connections, self.max_http_connections);
+        let spare = descriptors.saturating_sub(SPARE_DESCRIPTORS);
+        self.max_http_connections = self.max_http_connections.min((spare / 8).max(1));
+        self.max_connections = spare.saturating_sub(2 * self.max_http_connections).max(1);
+        Some(format!(
+            "the open-file limit is {descriptors}: --max-connections lowered from {was_ws} to {} \
+             and --max-http-connections from {was_http} to {} (raise the hard limit, e.g. \
+             LimitNOFILE= or ulimit -Hn, to keep them)",
+            self.max_connections, self.max_http_connections
+        ))
+    }
 }
 
 impl Default for Config {
@@ -119,7 +223,51 @@ impl Default for Config {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             turn: None,
+            header_timeout: Duration::from_secs(10),
+            max_http_connections: 1024,
+            max_header_bytes: 32 * 1024,
+            per_addr: PerAddr {
+                http_connections: 32,
+                websockets: 32,
+                rooms: 16,
+                joins_per_sec: 2.0,
+                joins_burst: 20.0,
+                ice_per_sec: 1.0,
+                ice_burst: 20.0,
+            },
+            write_timeout: Duration::from_secs(10),
+            max_queue_bytes: 1024 * 1024,
+            message_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// A count with a ceiling, taken by [`Gauge::take`] and given back when its
+/// [`Held`] is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Gauge(AtomicUsize);
+
+#[derive(Debug)]
+pub(crate) struct Held(Arc<Gauge>);
+
+impl Gauge {
+    pub(crate) fn take(self: &Arc<Self>, max: usize) -> Option<Held> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Held(self.clone()))
+    }
+
+    pub(crate) fn now(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -131,19 +279,44 @@ pub struct State {
     dumb: dumb::Everyone,
     shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
-    connections: AtomicUsize,
+    /// Open WebSockets.
+    websockets: Arc<Gauge>,
+    /// Open TCP connections that are not WebSockets.
+    http: Arc<Gauge>,
+    addrs: Arc<limits::Addresses>,
+    /// Every connection's task, waited for on shutdown.
+    tasks: TaskTracker,
 }
 
 impl State {
     fn new(config: Config) -> Self {
         Self {
+            addrs: limits::Addresses::new(config.per_addr),
             config,
             rooms: rooms::Rooms::default(),
             dumb: dumb::Everyone::default(),
             shutdown: watch::channel(false).0,
             next_conn: AtomicU64::new(1),
-            connections: AtomicUsize::new(0),
+            websockets: Arc::default(),
+            http: Arc::default(),
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// The address the per-address limits count `remote` as: the client
+    /// address a trusted proxy forwarded, or `remote` itself.
+    pub(crate) fn client_ip(&self, remote: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.config.trusted_proxies.contains(&remote) {
+            return remote;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse().ok())
+            .unwrap_or(remote)
     }
 
     /// Closes every WebSocket with 1001 "going away".
@@ -171,25 +344,17 @@ fn router(state: Arc<State>) -> Router {
     router.layer(TraceLayer::new_for_http())
 }
 
-/// Bytes read from a WebSocket at a time (see `accept`).
-const READ_BUFFER: usize = 4 * 1024;
-
-async fn upgrade(
-    ws: WebSocketUpgrade,
-    AxumState(state): AxumState<Arc<State>>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-) -> Response {
-    accept(ws, state, addr, None)
+async fn upgrade(AxumState(state): AxumState<Arc<State>>, req: Request) -> Response {
+    upgrade::accept(req, state, None)
 }
 
 async fn upgrade_in_room(
-    ws: WebSocketUpgrade,
     AxumState(state): AxumState<Arc<State>>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
+    req: Request,
 ) -> Response {
     if !peercall_protocol::is_valid_id(&room, state.config.max_id_len) {
-        tracing::warn!(%addr, room, "refused: bad room id in URL");
+        tracing::warn!(room, "refused: bad room id in URL");
         return (
             StatusCode::BAD_REQUEST,
             format!(
@@ -199,32 +364,7 @@ async fn upgrade_in_room(
         )
             .into_response();
     }
-    accept(ws, state, addr, Some(room))
-}
-
-fn accept(
-    ws: WebSocketUpgrade,
-    state: Arc<State>,
-    addr: SocketAddr,
-    room: Option<String>,
-) -> Response {
-    let open = state.connections.load(Ordering::Relaxed);
-    if open >= state.config.max_connections {
-        tracing::warn!(%addr, open, "refused: connection limit reached");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the relay is at its connection limit; try again later",
-        )
-            .into_response();
-    }
-    let hard_limit = conn::hard_limit(state.config.max_message_bytes);
-    ws.max_message_size(hard_limit)
-        .max_frame_size(hard_limit)
-        // tungstenite's default is a 128 KiB read buffer per connection,
-        // allocated up front: 1.3 GB for 10k idle browsers. Signaling
-        // messages are small; a bigger one is read in several chunks.
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| conn::run(socket, state, addr, room))
+    upgrade::accept(req, state, Some(room))
 }
 
 async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Value> {
@@ -233,7 +373,9 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
         "status": "ok",
         "protocol": peercall_protocol::PROTOCOL_VERSION,
         "mode": state.config.mode.name(),
-        "connections": state.connections.load(Ordering::Relaxed),
+        "connections": state.websockets.now(),
+        "http_connections": state.http.now(),
+        "addresses": state.addrs.len(),
         "rooms": rooms,
         "peers": peers,
         "turn": state.config.turn.is_some(),
@@ -242,26 +384,16 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
 
 /// Serves [`app`] on `listener` until `shutdown` resolves; then every
 /// WebSocket is closed with code 1001 ("going away", so clients know to
-/// reconnect) and open HTTP requests may finish.
+/// reconnect) and open HTTP requests may finish, for at most
+/// [`Config::shutdown_timeout`].
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let state = Arc::new(State::new(config));
-    let service = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Signaling is small messages that should leave at once: without
-    // TCP_NODELAY, Nagle's algorithm holds a message back until the previous
-    // one is acknowledged (up to the peer's delayed-ACK timer, ~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            state.shut_down();
-        })
-        .await
+    server::run(listener, state, shutdown).await
 }

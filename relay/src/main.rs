@@ -7,8 +7,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::time::Duration;
 
-use peercall_relay::{serve, Config, Mode, TurnConfig, WS_PATH};
+use peercall_relay::{serve, Config, Mode, PerAddr, TurnConfig, WS_PATH};
 use tracing_subscriber::EnvFilter;
+
+// glibc's allocator keeps what a flood of connections took (its per-thread
+// arenas are not given back); mimalloc returns freed pages to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// peercall's signaling relay. Serves the WebSocket at /ws (and /ws/ROOM), a
 /// health check at /healthz and, with --static-dir, the built web app at /.
@@ -84,6 +89,62 @@ struct Args {
     /// or separate with commas).
     #[arg(long = "stun-url", env = "PEERCALL_STUN_URLS", value_delimiter = ',')]
     stun_urls: Vec<String>,
+
+    // --- under attack (docs/PROTOCOL.md 5.5) ---
+    /// Seconds a client has to send a request's headers after connecting
+    /// (or after the previous response); then the connection is closed.
+    #[arg(long, default_value_t = Config::default().header_timeout.as_secs_f64(), value_parser = seconds)]
+    header_timeout: f64,
+    /// TCP connections at once that are not WebSockets (reading a request,
+    /// being served a file, idle between requests); more are closed at once.
+    #[arg(long, default_value_t = Config::default().max_http_connections)]
+    max_http_connections: usize,
+    /// Largest request line and headers, in bytes (more get HTTP 431).
+    #[arg(long, default_value_t = Config::default().max_header_bytes)]
+    max_header_bytes: usize,
+    /// Of those, from one client address (an IPv4 address or IPv6 /64).
+    #[arg(long, default_value_t = Config::default().per_addr.http_connections)]
+    max_http_connections_per_ip: usize,
+    /// WebSocket connections at once from one client address (more get
+    /// HTTP 429).
+    #[arg(long, default_value_t = Config::default().per_addr.websockets)]
+    max_connections_per_ip: usize,
+    /// Rooms at once created from one client address (the next new room is
+    /// refused with too_many_rooms; joining existing rooms still works).
+    #[arg(long, default_value_t = Config::default().per_addr.rooms)]
+    max_rooms_per_ip: usize,
+    /// Joins per second from one client address, sustained.
+    #[arg(long, default_value_t = Config::default().per_addr.joins_per_sec)]
+    join_rate_per_ip: f64,
+    /// Joins from one client address in a burst.
+    #[arg(long, default_value_t = Config::default().per_addr.joins_burst)]
+    join_burst_per_ip: f64,
+    /// /ice-servers requests per second from one client address, sustained
+    /// (more get HTTP 429).
+    #[arg(long, default_value_t = Config::default().per_addr.ice_per_sec)]
+    ice_rate_per_ip: f64,
+    /// /ice-servers requests from one client address in a burst.
+    #[arg(long, default_value_t = Config::default().per_addr.ice_burst)]
+    ice_burst_per_ip: f64,
+    /// Seconds a write to a client may take (a client that stopped reading
+    /// fills its TCP window); then it is closed with 1013.
+    #[arg(long, default_value_t = Config::default().write_timeout.as_secs_f64(), value_parser = seconds)]
+    write_timeout: f64,
+    /// Bytes queued for one client before it is closed as too slow (1013).
+    #[arg(long, default_value_t = Config::default().max_queue_bytes)]
+    max_queue_bytes: usize,
+    /// Seconds a client has to finish a message it started (all fragments
+    /// of it); then it is closed with 1008. Pings do not extend it.
+    #[arg(long, default_value_t = Config::default().message_timeout.as_secs_f64(), value_parser = seconds)]
+    message_timeout: f64,
+    /// Seconds to wait on shutdown for clients to take their close frame.
+    #[arg(long, default_value_t = Config::default().shutdown_timeout.as_secs_f64(), value_parser = seconds)]
+    shutdown_timeout: f64,
+    /// A reverse proxy in front of the relay (repeat): connections from it
+    /// are counted under the client address it gives last in
+    /// X-Forwarded-For, and it is exempt from the per-address HTTP limit.
+    #[arg(long = "trusted-proxy", env = "PEERCALL_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<IpAddr>,
 }
 
 /// The TURN settings from the flags, or a sentence saying what is wrong.
@@ -161,6 +222,52 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let mut config = Config {
+        static_dir: args.static_dir.clone(),
+        mode: args.mode,
+        max_message_bytes: args.max_message_bytes,
+        rate_per_sec: args.rate,
+        rate_burst: args.burst,
+        max_peers_per_room: args.max_peers,
+        max_rooms: args.max_rooms,
+        max_connections: args.max_connections,
+        max_id_len: args.max_id_len,
+        ping_interval: Duration::from_secs_f64(args.ping_interval),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        turn: turn.clone(),
+        header_timeout: Duration::from_secs_f64(args.header_timeout),
+        max_http_connections: args.max_http_connections,
+        max_header_bytes: args.max_header_bytes,
+        per_addr: PerAddr {
+            http_connections: args.max_http_connections_per_ip,
+            websockets: args.max_connections_per_ip,
+            rooms: args.max_rooms_per_ip,
+            joins_per_sec: args.join_rate_per_ip,
+            joins_burst: args.join_burst_per_ip,
+            ice_per_sec: args.ice_rate_per_ip,
+            ice_burst: args.ice_burst_per_ip,
+        },
+        write_timeout: Duration::from_secs_f64(args.write_timeout),
+        max_queue_bytes: args.max_queue_bytes,
+        message_timeout: Duration::from_secs_f64(args.message_timeout),
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+        trusted_proxies: args.trusted_proxies.clone(),
+    };
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    // The soft open-file limit is often 1024 (or what a shell set): raise it
+    // to the hard limit, then keep the connection limits inside it.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            if let Some(change) = config.fit_descriptors(limit) {
+                tracing::warn!("{change}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot read or raise the open-file limit: {e}"),
+    }
+
     let addr = SocketAddr::new(args.addr, args.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -187,20 +294,6 @@ async fn main() -> ExitCode {
         );
     }
 
-    let config = Config {
-        static_dir: args.static_dir,
-        mode: args.mode,
-        max_message_bytes: args.max_message_bytes,
-        rate_per_sec: args.rate,
-        rate_burst: args.burst,
-        max_peers_per_room: args.max_peers,
-        max_rooms: args.max_rooms,
-        max_connections: args.max_connections,
-        max_id_len: args.max_id_len,
-        ping_interval: Duration::from_secs_f64(args.ping_interval),
-        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
-        turn,
-    };
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

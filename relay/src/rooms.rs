@@ -14,13 +14,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use axum::extract::ws::Utf8Bytes;
 use peercall_protocol::{
     codes, decode, encode, is_valid_id, Body, Decoded, Envelope, LeaveReason, PeerInfo,
-    PROTOCOL_VERSION, RELAY_ID,
+    MAX_NAME_CHARS, PROTOCOL_VERSION, RELAY_ID,
 };
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::conn::{Conn, Outbox};
+use crate::limits::{AddrKey, Kind, Slot};
 use crate::{lock, State};
 
 /// Every room with at least one peer.
@@ -29,16 +30,20 @@ pub(crate) struct Rooms {
     rooms: Mutex<HashMap<String, Room>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Room {
     /// By peer id; ordered so `welcome` lists are stable.
     members: BTreeMap<String, Member>,
+    /// Counts the room against the address that created it, while it lasts.
+    _creator: Slot,
 }
 
 #[derive(Debug)]
 struct Member {
     name: Option<String>,
     outbox: Outbox,
+    /// The address it joined from.
+    key: AddrKey,
 }
 
 impl Rooms {
@@ -46,6 +51,14 @@ impl Rooms {
     pub(crate) fn counts(&self) -> (usize, usize) {
         let rooms = lock(&self.rooms);
         (rooms.len(), rooms.values().map(|r| r.members.len()).sum())
+    }
+
+    /// Whether peer `id` is in `room` now, joined from address `key`.
+    pub(crate) fn is_member(&self, room: &str, id: &str, key: AddrKey) -> bool {
+        lock(&self.rooms)
+            .get(room)
+            .and_then(|r| r.members.get(id))
+            .is_some_and(|m| m.key == key)
     }
 }
 
@@ -81,7 +94,7 @@ impl Session {
             .or(self.path_room.as_deref())
     }
 
-    fn peer(&self) -> Option<&str> {
+    pub(crate) fn peer(&self) -> Option<&str> {
         self.bound.as_ref().map(|(_, id)| id.as_str())
     }
 
@@ -198,6 +211,25 @@ impl Session {
                 ),
             ));
         }
+        if name
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control))
+        {
+            return Err(Refusal(
+                codes::BAD_NAME,
+                format!("a name may have at most {MAX_NAME_CHARS} characters, none of them control characters"),
+            ));
+        }
+        if let Err(wait) = state.addrs.join(conn.key) {
+            return Err(Refusal(
+                codes::RATE_LIMITED,
+                format!(
+                    "too many joins from your address (at most {} a second); try again in {:.0} s",
+                    config.per_addr.joins_per_sec,
+                    wait.ceil()
+                ),
+            ));
+        }
 
         let mut rooms = lock(&state.rooms.rooms);
         let existing = rooms.get(&room);
@@ -210,6 +242,21 @@ impl Session {
                 ),
             ));
         }
+        let creator = match existing {
+            Some(_) => None,
+            None => match state.addrs.take(conn.key, Kind::Room) {
+                Ok(slot) => Some(slot),
+                Err(limit) => {
+                    return Err(Refusal(
+                        codes::TOO_MANY_ROOMS,
+                        format!(
+                            "{limit} rooms were opened from your address and are still in use; \
+                             end one of those calls first"
+                        ),
+                    ))
+                }
+            },
+        };
         if let Some(existing) = existing {
             match existing.members.get(&from) {
                 Some(member) if member.outbox.conn != conn.id => {
@@ -230,12 +277,19 @@ impl Session {
                 None => {}
             }
         }
-        let members = &mut rooms.entry(room.clone()).or_default().members;
+        let members = &mut rooms
+            .entry(room.clone())
+            .or_insert_with(|| Room {
+                members: BTreeMap::new(),
+                _creator: creator.expect("a new room has its creator's slot"),
+            })
+            .members;
         members.insert(
             from.clone(),
             Member {
                 name,
                 outbox: conn.outbox.clone(),
+                key: conn.key,
             },
         );
         let others: Vec<_> = members.iter().filter(|(id, _)| **id != from).collect();
@@ -389,6 +443,11 @@ fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> Vec<Outbox> {
     }
     if r.members.is_empty() {
         rooms.remove(room);
+        // After a flood of rooms the table would keep its size for good.
+        if rooms.capacity() > 1024 && rooms.capacity() > 8 * rooms.len() {
+            let keep = rooms.len() * 2;
+            rooms.shrink_to(keep);
+        }
         return Vec::new();
     }
     r.members.values().map(|m| m.outbox.clone()).collect()

@@ -9,11 +9,12 @@
 //! anyone who opens the app and no long-lived TURN password is ever in the
 //! static files. `GET /ice-servers` answers with them (see PROTOCOL.md 8).
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State as AxumState};
-use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL};
+use axum::extract::{ConnectInfo, Query, Request, State as AxumState};
+use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,6 +23,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha1::Sha1;
 
+use crate::limits::AddrKey;
 use crate::State;
 
 /// The TURN servers the relay hands credentials out for.
@@ -65,14 +67,18 @@ pub fn credential(secret: &str, expires: u64, user: Option<&str>) -> (String, St
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct Params {
     /// The asking peer's id, put in the username so coturn's logs say whose
-    /// allocation it is.
+    /// allocation it is: only if that peer is in `room` now, joined from
+    /// the same address, so nobody can put words of their choosing in
+    /// coturn's logs or pass for another peer there.
     id: Option<String>,
+    room: Option<String>,
 }
 
-/// `GET /ice-servers[?id=<peer id>]`.
+/// `GET /ice-servers[?id=<peer id>&room=<room id>]`.
 pub(crate) async fn ice_servers(
     AxumState(state): AxumState<Arc<State>>,
     Query(params): Query<Params>,
+    req: Request,
 ) -> Response {
     let headers = [
         (CACHE_CONTROL, "no-store"),
@@ -91,9 +97,32 @@ pub(crate) async fn ice_servers(
         )
             .into_response();
     };
-    let id = params
-        .id
-        .filter(|id| peercall_protocol::is_valid_id(id, state.config.max_id_len));
+    let remote = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+    let key = AddrKey::of(state.client_ip(remote, req.headers()));
+    if let Err(wait) = state.addrs.ice(key) {
+        tracing::warn!(addr = %key, "refused: TURN credentials asked too often");
+        let wait = wait.ceil().max(1.0);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (CACHE_CONTROL, "no-store".to_owned()),
+                (ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
+                (RETRY_AFTER, format!("{wait:.0}")),
+            ],
+            Json(json!({
+                "error": "rate_limited",
+                "message": format!("TURN credentials asked for too often from your address; try again in {wait:.0} s"),
+            })),
+        )
+            .into_response();
+    }
+    let id = match (params.id, params.room) {
+        (Some(id), Some(room)) if state.rooms.is_member(&room, &id, key) => Some(id),
+        _ => None,
+    };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -1,0 +1,311 @@
+//! What one client address may hold and do: open HTTP connections, open
+//! WebSockets, rooms it created, joins and TURN credential requests per
+//! second. Without these, one machine can take every connection slot or
+//! every room of the relay.
+//!
+//! An address is an IPv4 address or an IPv6 /64 (one subscriber's network:
+//! an attacker with IPv6 has billions of addresses in it). Behind a proxy
+//! named with `--trusted-proxy`, the limits apply to the client address the
+//! proxy puts last in `X-Forwarded-For`.
+//!
+//! Counts are released by dropping the [`Slot`] that took them, so no path
+//! (an error, a panic in a connection task) can leak one. Entries that hold
+//! nothing are swept once their rate buckets would be full again.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::lock;
+
+/// The unit the per-address limits count by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddrKey(IpAddr);
+
+impl AddrKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self(IpAddr::V6(Ipv6Addr::from(bits)))
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for AddrKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// The per-address limits (see `Config`).
+#[derive(Clone, Copy, Debug)]
+pub struct PerAddr {
+    pub http_connections: usize,
+    pub websockets: usize,
+    pub rooms: usize,
+    pub joins_per_sec: f64,
+    pub joins_burst: f64,
+    pub ice_per_sec: f64,
+    pub ice_burst: f64,
+}
+
+/// What is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Http,
+    WebSocket,
+    Room,
+}
+
+#[derive(Debug)]
+struct Entry {
+    http: usize,
+    websockets: usize,
+    rooms: usize,
+    joins: Bucket,
+    ice: Bucket,
+}
+
+/// A token bucket.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, per_sec: f64, burst: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_sec).min(burst);
+        self.last = now;
+    }
+
+    fn take(&mut self, per_sec: f64, burst: f64, now: Instant) -> bool {
+        self.refill(per_sec, burst, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Seconds until a token is there.
+    fn wait(&self, per_sec: f64) -> f64 {
+        if per_sec <= 0.0 {
+            return f64::INFINITY;
+        }
+        ((1.0 - self.tokens) / per_sec).max(0.0)
+    }
+}
+
+/// Every address that holds something or was heard from recently.
+#[derive(Debug)]
+pub(crate) struct Addresses {
+    limits: PerAddr,
+    map: Mutex<HashMap<AddrKey, Entry>>,
+}
+
+/// One counted thing, released when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    owner: Arc<Addresses>,
+    key: AddrKey,
+    kind: Kind,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.owner.map);
+        if let Some(e) = map.get_mut(&self.key) {
+            let n = match self.kind {
+                Kind::Http => &mut e.http,
+                Kind::WebSocket => &mut e.websockets,
+                Kind::Room => &mut e.rooms,
+            };
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+impl Addresses {
+    pub(crate) fn new(limits: PerAddr) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            map: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn entry<'a>(
+        &self,
+        map: &'a mut HashMap<AddrKey, Entry>,
+        key: AddrKey,
+        now: Instant,
+    ) -> &'a mut Entry {
+        let l = &self.limits;
+        map.entry(key).or_insert_with(|| Entry {
+            http: 0,
+            websockets: 0,
+            rooms: 0,
+            joins: Bucket::full(l.joins_burst, now),
+            ice: Bucket::full(l.ice_burst, now),
+        })
+    }
+
+    /// Takes one `kind` for `key`, or gives back the limit it is at.
+    pub(crate) fn take(self: &Arc<Self>, key: AddrKey, kind: Kind) -> Result<Slot, usize> {
+        let limit = match kind {
+            Kind::Http => self.limits.http_connections,
+            Kind::WebSocket => self.limits.websockets,
+            Kind::Room => self.limits.rooms,
+        };
+        let mut map = lock(&self.map);
+        let e = self.entry(&mut map, key, Instant::now());
+        let n = match kind {
+            Kind::Http => &mut e.http,
+            Kind::WebSocket => &mut e.websockets,
+            Kind::Room => &mut e.rooms,
+        };
+        if *n >= limit {
+            return Err(limit);
+        }
+        *n += 1;
+        Ok(Slot {
+            owner: self.clone(),
+            key,
+            kind,
+        })
+    }
+
+    /// Takes a join token, or gives back the seconds until one is there.
+    pub(crate) fn join(&self, key: AddrKey) -> Result<(), f64> {
+        let l = self.limits;
+        let now = Instant::now();
+        let mut map = lock(&self.map);
+        let b = &mut self.entry(&mut map, key, now).joins;
+        if b.take(l.joins_per_sec, l.joins_burst, now) {
+            Ok(())
+        } else {
+            Err(b.wait(l.joins_per_sec))
+        }
+    }
+
+    /// Takes a TURN credential token, or gives back the seconds to wait.
+    pub(crate) fn ice(&self, key: AddrKey) -> Result<(), f64> {
+        let l = self.limits;
+        let now = Instant::now();
+        let mut map = lock(&self.map);
+        let b = &mut self.entry(&mut map, key, now).ice;
+        if b.take(l.ice_per_sec, l.ice_burst, now) {
+            Ok(())
+        } else {
+            Err(b.wait(l.ice_per_sec))
+        }
+    }
+
+    /// Forgets addresses that hold nothing and whose buckets are full again.
+    pub(crate) fn sweep(&self) {
+        let l = self.limits;
+        let now = Instant::now();
+        lock(&self.map).retain(|_, e| {
+            e.joins.refill(l.joins_per_sec, l.joins_burst, now);
+            e.ice.refill(l.ice_per_sec, l.ice_burst, now);
+            e.http + e.websockets + e.rooms > 0
+                || e.joins.tokens < l.joins_burst
+                || e.ice.tokens < l.ice_burst
+        });
+        let mut map = lock(&self.map);
+        if map.capacity() > 64 && map.capacity() > 4 * map.len() {
+            map.shrink_to_fit();
+        }
+    }
+
+    /// Addresses remembered now.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    /// How often [`sweep`](Self::sweep) should run.
+    pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(10);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> PerAddr {
+        PerAddr {
+            http_connections: 2,
+            websockets: 1,
+            rooms: 1,
+            joins_per_sec: 1.0,
+            joins_burst: 2.0,
+            ice_per_sec: 1000.0,
+            ice_burst: 1.0,
+        }
+    }
+
+    #[test]
+    fn ipv6_counts_by_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(AddrKey::of(a), AddrKey::of(b));
+        assert_ne!(AddrKey::of(a), AddrKey::of(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(AddrKey::of(mapped), AddrKey::of(v4));
+        assert_eq!(AddrKey::of(a).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn slots_are_limited_per_address_and_released_on_drop() {
+        let addrs = Addresses::new(limits());
+        let a = AddrKey::of("10.0.0.1".parse().unwrap());
+        let b = AddrKey::of("10.0.0.2".parse().unwrap());
+        let h1 = addrs.take(a, Kind::Http).unwrap();
+        let _h2 = addrs.take(a, Kind::Http).unwrap();
+        assert_eq!(addrs.take(a, Kind::Http).unwrap_err(), 2);
+        let _other = addrs.take(b, Kind::Http).unwrap();
+        let _ws = addrs.take(a, Kind::WebSocket).unwrap();
+        assert!(addrs.take(a, Kind::WebSocket).is_err());
+        drop(h1);
+        let _h3 = addrs.take(a, Kind::Http).unwrap();
+    }
+
+    #[test]
+    fn joins_are_rate_limited_and_idle_addresses_forgotten() {
+        let addrs = Addresses::new(limits());
+        let a = AddrKey::of("10.0.0.1".parse().unwrap());
+        assert!(addrs.join(a).is_ok());
+        assert!(addrs.join(a).is_ok());
+        let wait = addrs.join(a).unwrap_err();
+        assert!(wait > 0.0 && wait <= 1.0, "{wait}");
+        assert!(addrs.ice(a).is_ok());
+        // Holds nothing, but its join bucket is not full: remembered.
+        addrs.sweep();
+        assert_eq!(addrs.len(), 1);
+        let slot = addrs.take(a, Kind::Room).unwrap();
+        drop(slot);
+        std::thread::sleep(Duration::from_millis(2100));
+        addrs.sweep();
+        assert_eq!(addrs.len(), 0);
+    }
+}
