@@ -4,8 +4,10 @@
 # twiggy), builds the release app, the relay and the load generator, and runs
 # bench/ (peercall-bench), which writes BENCHMARKS.md and bench/results.json.
 #
-# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay]...
-#   --quick  fewer repetitions: a smoke run (minutes), not numbers to publish
+# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay|soak]...
+#        scripts/bench.sh --build-only
+#   --quick       fewer repetitions: a smoke run (minutes), not numbers to publish
+#   --build-only  install and build, then stop (the test command checks this)
 # A full run takes about 21 minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -57,6 +59,10 @@ raise_fd_limit() {
 
 phase "install tools (skipped when cached)" setup
 phase "build (release app, relay, load generator)" build
+if [ "${1:-}" = --build-only ]; then
+	log "built: dist/, $PEERCALL_RELAY_BIN, $ROOT/target/server/peercall-bench"
+	exit 0
+fi
 raise_fd_limit
 export PEERCALL_BENCH_COMMAND="./scripts/bench.sh${*:+ $*}"
 phase "benchmarks" "$ROOT/target/server/peercall-bench" "$@"

@@ -163,6 +163,25 @@ web_tools() {
 
 	export PATH="$(dirname "$wb_bin"):$(dirname "$trunk_bin"):$bdir/node_modules/.bin:$PATH"
 	wasm_setup
+	fetch_crates
+}
+
+# fetch_crates: downloads every crate the builds need while the network may
+# be used, so the builds that run offline (trunk --offline) find them all:
+# the project's (Cargo.lock) and, where std is built from source, std's own
+# dependencies (dlmalloc and others, from library/Cargo.lock of
+# rust-web-src), which `cargo fetch` in the project does not name. A
+# no-op when they are in the cargo cache already.
+fetch_crates() {
+	[ -n "${CRATES_FETCHED:-}" ] && return 0
+	(cd "$ROOT" && timeout 600 cargo fetch --locked --quiet >&2) ||
+		die "cargo fetch of the project's crates failed or timed out (crates.io reachable? Cargo.lock current?)"
+	if [ "${WASM_ENV[*]}" != env ]; then
+		timeout 300 env PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 /usr/bin/cargo fetch --locked --quiet \
+			--manifest-path /usr/lib/rustlib/src/rust/library/Cargo.toml >&2 ||
+			die "cargo fetch of the wasm32 std's crates (library/Cargo.lock) failed or timed out (crates.io reachable?)"
+	fi
+	CRATES_FETCHED=1
 }
 
 # build_release: the release app into dist/ (trunk, never downloading).
@@ -236,6 +255,55 @@ start_test_relay() {
 	[ -n "$url" ] || die "the test relay did not start within 10 s: $(cat "$log")"
 	export PEERCALL_TEST_RELAY=$url TEST_RELAY_PID
 	log "test relay at $url (log: $log)"
+}
+
+# --- the README's commands, checked --------------------------------------
+
+# serves_app BASE: BASE/ is the app's index.html, the wasm it names is
+# served as a wasm module, and BASE/healthz (or $2/healthz) says ok.
+serves_app() {
+	local base=$1 health=${2:-$1} index wasm magic
+	index=$(curl -fsS --max-time 20 "$base/") || { log "no index.html at $base/"; return 1; }
+	wasm=$(printf '%s' "$index" | grep -o '[^"'"'"' ]*_bg\.wasm' | head -1)
+	[ -n "$wasm" ] || { log "$base/ names no wasm"; return 1; }
+	magic=$(curl -fsS --max-time 60 "$base/${wasm#/}" | head -c 4 | od -An -tx1 | tr -d ' \n')
+	[ "$magic" = 0061736d ] || { log "$base/${wasm#/} is not a wasm module"; return 1; }
+	curl -fsS --max-time 10 "$health/healthz" | grep -q '"status":"ok"' ||
+		{ log "$health/healthz does not say ok"; return 1; }
+	log "serves the app: $base/ (index, ${wasm#/}), $health/healthz"
+}
+
+# wait_for_line LOG PID SECONDS REGEX: waits until LOG has a line matching
+# REGEX (printed), while PID lives.
+wait_for_line() {
+	local log=$1 pid=$2 secs=$3 re=$4 i line
+	for ((i = 0; i < secs * 2; i++)); do
+		line=$(grep -m1 -oE "$re" "$log" 2>/dev/null || true)
+		[ -n "$line" ] && { printf '%s\n' "$line"; return 0; }
+		kill -0 "$pid" 2>/dev/null || { log "exited before printing /$re/; its log:"; tail -40 "$log" >&2; return 1; }
+		sleep 0.5
+	done
+	log "no /$re/ within $secs s; its log:"
+	tail -40 "$log" >&2
+	return 1
+}
+
+# stop_group PID: SIGTERM to the process group PID leads (setsid), then
+# waits up to 20 s; fails if anything of it is left.
+stop_group() {
+	local pid=$1 i
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < 40; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || return 0
+		sleep 0.5
+	done
+	log "process group $pid still running 20 s after SIGTERM; killing it"
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	return 1
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 stop_test_relay() {

@@ -4,6 +4,10 @@
 # headless Chromium and Firefox, the release build, and end-to-end tests that
 # open the served app in real browsers (calls included, some through coturn).
 #
+# It starts by running the README's run command, the develop command and the
+# benchmark's build step as a new user would, before anything else has
+# filled the caches, and checks that each serves (or builds) the app.
+#
 # Usage: scripts/test.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -27,6 +31,54 @@ wasm_browser_tests() {
 	esac
 }
 
+# The README's run command, as a new user runs it: it must install what it
+# needs, build, and serve the app; SIGTERM stops it cleanly.
+check_run_command() {
+	apt_ensure curl
+	local log="$ROOT/target/check-run.log" pid url
+	mkdir -p "$ROOT/target"
+	setsid ./scripts/run.sh --port 0 >"$log" 2>&1 &
+	pid=$!
+	url=$(wait_for_line "$log" "$pid" 3600 'peercall is running: open http://[0-9.:]+') || return 1
+	url=${url##* }
+	serves_app "${url%/}" || { stop_group "$pid"; return 1; }
+	stop_group "$pid" || return 1
+	wait "$pid" || { log "run.sh exited with $? after SIGTERM; its log: $log"; return 1; }
+}
+
+# The develop command: the relay and trunk serve (a debug build, rebuilt on
+# save) on free ports; the app through trunk, /healthz through its proxy.
+check_dev_command() {
+	apt_ensure curl
+	local log="$ROOT/target/check-dev.log" pid relay_port dev_port
+	relay_port=$(free_port)
+	dev_port=$(free_port)
+	setsid ./scripts/dev.sh --port "$relay_port" --dev-port "$dev_port" >"$log" 2>&1 &
+	pid=$!
+	# trunk serves once its first build is done (a debug build: minutes on
+	# a fresh machine).
+	local i
+	for ((i = 0; i < 900; i++)); do
+		serves_app "http://127.0.0.1:$dev_port" 2>/dev/null && break
+		kill -0 "$pid" 2>/dev/null || { log "dev.sh exited; its log:"; tail -40 "$log" >&2; return 1; }
+		sleep 2
+	done
+	serves_app "http://127.0.0.1:$dev_port" || { tail -40 "$log" >&2; stop_group "$pid"; return 1; }
+	stop_group "$pid"
+}
+
+# The benchmark command's build step: the release app, the relay and the
+# load generator, built as bench.sh builds them.
+check_bench_build() {
+	./scripts/bench.sh --build-only || return 1
+	[ -f dist/index.html ] && ls dist/*_bg.wasm >/dev/null || { log "bench build left no app in dist/"; return 1; }
+	"$ROOT/target/server/peercall-relay" --help >/dev/null || return 1
+	"$ROOT/target/server/peercall-bench" --help >/dev/null
+}
+
+phase "README run command (scripts/run.sh)" check_run_command
+phase "develop command (scripts/dev.sh)" check_dev_command
+phase "bench build step (scripts/bench.sh --build-only)" check_bench_build
 phase "install tools (skipped when cached)" setup
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "clippy (host, all crates)" cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -36,5 +88,5 @@ phase "relay for the browser tests" start_test_relay
 phase "browser tests: headless Chromium" wasm_browser_tests chrome
 phase "browser tests: headless Firefox" wasm_browser_tests firefox
 stop_test_relay
-phase "release build (trunk)" build_release
+# dist/ holds the release build the run command and the bench build made.
 phase "end-to-end (served app, real browser)" run_e2e -- --test-threads=1

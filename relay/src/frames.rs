@@ -305,7 +305,10 @@ mod tests {
         clock.set(Some(now));
         let later = now + Duration::from_secs(3);
         let d = clock.in_progress_for(later).unwrap();
-        assert!(d >= Duration::from_millis(2990) && d <= Duration::from_secs(3), "{d:?}");
+        assert!(
+            d >= Duration::from_millis(2990) && d <= Duration::from_secs(3),
+            "{d:?}"
+        );
         clock.set(None);
         assert_eq!(clock.in_progress_for(later), None);
     }

@@ -154,7 +154,8 @@ impl Config {
         // control characters, so a character is at most 4 bytes in JSON)
         // and the syntax.
         let per_peer = self.max_id_len + 4 * peercall_protocol::MAX_NAME_CHARS + 24;
-        let welcome = 128 + self.max_id_len * 3 + self.max_peers_per_room.saturating_sub(1) * per_peer;
+        let welcome =
+            128 + self.max_id_len * 3 + self.max_peers_per_room.saturating_sub(1) * per_peer;
         if welcome > self.max_message_bytes {
             return Err(format!(
                 "--max-peers {} could make a welcome of {welcome} bytes, over --max-message-bytes {}: \
@@ -167,7 +168,10 @@ impl Config {
             ("--max-http-connections", self.max_http_connections),
             ("--max-peers", self.max_peers_per_room),
             ("--max-rooms", self.max_rooms),
-            ("--max-http-connections-per-ip", self.per_addr.http_connections),
+            (
+                "--max-http-connections-per-ip",
+                self.per_addr.http_connections,
+            ),
             ("--max-connections-per-ip", self.per_addr.websockets),
             ("--max-rooms-per-ip", self.per_addr.rooms),
         ] {
@@ -255,7 +259,9 @@ pub(crate) struct Held(Arc<Gauge>);
 impl Gauge {
     pub(crate) fn take(self: &Arc<Self>, max: usize) -> Option<Held> {
         self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Held(self.clone()))
     }

@@ -143,7 +143,11 @@ struct Args {
     /// A reverse proxy in front of the relay (repeat): connections from it
     /// are counted under the client address it gives last in
     /// X-Forwarded-For, and it is exempt from the per-address HTTP limit.
-    #[arg(long = "trusted-proxy", env = "PEERCALL_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "PEERCALL_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<IpAddr>,
 }
 
