@@ -308,7 +308,15 @@ pub(crate) async fn run(
                     }
                     sink.flush().await
                 };
-                match tokio::time::timeout(deadline, write).await {
+                let written = tokio::select! {
+                    written = tokio::time::timeout(deadline, write) => written,
+                    // Its queue filled while the write waited.
+                    () = too_slow.notified() => {
+                        tracing::warn!(conn = id, %addr, "client reads too slowly (queue full); disconnected");
+                        break ("too slow", Some((CloseCode::Again, "too slow: messages backed up")));
+                    }
+                };
+                match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break ("write error", None),
                     Err(_) => {

@@ -284,6 +284,8 @@ pub struct State {
     rooms: rooms::Rooms,
     dumb: dumb::Everyone,
     shutdown: watch::Sender<bool>,
+    /// Ends every connection task at once: after the shutdown timeout.
+    killed: watch::Sender<bool>,
     next_conn: AtomicU64,
     /// Open WebSockets.
     websockets: Arc<Gauge>,
@@ -302,6 +304,7 @@ impl State {
             rooms: rooms::Rooms::default(),
             dumb: dumb::Everyone::default(),
             shutdown: watch::channel(false).0,
+            killed: watch::channel(false).0,
             next_conn: AtomicU64::new(1),
             websockets: Arc::default(),
             http: Arc::default(),
@@ -328,6 +331,23 @@ impl State {
     /// Closes every WebSocket with 1001 "going away".
     fn shut_down(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Runs a connection's task where shutdown waits for it, and where
+    /// [`kill`](Self::kill) ends it.
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut killed = self.killed.subscribe();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = async { let _ = killed.wait_for(|&k| k).await; } => {}
+            }
+        });
+    }
+
+    /// Drops every connection still open.
+    fn kill(&self) {
+        self.killed.send_replace(true);
     }
 }
 

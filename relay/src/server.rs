@@ -139,7 +139,7 @@ pub(crate) async fn run(
             .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades();
         let mut down = state.shutdown.subscribe();
-        state.tasks.spawn(async move {
+        state.spawn(async move {
             let _places = (held, per_addr);
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -172,6 +172,8 @@ pub(crate) async fn run(
             "connections still open after {} s; dropping them",
             config.shutdown_timeout.as_secs_f64()
         );
+        state.kill();
+        state.tasks.wait().await;
     }
     Ok(())
 }

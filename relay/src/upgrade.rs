@@ -123,7 +123,7 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
         _per_addr: per_addr,
     };
     let task_state = state.clone();
-    state.tasks.spawn(async move {
+    state.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
