@@ -266,7 +266,11 @@ serves_app() {
 	index=$(curl -fsS --max-time 20 "$base/") || { log "no index.html at $base/"; return 1; }
 	wasm=$(printf '%s' "$index" | grep -o '[^"'"'"' ]*_bg\.wasm' | head -1)
 	[ -n "$wasm" ] || { log "$base/ names no wasm"; return 1; }
-	magic=$(curl -fsS --max-time 60 "$base/${wasm#/}" | head -c 4 | od -An -tx1 | tr -d ' \n')
+	local tmp
+	tmp=$(mktemp)
+	curl -fsS --max-time 60 -o "$tmp" "$base/${wasm#/}" || { rm -f "$tmp"; log "cannot fetch $base/${wasm#/}"; return 1; }
+	magic=$(head -c 4 "$tmp" | od -An -tx1 | tr -d ' \n')
+	rm -f "$tmp"
 	[ "$magic" = 0061736d ] || { log "$base/${wasm#/} is not a wasm module"; return 1; }
 	curl -fsS --max-time 10 "$health/healthz" | grep -q '"status":"ok"' ||
 		{ log "$health/healthz does not say ok"; return 1; }

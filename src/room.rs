@@ -270,7 +270,8 @@ impl Room {
         Self {
             room: room.to_owned(),
             me: me.to_owned(),
-            name,
+            // What the relay accepts (PROTOCOL.md 5.1); longer is cut.
+            name: name.as_deref().and_then(peercall_protocol::clean_name),
             timing,
             seq: 0,
             last_broadcast_ms: None,
@@ -580,17 +581,15 @@ impl Room {
                 for peer in peers.into_iter().filter(|p| p.id != self.me) {
                     self.before.insert(peer.id.clone());
                     if !self.peers.contains_key(&peer.id) {
+                        let name = peer.name.as_deref().and_then(peercall_protocol::clean_name);
                         self.peers.insert(
                             peer.id.clone(),
                             Peer {
-                                name: peer.name.clone(),
+                                name: name.clone(),
                                 last_heard_ms: now_ms,
                             },
                         );
-                        out.events.push(Event::Joined {
-                            id: peer.id,
-                            name: peer.name,
-                        });
+                        out.events.push(Event::Joined { id: peer.id, name });
                     }
                 }
             }
@@ -618,6 +617,8 @@ impl Room {
         out: &mut Output,
         greet: bool,
     ) {
+        // Over a relay that checks nothing, a peer may send any name.
+        let name = name.as_deref().and_then(peercall_protocol::clean_name);
         match self.peers.get_mut(from) {
             Some(peer) => {
                 peer.last_heard_ms = now_ms;

@@ -74,6 +74,32 @@ fn join_is_answered_with_present_and_both_know_each_other() {
 }
 
 #[test]
+fn names_are_cut_to_what_the_relay_accepts_both_ways() {
+    // Ours, before it is sent: the relay refuses longer ones (bad_name).
+    let mut a = Room::new("r", "a", Some(format!("  {}\u{7}  ", "n".repeat(100))), T);
+    let sent = parse(&a.join(0));
+    assert_eq!(sent["name"], "n".repeat(peercall_protocol::MAX_NAME_CHARS));
+    // Theirs, as a relay that checks nothing may pass it on.
+    let huge = "x".repeat(60_000);
+    let out = a.receive(
+        &from("b", 1, None, json!({"type": "join", "name": huge})),
+        0,
+    );
+    let Some(Event::Joined {
+        name: Some(name), ..
+    }) = out.events.first()
+    else {
+        panic!("{:?}", out.events);
+    };
+    assert_eq!(name.chars().count(), peercall_protocol::MAX_NAME_CHARS);
+    let out = a.receive(
+        &from("c", 1, None, json!({"type": "join", "name": "\u{1b}[31m"})),
+        0,
+    );
+    assert_eq!(out.events, vec![joined("c", Some("[31m"))]);
+}
+
+#[test]
 fn echoes_other_rooms_and_other_recipients_are_ignored() {
     let mut a = room("a");
     let own = a.join(0);

@@ -19,18 +19,19 @@ mod relay;
 mod report;
 mod setup;
 mod size;
+mod soak;
 mod stats;
 mod transfer;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use relay::{Programs, Which};
 
 /// Everything one run measured; written to bench/results.json.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Results {
     pub machine: Machine,
     pub command: String,
@@ -40,9 +41,15 @@ pub struct Results {
     pub transfer: Option<transfer::TransferResults>,
     pub mesh: Option<mesh::MeshResults>,
     pub relay: Option<RelayResults>,
+    #[serde(default)]
+    pub soak: Option<soak::SoakResults>,
+    /// Parts not measured in this run (`--only`), kept from bench/results.json
+    /// as an earlier run wrote them: part name -> that run's machine facts.
+    #[serde(default)]
+    pub earlier: std::collections::BTreeMap<String, Machine>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Machine {
     pub date: String,
     pub cpu: String,
@@ -54,7 +61,7 @@ pub struct Machine {
     pub node: String,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RelayResults {
     pub idle: Vec<relay::IdleRun>,
     pub fanout: Vec<relay::FanoutRun>,
@@ -120,11 +127,11 @@ async fn run() -> Result<(), String> {
             "--quick" => quick = true,
             "--only" => only.push(
                 args.next()
-                    .ok_or("--only needs setup, size, transfer, mesh or relay")?,
+                    .ok_or("--only needs setup, size, transfer, mesh, relay or soak")?,
             ),
             "-h" | "--help" => {
                 println!(
-                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay]..."
+                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak]..."
                 );
                 return Ok(());
             }
@@ -132,9 +139,9 @@ async fn run() -> Result<(), String> {
         }
     }
     for o in &only {
-        if !["setup", "size", "transfer", "mesh", "relay"].contains(&o.as_str()) {
+        if !PARTS.contains(&o.as_str()) {
             return Err(format!(
-                "--only {o}: not one of setup, size, transfer, mesh, relay"
+                "--only {o}: not one of setup, size, transfer, mesh, relay, soak"
             ));
         }
     }
@@ -176,6 +183,15 @@ async fn run() -> Result<(), String> {
     if wants("relay") {
         results.relay = Some(relay_bench(&repo, quick).await?);
     }
+    if wants("soak") {
+        eprintln!(
+            "==> soak: hostile loads on the relay during a call (two headless Chromium processes)"
+        );
+        results.soak = Some(soak::measure(quick).await?);
+    }
+    if !only.is_empty() {
+        keep_earlier(&mut results, &repo.join("bench/results.json"));
+    }
 
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     let json_path = repo.join("bench/results.json");
@@ -185,6 +201,46 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", md_path.display()))?;
     eprintln!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(())
+}
+
+/// The parts of the benchmark, in the order a full run measures them.
+const PARTS: [&str; 6] = ["size", "transfer", "mesh", "setup", "relay", "soak"];
+
+/// After a run of some parts, the others as the last run that measured them
+/// left them in `path`, each marked with that run's machine and commit.
+fn keep_earlier(results: &mut Results, path: &std::path::Path) {
+    let Some(old) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Results>(&text).ok())
+    else {
+        return;
+    };
+    let from = |part: &str| {
+        old.earlier
+            .get(part)
+            .cloned()
+            .unwrap_or_else(|| old.machine.clone())
+    };
+    let mut keep = |part: &str, missing: bool| {
+        if missing {
+            results.earlier.insert(part.to_owned(), from(part));
+        }
+    };
+    keep("setup", results.setup.is_none() && old.setup.is_some());
+    keep("size", results.size.is_none() && old.size.is_some());
+    keep(
+        "transfer",
+        results.transfer.is_none() && old.transfer.is_some(),
+    );
+    keep("mesh", results.mesh.is_none() && old.mesh.is_some());
+    keep("relay", results.relay.is_none() && old.relay.is_some());
+    keep("soak", results.soak.is_none() && old.soak.is_some());
+    results.setup = results.setup.take().or(old.setup);
+    results.size = results.size.take().or(old.size);
+    results.transfer = results.transfer.take().or(old.transfer);
+    results.mesh = results.mesh.take().or(old.mesh);
+    results.relay = results.relay.take().or(old.relay);
+    results.soak = results.soak.take().or(old.soak);
 }
 
 async fn relay_bench(repo: &std::path::Path, quick: bool) -> Result<RelayResults, String> {

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use peercall_e2e::call::start_call;
 use peercall_e2e::{Browser, Kind, Relay};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One participant over the window.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Participant {
     /// CPU time over wall time: 1.0 is one core kept busy.
     pub cpu_cores: f64,
@@ -32,14 +32,14 @@ pub struct Participant {
 }
 
 /// One call of `people`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MeshRun {
     pub people: usize,
     pub window_s: f64,
     pub participants: Vec<Participant>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct MeshResults {
     pub sizes: Vec<usize>,
     pub runs: Vec<MeshRun>,

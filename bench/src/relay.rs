@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -32,7 +32,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Which relay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Which {
     Peercall,
@@ -210,7 +210,7 @@ async fn connect_many(
 }
 
 /// Memory with `conns` idle connections open.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IdlePoint {
     pub conns: usize,
     pub rss_bytes: u64,
@@ -219,7 +219,7 @@ pub struct IdlePoint {
 }
 
 /// One idle run: a fresh relay, connections added up to each of `steps`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IdleRun {
     pub relay: Which,
     pub baseline_rss_bytes: u64,
@@ -264,7 +264,7 @@ pub async fn idle(which: Which, programs: &Programs, steps: &[usize]) -> Result<
 }
 
 /// One offered rate in a fan-out run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FanoutStep {
     /// Messages per second the senders aimed for (all senders together).
     pub offered_per_s: f64,
@@ -284,7 +284,7 @@ pub struct FanoutStep {
     pub saturated: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FanoutRun {
     pub relay: Which,
     pub room_size: usize,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use peercall_e2e::call::now_ms;
 use peercall_e2e::{Browser, Kind, Relay};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::stats::Summary;
@@ -33,7 +33,7 @@ pub const PHASES: &[(&str, &str)] = &[
     ("first-frame", "first remote frame shown"),
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Page {
     Peercall,
@@ -66,7 +66,7 @@ impl Page {
 }
 
 /// One measured visit.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Visit {
     pub page: Page,
     pub repeat: bool,
@@ -75,7 +75,7 @@ pub struct Visit {
     pub phases: BTreeMap<String, f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PageSummary {
     pub page: Page,
     pub repeat: bool,
@@ -84,7 +84,7 @@ pub struct PageSummary {
     pub phases_median_ms: BTreeMap<String, f64>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SetupResults {
     pub runs: usize,
     pub visits: Vec<Visit>,

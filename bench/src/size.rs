@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use peercall_relay::compress::{brotli_best, gzip_best};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Total gzip budget for what a first visit downloads (issue 8): 150 KB.
 pub const BUDGET_GZIP: u64 = 150_000;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FileSize {
     pub file: String,
     pub kind: String,
@@ -20,14 +20,14 @@ pub struct FileSize {
     pub brotli: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Contributor {
     pub name: String,
     pub bytes: u64,
     pub percent: f64,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SizeResults {
     pub files: Vec<FileSize>,
     pub total_raw: u64,

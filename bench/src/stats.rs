@@ -1,9 +1,9 @@
 //! Summaries of repeated measurements: median, min, max, percentiles.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A measurement repeated several times.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub median: f64,
     pub min: f64,

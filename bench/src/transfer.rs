@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use peercall_e2e::call::{assert_receiving, start_call, wait_connected};
 use peercall_e2e::{Browser, Kind, Relay};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One transfer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransferRun {
     pub bytes: u64,
     pub seconds: f64,
@@ -39,7 +39,7 @@ impl TransferRun {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TransferResults {
     pub sizes: Vec<u64>,
     pub runs: Vec<TransferRun>,

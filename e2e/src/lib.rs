@@ -109,6 +109,21 @@ impl Relay {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// The relay's process id (for its memory, from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Stops it with SIGTERM (a graceful shutdown) and waits for it to exit.
+    pub async fn terminate(mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.pid().ok_or("the relay has exited already")?;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        self.child.wait().await.map_err(|e| e.to_string())
+    }
 }
 
 /// A real TURN server: coturn's `turnserver` on a free loopback port,

@@ -39,6 +39,20 @@ pub const MAX_ID_LEN: usize = 64;
 /// so no `welcome` can outgrow [`MAX_MESSAGE_BYTES`].
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// A display name as it may be sent and shown: trimmed, without control
+/// characters, at most [`MAX_NAME_CHARS`] characters; `None` if nothing is
+/// left.
+pub fn clean_name(name: &str) -> Option<String> {
+    let clean: String = name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let clean = clean.trim_end();
+    (!clean.is_empty()).then(|| clean.to_owned())
+}
+
 /// Whether `id` is a well-formed room or peer id: 1 to `max_len` characters,
 /// each an ASCII letter, digit, `-` or `_` (the URL-safe base64 alphabet).
 pub fn is_valid_id(id: &str, max_len: usize) -> bool {
@@ -494,6 +508,17 @@ pub fn encode(envelope: &Envelope) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn names_are_cleaned_to_what_the_relay_accepts() {
+        assert_eq!(clean_name("  Ada  "), Some("Ada".into()));
+        assert_eq!(clean_name("A\u{7}d\na"), Some("Ada".into()));
+        assert_eq!(clean_name(" \t "), None);
+        let long = "\u{1F600}".repeat(100);
+        let clean = clean_name(&long).unwrap();
+        assert_eq!(clean.chars().count(), MAX_NAME_CHARS);
+    }
+
     use super::*;
 
     fn envelope(to: Option<&str>, body: Body) -> Envelope {

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use peercall_protocol::codes;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -282,6 +283,11 @@ pub(crate) async fn run(
                     Some(Err(WsError::Utf8(e))) => {
                         tracing::warn!(conn = id, %addr, error = %e, "text frame that is not UTF-8");
                         break ("invalid UTF-8", Some((CloseCode::Invalid, "text must be UTF-8")));
+                    }
+                    // A client that drops the TCP connection without a
+                    // close frame is a lost connection, not a broken one.
+                    Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                        break ("connection lost", None);
                     }
                     Some(Err(WsError::Protocol(e))) => {
                         tracing::warn!(conn = id, %addr, error = %e, "WebSocket protocol error");

@@ -277,6 +277,29 @@ impl Drop for Held {
     }
 }
 
+/// One log line per `LOG_EVERY` for refusals that come in floods, saying
+/// how many it stands for.
+#[derive(Debug, Default)]
+pub(crate) struct Hush(std::sync::Mutex<(Option<std::time::Instant>, u64)>);
+
+impl Hush {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    /// Some(refusals since the last line) when a line is due.
+    pub(crate) fn due(&self) -> Option<u64> {
+        let mut g = lock(&self.0);
+        g.1 += 1;
+        let now = std::time::Instant::now();
+        if g.0.is_none_or(|t| now.duration_since(t) >= Self::EVERY) {
+            let n = g.1;
+            *g = (Some(now), 0);
+            Some(n)
+        } else {
+            None
+        }
+    }
+}
+
 /// Shared state of one relay process.
 #[derive(Debug)]
 pub struct State {
@@ -294,6 +317,8 @@ pub struct State {
     addrs: Arc<limits::Addresses>,
     /// Every connection's task, waited for on shutdown.
     tasks: TaskTracker,
+    /// Refused upgrades, logged once per 5 s.
+    refused: Hush,
 }
 
 impl State {
@@ -309,6 +334,7 @@ impl State {
             websockets: Arc::default(),
             http: Arc::default(),
             tasks: TaskTracker::new(),
+            refused: Hush::default(),
         }
     }
 

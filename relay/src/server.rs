@@ -3,8 +3,13 @@
 //! shutdown.
 //!
 //! - At most `max_http_connections` connections that are not WebSockets,
-//!   and `per_addr.http_connections` from one address; past those a new
-//!   connection is closed at once, before it can hold anything.
+//!   and `per_addr.http_connections` from one address. Past the first, the
+//!   connection that has been idle longest (no request in progress: still
+//!   waiting for its first headers, or kept alive after a response) is
+//!   closed to make room, so connections that hold a place and do nothing
+//!   cannot lock new clients out; only when every connection is busy is the
+//!   new one closed at once. Past the per-address limit, the new one is
+//!   closed at once.
 //! - hyper's HTTP/1 server with a timer: headers must arrive within
 //!   `header_timeout` (which also ends idle kept-alive connections), and
 //!   may take at most `max_header_bytes`.
@@ -12,8 +17,9 @@
 //!   connections finish their request, and all of it is waited for up to
 //!   `shutdown_timeout`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -21,11 +27,71 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::limits::{AddrKey, Kind};
-use crate::{router, State};
+use crate::{lock, router, State};
+
+/// Connections let in over `max_http_connections` while the ones closed to
+/// make room for them are still going (descriptors for them are in the
+/// budget: `Config::fit_descriptors` counts two per HTTP connection).
+const EVICTION_SLACK: usize = 64;
+
+/// The HTTP connections and whether each has a request in progress, to
+/// pick the one idle longest when a place is needed.
+#[derive(Debug, Default)]
+struct Pool {
+    map: Mutex<HashMap<u64, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// `None` while a request is being answered.
+    idle_since: Option<Instant>,
+    evict: Arc<Notify>,
+}
+
+impl Pool {
+    fn add(&self, id: u64) -> Arc<Notify> {
+        let evict = Arc::new(Notify::new());
+        lock(&self.map).insert(
+            id,
+            Entry {
+                idle_since: Some(Instant::now()),
+                evict: evict.clone(),
+            },
+        );
+        evict
+    }
+
+    fn set_busy(&self, id: u64, busy: bool) {
+        if let Some(e) = lock(&self.map).get_mut(&id) {
+            e.idle_since = (!busy).then(Instant::now);
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        lock(&self.map).remove(&id);
+    }
+
+    /// Tells the connection idle longest to close; false if none is idle.
+    fn evict_oldest(&self) -> bool {
+        let mut map = lock(&self.map);
+        let oldest = map
+            .iter()
+            .filter_map(|(id, e)| e.idle_since.map(|t| (t, *id)))
+            .min();
+        match oldest.and_then(|(_, id)| map.remove(&id)) {
+            Some(e) => {
+                e.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 /// At most one log line per this long for refusals at accept, which come in
 /// floods.
@@ -89,7 +155,10 @@ pub(crate) async fn run(
         })
     };
 
-    let mut over_global = Throttled::new("too many HTTP connections");
+    let pool = Arc::new(Pool::default());
+    let mut next_id = 0u64;
+    let mut over_global = Throttled::new("too many HTTP connections, none of them idle");
+    let mut evicted = Throttled::new("HTTP connections full: closed the one idle longest");
     let mut over_addr = Throttled::new("too many HTTP connections from one address");
     let mut accept_errors = Throttled::new("accept failed");
     tokio::pin!(shutdown);
@@ -108,9 +177,25 @@ pub(crate) async fn run(
                 }
             },
         };
-        let Some(held) = state.http.take(config.max_http_connections) else {
-            over_global.hit(remote, config.max_http_connections);
-            continue;
+        let held = match state.http.take(config.max_http_connections) {
+            Some(held) => held,
+            None if pool.evict_oldest() => {
+                evicted.hit(remote, config.max_http_connections);
+                match state
+                    .http
+                    .take(config.max_http_connections + EVICTION_SLACK)
+                {
+                    Some(held) => held,
+                    None => {
+                        over_global.hit(remote, config.max_http_connections);
+                        continue;
+                    }
+                }
+            }
+            None => {
+                over_global.hit(remote, config.max_http_connections);
+                continue;
+            }
         };
         let per_addr = if config.trusted_proxies.contains(&remote.ip()) {
             None
@@ -130,15 +215,27 @@ pub(crate) async fn run(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY: {e}");
         }
+        next_id += 1;
+        let id = next_id;
+        let evict = pool.add(id);
         let app = app.clone();
+        let in_service = pool.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(remote));
-            app.clone().oneshot(req)
+            in_service.set_busy(id, true);
+            let answer = app.clone().oneshot(req);
+            let pool = in_service.clone();
+            async move {
+                let response = answer.await;
+                pool.set_busy(id, false);
+                response
+            }
         });
         let conn = http
             .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades();
         let mut down = state.shutdown.subscribe();
+        let pool = pool.clone();
         state.spawn(async move {
             let _places = (held, per_addr);
             tokio::pin!(conn);
@@ -148,7 +245,14 @@ pub(crate) async fn run(
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
+                () = evict.notified() => {
+                    // Idle: nothing is lost. A response that just began may
+                    // finish, briefly.
+                    conn.as_mut().graceful_shutdown();
+                    tokio::time::timeout(Duration::from_secs(1), conn).await.unwrap_or(Ok(()))
+                }
             };
+            pool.remove(id);
             if let Err(e) = result {
                 tracing::debug!(addr = %remote, error = %e, "HTTP connection ended");
             }

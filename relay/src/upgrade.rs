@@ -80,7 +80,9 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
 
     let config = &state.config;
     let Some(websocket) = state.websockets.take(config.max_connections) else {
-        tracing::warn!(%addr, open = state.websockets.now(), "refused: connection limit reached");
+        if let Some(n) = state.refused.due() {
+            tracing::warn!(%addr, open = state.websockets.now(), refused = n, "refused: connection limit reached (one line per 5 s)");
+        }
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(RETRY_AFTER, "10")],
@@ -91,7 +93,9 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
     let per_addr = match state.addrs.take(key, Kind::WebSocket) {
         Ok(slot) => slot,
         Err(limit) => {
-            tracing::warn!(%addr, limit, "refused: connections per address");
+            if let Some(n) = state.refused.due() {
+                tracing::warn!(%addr, limit, refused = n, "refused: connections per address (one line per 5 s)");
+            }
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(RETRY_AFTER, "10")],

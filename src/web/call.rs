@@ -105,7 +105,7 @@ impl Call {
         let credentials_url = config.credentials_url_for(&relay_url);
         let (signaling, updates) = SignalingClient::start(Options {
             url: relay_url,
-            room,
+            room: room.clone(),
             me: me.clone(),
             name,
             timing: Timing::default(),
@@ -126,6 +126,7 @@ impl Call {
         wasm_bindgen_futures::spawn_local(run(
             Session {
                 me,
+                room,
                 servers: config.ice_servers.clone(),
                 setup: IceSetup::new(
                     &config.ice_servers,
@@ -234,6 +235,7 @@ struct PeerSession {
 
 struct Session {
     me: String,
+    room: String,
     config: CallConfig,
     /// The configured ICE servers plus the relay's TURN credentials.
     servers: Vec<IceServer>,
@@ -331,11 +333,13 @@ fn now_s() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
-/// Asks `url` for TURN credentials for peer `me`, giving up after 5 s.
-async fn fetch_grant(url: &str, me: &str) -> (Credentials, Option<Grant>) {
+/// Asks `url` for TURN credentials for peer `me` in `room`, giving up
+/// after 5 s. (The relay names us in the username only once we are in the
+/// room: PROTOCOL.md 8.)
+async fn fetch_grant(url: &str, me: &str, room: &str) -> (Credentials, Option<Grant>) {
     use futures::FutureExt;
     let sep = if url.contains('?') { '&' } else { '?' };
-    let full = format!("{url}{sep}id={me}");
+    let full = format!("{url}{sep}id={me}&room={room}");
     let ask = async {
         let res = gloo_net::http::Request::get(&full).send().await?;
         let status = res.status();
@@ -376,7 +380,7 @@ impl Session {
         let Some(url) = &self.credentials_url else {
             return;
         };
-        let (credentials, grant) = fetch_grant(url, &self.me).await;
+        let (credentials, grant) = fetch_grant(url, &self.me, &self.room).await;
         self.servers = self.config.ice_servers.clone();
         if let Some(grant) = grant {
             self.servers.extend(grant.servers);
