@@ -237,6 +237,9 @@ pub struct Room {
     peers: BTreeMap<String, Peer>,
     history: HashMap<String, History>,
     rejoin_at_ms: Option<u64>,
+    /// Our last `join` has been answered with `welcome` (by a relay that
+    /// sends them).
+    welcomed: bool,
     capacity: usize,
     /// When we first joined: the room is counted until
     /// [`ADMISSION_MS`] after.
@@ -278,6 +281,7 @@ impl Room {
             peers: BTreeMap::new(),
             history: HashMap::new(),
             rejoin_at_ms: None,
+            welcomed: false,
             capacity: MAX_PEOPLE,
             joined_at_ms: None,
             refused: false,
@@ -315,6 +319,7 @@ impl Room {
     /// connection is re-established (same id, so peers keep their calls).
     pub fn join(&mut self, now_ms: u64) -> String {
         self.joined_at_ms.get_or_insert(now_ms);
+        self.welcomed = false;
         self.broadcast(
             Body::Join {
                 name: self.name.clone(),
@@ -574,6 +579,7 @@ impl Room {
         match e.body {
             Body::Welcome { peers } => {
                 self.rejoin_at_ms = None;
+                self.welcomed = true;
                 out.events.push(Event::Welcomed);
                 // Those already here answer our join with `present` too;
                 // whichever arrives first counts. Their heartbeats keep
@@ -594,7 +600,11 @@ impl Room {
                 }
             }
             Body::Error { code, message } => {
-                if code == codes::ID_TAKEN && self.rejoin_at_ms.is_none() {
+                // The relay still holds our old socket (after a reconnect),
+                // or our address made too many joins at once: try again.
+                let join_refused =
+                    code == codes::ID_TAKEN || (code == codes::RATE_LIMITED && !self.welcomed);
+                if join_refused && self.rejoin_at_ms.is_none() {
                     self.rejoin_at_ms = Some(now_ms + REJOIN_DELAY_MS);
                 }
                 out.events.push(Event::RelayError { code, message });

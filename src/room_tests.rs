@@ -350,6 +350,27 @@ fn id_taken_after_a_reconnect_is_retried_until_welcomed() {
 }
 
 #[test]
+fn a_join_refused_for_its_address_rate_is_retried_but_later_rate_limits_are_not() {
+    let mut a = room("a");
+    a.join(0);
+    let limited = r#"{"v":1,"room":"r","from":"relay","to":"a","type":"error","code":"rate_limited","message":"too many joins from your address"}"#;
+    a.receive(limited, 100);
+    let out = a.tick(100 + REJOIN_DELAY_MS);
+    assert_eq!(parse(&out.send[0])["type"], "join");
+    a.receive(
+        r#"{"v":1,"room":"r","from":"relay","to":"a","type":"welcome","peers":[]}"#,
+        4_000,
+    );
+    // In the room: a rate limit is about messages, not the join.
+    a.receive(limited, 5_000);
+    assert!(a
+        .tick(20_000)
+        .send
+        .iter()
+        .all(|m| parse(m)["type"] != "join"));
+}
+
+#[test]
 fn malformed_and_unknown_messages_never_panic_and_change_nothing() {
     let mut a = room("a");
     a.receive(&from("b", 1, None, json!({"type": "join"})), 0);

@@ -282,10 +282,10 @@ impl CallState {
                     ))
                 }
                 peercall_protocol::codes::TOO_MANY_ROOMS => {
-                    self.blocked = Some(
-                        "The server is at its limit of calls right now. Try again in a minute."
-                            .into(),
-                    )
+                    self.blocked = Some(format!(
+                        "The server cannot open another call right now ({message}). Try again \
+                         in a minute."
+                    ))
                 }
                 // After a reconnect, while the relay still holds the old
                 // socket: the room joins again by itself.

@@ -209,11 +209,18 @@ const PARTS: [&str; 6] = ["size", "transfer", "mesh", "setup", "relay", "soak"];
 /// After a run of some parts, the others as the last run that measured them
 /// left them in `path`, each marked with that run's machine and commit.
 fn keep_earlier(results: &mut Results, path: &std::path::Path) {
-    let Some(old) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Results>(&text).ok())
-    else {
+    let Ok(text) = std::fs::read_to_string(path) else {
         return;
+    };
+    let old = match serde_json::from_str::<Results>(&text) {
+        Ok(old) => old,
+        Err(e) => {
+            eprintln!(
+                "warning: {} cannot be read ({e}); the parts not run now are left out",
+                path.display()
+            );
+            return;
+        }
     };
     let from = |part: &str| {
         old.earlier

@@ -70,7 +70,9 @@ impl Server {
             Which::Peercall => {
                 let mut c = Command::new(&programs.peercall);
                 // Limits raised so the benchmark measures the relay's work,
-                // not its per-client rate limit (50/s by default) or caps.
+                // not its per-client rate limit (50/s by default) or caps;
+                // every load-generator client comes from 127.0.0.1, so the
+                // per-address limits go too (the soak part keeps them).
                 c.args([
                     "--addr",
                     "127.0.0.1",
@@ -84,6 +86,16 @@ impl Server {
                     "100000",
                     "--max-rooms",
                     "100000",
+                    "--max-connections-per-ip",
+                    "100000",
+                    "--max-http-connections-per-ip",
+                    "100000",
+                    "--max-rooms-per-ip",
+                    "100000",
+                    "--join-rate-per-ip",
+                    "1000000000",
+                    "--join-burst-per-ip",
+                    "1000000000",
                 ])
                 .env("PEERCALL_LOG", "warn");
                 c

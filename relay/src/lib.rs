@@ -230,12 +230,14 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             max_http_connections: 1024,
             max_header_bytes: 32 * 1024,
+            // Room for a household or an office behind one NAT (a browser
+            // opens up to six HTTP connections while it loads the app).
             per_addr: PerAddr {
-                http_connections: 32,
-                websockets: 32,
-                rooms: 16,
-                joins_per_sec: 2.0,
-                joins_burst: 20.0,
+                http_connections: 128,
+                websockets: 64,
+                rooms: 32,
+                joins_per_sec: 4.0,
+                joins_burst: 40.0,
                 ice_per_sec: 1.0,
                 ice_burst: 20.0,
             },

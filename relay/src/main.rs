@@ -15,6 +15,30 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc gives freed pages back after a delay, but only when the thread
+/// that freed them allocates again: after a flood the relay's threads go
+/// quiet and the memory stayed (tests/hostile.rs). With no delay, pages go
+/// back as soon as they are empty.
+#[allow(unsafe_code)]
+fn give_memory_back_at_once() {
+    // `mi_option_purge_delay` in mimalloc.h (v3, as libmimalloc-sys 0.1.49
+    // builds it; the crate names only some options). If this ever stopped
+    // working, tests/hostile.rs memory_taken_by_a_flood_is_given_back fails.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: mi_option_get/mi_option_set only read and store an option's
+    // value, which mimalloc allows at any time from any thread.
+    unsafe {
+        // Its default is 1000 ms (10 in mimalloc v2): a check that this is
+        // the option meant.
+        if matches!(
+            libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
+            10 | 1000
+        ) {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        }
+    }
+}
+
 /// peercall's signaling relay. Serves the WebSocket at /ws (and /ws/ROOM), a
 /// health check at /healthz and, with --static-dir, the built web app at /.
 ///
@@ -201,6 +225,7 @@ fn seconds(s: &str) -> Result<f64, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    give_memory_back_at_once();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

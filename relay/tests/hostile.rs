@@ -828,3 +828,73 @@ async fn turn_usernames_name_only_joined_peers_and_are_rate_limited() {
     // Other addresses are not held back.
     assert_eq!(relay.get(4, "/ice-servers").await.0, 200);
 }
+
+// --- memory that comes back ---------------------------------------------
+
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[tokio::test]
+async fn memory_taken_by_a_flood_is_given_back() {
+    use std::io::BufRead;
+    let mut child = relay_binary(4096, "--max-connections-per-ip 1000");
+    let pid = child.id();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let addr: SocketAddr = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("signaling WebSocket: ws://")
+                .map(|r| r.split('/').next().unwrap().parse().unwrap())
+        })
+        .expect("the relay printed no address");
+    let relay = Relay {
+        addr,
+        stop: None,
+        task: tokio::spawn(async { Ok(()) }),
+    };
+    // A few ordinary connections first, so the baseline is a relay at work.
+    let mut calls = Vec::new();
+    for i in 0..4 {
+        calls.push(relay.joined(2, "base", &format!("b{i}")).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let baseline = rss_of(pid);
+    // 60 connections each hold an unfinished 245 KiB message.
+    let mut flood = Vec::new();
+    for k in 0..60u8 {
+        let mut ws = relay.ws(10 + k % 20).await;
+        let first = Frame::message(vec![b'{'; 245 * 1024], OpCode::Data(Data::Text), false);
+        ws.send(Message::Frame(first)).await.unwrap();
+        flood.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let peak = rss_of(pid);
+    assert!(
+        peak > baseline + 10_000_000,
+        "the flood took only {} -> {peak}",
+        baseline
+    );
+    drop(flood);
+    let start = Instant::now();
+    let mut now = rss_of(pid);
+    while now > 2 * baseline && start.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        now = rss_of(pid);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        now <= 2 * baseline,
+        "RSS {baseline} before, {peak} at the peak, still {now} 15 s after the flood"
+    );
+}
