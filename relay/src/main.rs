@@ -10,34 +10,32 @@ use std::time::Duration;
 use peercall_relay::{serve, Config, Mode, PerAddr, TurnConfig, WS_PATH};
 use tracing_subscriber::EnvFilter;
 
-// glibc's allocator keeps what a flood of connections took (its per-thread
-// arenas are not given back); mimalloc returns freed pages to the system.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc gives freed pages back after a delay, but only when the thread
-/// that freed them allocates again: after a flood the relay's threads go
-/// quiet and the memory stayed (tests/hostile.rs). With no delay, pages go
-/// back as soon as they are empty.
+/// glibc's allocator keeps memory freed after a flood of connections in
+/// its arenas (the hostile probe saw 187 MB after every client had gone);
+/// `malloc_trim` gives their free pages back. A background thread does it
+/// every few seconds: a walk over the arenas, cheap next to the memory it
+/// returns (tests/hostile.rs memory_taken_by_a_flood_is_given_back fails
+/// without it). Other C libraries (musl) return memory by themselves.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn give_memory_back_at_once() {
-    // `mi_option_purge_delay` in mimalloc.h (v3, as libmimalloc-sys 0.1.49
-    // builds it; the crate names only some options). If this ever stopped
-    // working, tests/hostile.rs memory_taken_by_a_flood_is_given_back fails.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: mi_option_get/mi_option_set only read and store an option's
-    // value, which mimalloc allows at any time from any thread.
-    unsafe {
-        // Its default is 1000 ms (10 in mimalloc v2): a check that this is
-        // the option meant.
-        if matches!(
-            libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
-            10 | 1000
-        ) {
-            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        }
+fn give_memory_back_now_and_then() {
+    let spawned = std::thread::Builder::new()
+        .name("malloc-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(Duration::from_secs(5));
+            // SAFETY: malloc_trim has no preconditions; it only hands free
+            // pages of the heap back to the kernel.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the memory trimming thread: {e}");
     }
 }
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_memory_back_now_and_then() {}
 
 /// peercall's signaling relay. Serves the WebSocket at /ws (and /ws/ROOM), a
 /// health check at /healthz and, with --static-dir, the built web app at /.
@@ -225,7 +223,6 @@ fn seconds(s: &str) -> Result<f64, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    give_memory_back_at_once();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -234,6 +231,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    give_memory_back_now_and_then();
     let turn = match turn_config(&args) {
         Ok(turn) => turn,
         Err(e) => {

@@ -846,6 +846,7 @@ fn rss_of(pid: u32) -> u64 {
 #[tokio::test]
 async fn memory_taken_by_a_flood_is_given_back() {
     use std::io::BufRead;
+    rlimit::increase_nofile_limit(8192).unwrap();
     let mut child = relay_binary(4096, "--max-connections-per-ip 1000");
     let pid = child.id();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -869,10 +870,20 @@ async fn memory_taken_by_a_flood_is_given_back() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline = rss_of(pid);
-    // 60 connections each hold an unfinished 245 KiB message.
+    // A flood like the probe's, smaller: 1,000 connections in rooms of
+    // two, and 40 more each holding an unfinished 245 KiB message.
     let mut flood = Vec::new();
-    for k in 0..60u8 {
-        let mut ws = relay.ws(10 + k % 20).await;
+    for k in 0..1000u32 {
+        let mut ws = relay.ws(10 + (k % 200) as u8).await;
+        send(
+            &mut ws,
+            join(&format!("flood{}", k / 2), &format!("f{k}"), "F"),
+        )
+        .await;
+        flood.push(ws);
+    }
+    for k in 0..40u8 {
+        let mut ws = relay.ws(10 + k).await;
         let first = Frame::message(vec![b'{'; 245 * 1024], OpCode::Data(Data::Text), false);
         ws.send(Message::Frame(first)).await.unwrap();
         flood.push(ws);
