@@ -245,12 +245,10 @@ pub(crate) async fn run(
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
-                () = evict.notified() => {
-                    // Idle: nothing is lost. A response that just began may
-                    // finish, briefly.
-                    conn.as_mut().graceful_shutdown();
-                    tokio::time::timeout(Duration::from_secs(1), conn).await.unwrap_or(Ok(()))
-                }
+                // It was idle (no request in progress) when picked: close
+                // it now, so its place is free at once. (A browser retries
+                // a request that meets a kept-alive connection closing.)
+                () = evict.notified() => Ok(()),
             };
             pool.remove(id);
             if let Err(e) = result {
