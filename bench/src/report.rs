@@ -106,8 +106,11 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
          processes (fake camera, video both ways) while each load of the hostile probe of \
          issue 24 runs against it at full size, one after another, from 127.1.x.y (many \
          addresses where the probe's load came from many clients). *Held at 15 s*: the \
-         attacker's connections the relay still had open 15 s after the load began (the \
-         header and message deadlines are 10 s). *Call*: video frames the call decoded \
+         attacker's connections still open as the attacker saw them 15 s after the load \
+         began (the header and message deadlines are 10 s; a flood still running counts \
+         connections waiting in the kernel's accept queue too). *Relay holds*: the relay's \
+         own count from `/healthz` 8 s in, HTTP connections (its cap is 1024) and \
+         WebSockets. *Call*: video frames the call decoded \
          during the load (the lower side). *Health* and *new call* were checked 8 s in: \
          `/healthz` within 5 s, and two WebSocket clients from another address joining a \
          new room with one's offer reaching the other. Relay memory is its resident size \
@@ -117,16 +120,19 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
     );
     let _ = writeln!(
         md,
-        "| load | opened | held at 15 s | what the relay did | relay MB before / peak / after | call frames (s) | health | new call |\n|---|---:|---:|---|---:|---:|---|---:|"
+        "| load | opened | held at 15 s | relay holds (HTTP, WS) | what the relay did | relay MB before / peak / after | call frames (s) | health | new call |\n|---|---:|---:|---:|---|---:|---:|---|---:|"
     );
     for st in &s.steps {
         let _ = writeln!(
             md,
-            "| {}: {} | {} | {} | {} | {} / {} / {} | {} ({:.0}) | {} | {} |",
+            "| {}: {} | {} | {} | {}, {} | {} | {} / {} / {} | {} ({:.0}) | {} | {} |",
             st.name,
             st.load,
             st.opened,
             st.held_at_15s,
+            st.relay_http_connections
+                .map_or("-".into(), |n| n.to_string()),
+            st.relay_websockets.map_or("-".into(), |n| n.to_string()),
             st.outcome,
             mb(st.relay_rss_before),
             mb(st.relay_rss_peak),

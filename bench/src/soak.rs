@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use peercall_e2e::call::{assert_receiving, inbound, start_call, wait_connected};
-use peercall_e2e::{Browser, Kind, Relay};
+use peercall_e2e::call::{call_of_two, inbound};
+use peercall_e2e::{Browser, Relay};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,6 +57,13 @@ pub struct SoakStep {
     pub call_seconds: f64,
     /// `/healthz` answered within 5 s, in the middle of the load.
     pub health_ok: bool,
+    /// What it said then: the relay's own count of HTTP connections and
+    /// WebSockets (the attacker's view above includes connections still
+    /// in the kernel's accept queue, or closed and not yet noticed).
+    #[serde(default)]
+    pub relay_http_connections: Option<u64>,
+    #[serde(default)]
+    pub relay_websockets: Option<u64>,
     /// A new call worked in the middle of the load (ms, or None).
     pub new_call_ms: Option<f64>,
 }
@@ -178,7 +185,8 @@ async fn new_call(to: SocketAddr, n: usize) -> Option<f64> {
         .flatten()
 }
 
-async fn health_ok(to: SocketAddr) -> bool {
+/// `/healthz`, if it answers "ok" within 5 s.
+async fn health(to: SocketAddr) -> Option<serde_json::Value> {
     let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 251));
     let ask = async {
         let mut tcp = tcp_from(ip, to).await.ok()?;
@@ -187,13 +195,13 @@ async fn health_ok(to: SocketAddr) -> bool {
             .ok()?;
         let mut raw = String::new();
         tcp.read_to_string(&mut raw).await.ok()?;
-        raw.contains("\"status\":\"ok\"").then_some(())
+        let body: serde_json::Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1)?).ok()?;
+        (body["status"] == "ok").then_some(body)
     };
     tokio::time::timeout(Duration::from_secs(5), ask)
         .await
         .ok()
         .flatten()
-        .is_some()
 }
 
 /// Counts attacker connections that are still open.
@@ -270,7 +278,7 @@ where
         })
     };
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let health = health_ok(ctx.to).await;
+    let health = health(ctx.to).await;
     ctx.checks += 1;
     let call = new_call(ctx.to, ctx.checks).await;
     let at_15 = tokio::time::Instant::from_std(started + Duration::from_secs(15));
@@ -294,14 +302,18 @@ where
         relay_rss_after: after,
         call_frames: (frames_a2 - frames_a).min(frames_b2 - frames_b),
         call_seconds,
-        health_ok: health,
+        health_ok: health.is_some(),
+        relay_http_connections: health.as_ref().and_then(|h| h["http_connections"].as_u64()),
+        relay_websockets: health.as_ref().and_then(|h| h["connections"].as_u64()),
         new_call_ms: call,
     };
     eprintln!(
-        "      opened {}, held at 15 s {}, {}; relay {:.0} -> peak {:.0} -> {:.0} MB; call decoded {} frames in {:.0} s; health {}, new call {}",
+        "      opened {}, held at 15 s {}, {}; relay at 8 s: {} HTTP connections, {} WebSockets; relay {:.0} -> peak {:.0} -> {:.0} MB; call decoded {} frames in {:.0} s; health {}, new call {}",
         s.opened,
         s.held_at_15s,
         s.outcome,
+        s.relay_http_connections.map_or("?".into(), |n| n.to_string()),
+        s.relay_websockets.map_or("?".into(), |n| n.to_string()),
         before as f64 / 1e6,
         s.relay_rss_peak as f64 / 1e6,
         after as f64 / 1e6,
@@ -360,14 +372,7 @@ pub async fn measure(quick: bool) -> Result<SoakResults> {
         .parse()
         .map_err(|e| format!("{e}"))?;
 
-    let a = Browser::launch(Kind::Chromium).await?;
-    let link = start_call(&a, &format!("{}?ice=none", relay.url), "Ada").await;
-    let b = Browser::launch(Kind::Chromium).await?;
-    b.goto(&link).await?;
-    for side in [&a, &b] {
-        assert_receiving(side).await;
-        wait_connected(side).await;
-    }
+    let (a, b) = call_of_two(&relay.url).await?;
     // The relay compresses the app's files at start (brotli 11): let that
     // memory settle before taking the baseline.
     tokio::time::sleep(Duration::from_secs(10)).await;

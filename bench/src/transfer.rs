@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use peercall_e2e::call::{assert_receiving, start_call, wait_connected};
-use peercall_e2e::{Browser, Kind, Relay};
+use peercall_e2e::call::call_of_two;
+use peercall_e2e::{Browser, Relay};
 use serde::{Deserialize, Serialize};
 
 /// One transfer.
@@ -56,14 +56,7 @@ pub async fn measure(sizes: &[u64], reps: usize) -> Result<TransferResults, Stri
         runs: Vec::new(),
     };
     for rep in 1..=reps {
-        let a = Browser::launch(Kind::Chromium).await?;
-        let link = start_call(&a, &format!("{}?ice=none", relay.url), "Ada").await;
-        let b = Browser::launch(Kind::Chromium).await?;
-        b.goto(&link).await?;
-        for side in [&a, &b] {
-            assert_receiving(side).await;
-            wait_connected(side).await;
-        }
+        let (a, b) = call_of_two(&relay.url).await?;
         a.click("[data-testid=toggle-chat]").await?;
         b.click("[data-testid=toggle-chat]").await?;
         for (i, &bytes) in sizes.iter().enumerate() {

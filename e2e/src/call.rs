@@ -104,6 +104,20 @@ pub async fn assert_receiving(b: &Browser) {
     );
 }
 
+/// Two headless Chromium processes in a call on the app at `app_url` (no
+/// STUN or TURN: loopback), both receiving and shown as connected.
+pub async fn call_of_two(app_url: &str) -> crate::Result<(Browser, Browser)> {
+    let a = Browser::launch(crate::Kind::Chromium).await?;
+    let link = start_call(&a, &format!("{app_url}?ice=none"), "Ada").await;
+    let b = Browser::launch(crate::Kind::Chromium).await?;
+    b.goto(&link).await?;
+    for side in [&a, &b] {
+        assert_receiving(side).await;
+        wait_connected(side).await;
+    }
+    Ok((a, b))
+}
+
 /// Opens `page` (the app's address, with any query), types a name, starts
 /// a call; gives the room link.
 pub async fn start_call(b: &Browser, page: &str, name: &str) -> String {

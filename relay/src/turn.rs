@@ -103,7 +103,9 @@ pub(crate) async fn ice_servers(
         .map_or(Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
     let key = AddrKey::of(state.client_ip(remote, req.headers()));
     if let Err(wait) = state.addrs.ice(key) {
-        tracing::warn!(addr = %key, "refused: TURN credentials asked too often");
+        if let Some(n) = state.refused.due() {
+            tracing::warn!(addr = %key, refused = n, "refused: TURN credentials asked too often (one line per 5 s)");
+        }
         let wait = wait.ceil().max(1.0);
         return (
             StatusCode::TOO_MANY_REQUESTS,

@@ -5,15 +5,17 @@
 //! The full-size versions, with a real call running, are in the benchmark's
 //! soak part (`scripts/bench.sh --only soak`).
 
+mod common;
+use common::{msg, Relay};
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use peercall_relay::{serve, Config, PerAddr, TurnConfig};
+use peercall_relay::{Config, PerAddr, TurnConfig};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -23,12 +25,6 @@ use tokio_tungstenite::WebSocketStream;
 type Client = WebSocketStream<TcpStream>;
 
 const WAIT: Duration = Duration::from_millis(1500);
-
-struct Relay {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
@@ -48,20 +44,6 @@ fn open_per_addr() -> PerAddr {
 }
 
 impl Relay {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
     /// A TCP connection to the relay from 127.0.0.`from`.
     async fn tcp(&self, from: u8) -> TcpStream {
         let socket = TcpSocket::new_v4().unwrap();
@@ -151,17 +133,6 @@ impl Relay {
             .unwrap();
         start.elapsed()
     }
-}
-
-fn msg(room: &str, from: &str, to: Option<&str>, body: serde_json::Value) -> String {
-    let mut m = json!({"v": 1, "room": room, "from": from});
-    if let Some(to) = to {
-        m["to"] = json!(to);
-    }
-    for (k, v) in body.as_object().unwrap() {
-        m[k] = v.clone();
-    }
-    m.to_string()
 }
 
 fn join(room: &str, from: &str, name: &str) -> String {

@@ -1,17 +1,18 @@
 //! The relay driven from outside: HTTP in-process, WebSockets over real
 //! loopback sockets on port 0.
 
-use std::net::SocketAddr;
+mod common;
+use common::{msg, Relay};
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
-use peercall_relay::{app, serve, turn_credential, Config, Mode, PerAddr, TurnConfig};
+use peercall_relay::{app, turn_credential, Config, Mode, PerAddr, TurnConfig};
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -23,27 +24,7 @@ type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// also how long we wait to be sure one does not arrive.
 const WAIT: Duration = Duration::from_millis(500);
 
-struct Relay {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
 impl Relay {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
     async fn client(&self) -> Client {
         let url = format!("ws://{}/ws", self.addr);
         tokio_tungstenite::connect_async(url).await.unwrap().0
@@ -77,17 +58,6 @@ async fn assert_silent(client: &mut Client) {
     if let Ok(msg) = tokio::time::timeout(WAIT, client.next()).await {
         panic!("expected nothing, got {msg:?}");
     }
-}
-
-fn msg(room: &str, from: &str, to: Option<&str>, body: serde_json::Value) -> String {
-    let mut v = json!({"v": 1, "room": room, "from": from});
-    if let Some(to) = to {
-        v["to"] = json!(to);
-    }
-    for (k, val) in body.as_object().unwrap() {
-        v[k] = val.clone();
-    }
-    v.to_string()
 }
 
 async fn send(client: &mut Client, text: String) {
