@@ -39,6 +39,13 @@ pub const MAX_ID_LEN: usize = 64;
 /// so no `welcome` can outgrow [`MAX_MESSAGE_BYTES`].
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// Whether `name` is a display name the relay accepts: at most
+/// [`MAX_NAME_CHARS`] characters, none of them control characters.
+/// [`clean_name`] always gives one.
+pub fn is_valid_name(name: &str) -> bool {
+    name.chars().count() <= MAX_NAME_CHARS && !name.chars().any(char::is_control)
+}
+
 /// A display name as it may be sent and shown: trimmed, without control
 /// characters, at most [`MAX_NAME_CHARS`] characters; `None` if nothing is
 /// left.
@@ -517,6 +524,8 @@ mod tests {
         let long = "\u{1F600}".repeat(100);
         let clean = clean_name(&long).unwrap();
         assert_eq!(clean.chars().count(), MAX_NAME_CHARS);
+        assert!(is_valid_name(&clean) && is_valid_name("Ada Lovelace"));
+        assert!(!is_valid_name(&"n".repeat(MAX_NAME_CHARS + 1)) && !is_valid_name("a\u{7}b"));
     }
 
     use super::*;

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::frames::{MessageClock, Watched};
-use crate::limits::{AddrKey, Slot};
+use crate::limits::{AddrKey, Bucket, Slot};
 use crate::{Held, Mode, State};
 
 /// The socket as the relay reads it.
@@ -90,33 +90,24 @@ impl Outbox {
 pub(crate) struct RateLimit {
     per_sec: f64,
     burst: f64,
-    tokens: f64,
-    last: Instant,
+    bucket: Bucket,
     last_complaint: Option<Instant>,
 }
 
 impl RateLimit {
     pub(crate) fn new(per_sec: f64, burst: f64) -> Self {
+        let burst = burst.max(1.0);
         Self {
             per_sec,
-            burst: burst.max(1.0),
-            tokens: burst.max(1.0),
-            last: Instant::now(),
+            burst,
+            bucket: Bucket::full(burst, std::time::Instant::now()),
             last_complaint: None,
         }
     }
 
     /// Takes a token if there is one.
     pub(crate) fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.take(self.per_sec, self.burst, now.into_std())
     }
 
     /// Whether to tell the client it is being limited: once a second at
@@ -203,7 +194,6 @@ pub(crate) async fn run(
     let mut last_ping = Instant::now();
 
     let (mut sink, mut stream) = socket.split();
-    // Sends one frame within the write deadline.
     let deadline = config.write_timeout;
     let reason = loop {
         tokio::select! {

@@ -279,8 +279,8 @@ impl Drop for Held {
     }
 }
 
-/// One log line per `LOG_EVERY` for refusals that come in floods, saying
-/// how many it stands for.
+/// One log line per 5 s for refusals that come in floods, saying how many
+/// it stands for.
 #[derive(Debug, Default)]
 pub(crate) struct Hush(std::sync::Mutex<(Option<std::time::Instant>, u64)>);
 

@@ -76,15 +76,37 @@ struct Entry {
     ice: Bucket,
 }
 
-/// A token bucket.
+impl PerAddr {
+    fn limit(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Http => self.http_connections,
+            Kind::WebSocket => self.websockets,
+            Kind::Room => self.rooms,
+        }
+    }
+}
+
+impl Entry {
+    fn count(&mut self, kind: Kind) -> &mut usize {
+        match kind {
+            Kind::Http => &mut self.http,
+            Kind::WebSocket => &mut self.websockets,
+            Kind::Room => &mut self.rooms,
+        }
+    }
+}
+
+/// A token bucket: up to `burst` tokens, refilled at `per_sec`. The rates
+/// are passed in rather than kept, so one per address stays small; the
+/// per-connection message limit (`conn::RateLimit`) keeps its own.
 #[derive(Debug)]
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
 }
 
 impl Bucket {
-    fn full(burst: f64, now: Instant) -> Self {
+    pub(crate) fn full(burst: f64, now: Instant) -> Self {
         Self {
             tokens: burst,
             last: now,
@@ -97,7 +119,7 @@ impl Bucket {
         self.last = now;
     }
 
-    fn take(&mut self, per_sec: f64, burst: f64, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, per_sec: f64, burst: f64, now: Instant) -> bool {
         self.refill(per_sec, burst, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -135,11 +157,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut map = lock(&self.owner.map);
         if let Some(e) = map.get_mut(&self.key) {
-            let n = match self.kind {
-                Kind::Http => &mut e.http,
-                Kind::WebSocket => &mut e.websockets,
-                Kind::Room => &mut e.rooms,
-            };
+            let n = e.count(self.kind);
             *n = n.saturating_sub(1);
         }
     }
@@ -171,18 +189,9 @@ impl Addresses {
 
     /// Takes one `kind` for `key`, or gives back the limit it is at.
     pub(crate) fn take(self: &Arc<Self>, key: AddrKey, kind: Kind) -> Result<Slot, usize> {
-        let limit = match kind {
-            Kind::Http => self.limits.http_connections,
-            Kind::WebSocket => self.limits.websockets,
-            Kind::Room => self.limits.rooms,
-        };
+        let limit = self.limits.limit(kind);
         let mut map = lock(&self.map);
-        let e = self.entry(&mut map, key, Instant::now());
-        let n = match kind {
-            Kind::Http => &mut e.http,
-            Kind::WebSocket => &mut e.websockets,
-            Kind::Room => &mut e.rooms,
-        };
+        let n = self.entry(&mut map, key, Instant::now()).count(kind);
         if *n >= limit {
             return Err(limit);
         }
@@ -197,26 +206,29 @@ impl Addresses {
     /// Takes a join token, or gives back the seconds until one is there.
     pub(crate) fn join(&self, key: AddrKey) -> Result<(), f64> {
         let l = self.limits;
-        let now = Instant::now();
-        let mut map = lock(&self.map);
-        let b = &mut self.entry(&mut map, key, now).joins;
-        if b.take(l.joins_per_sec, l.joins_burst, now) {
-            Ok(())
-        } else {
-            Err(b.wait(l.joins_per_sec))
-        }
+        self.token(key, |e| &mut e.joins, l.joins_per_sec, l.joins_burst)
     }
 
     /// Takes a TURN credential token, or gives back the seconds to wait.
     pub(crate) fn ice(&self, key: AddrKey) -> Result<(), f64> {
         let l = self.limits;
+        self.token(key, |e| &mut e.ice, l.ice_per_sec, l.ice_burst)
+    }
+
+    fn token(
+        &self,
+        key: AddrKey,
+        bucket: fn(&mut Entry) -> &mut Bucket,
+        per_sec: f64,
+        burst: f64,
+    ) -> Result<(), f64> {
         let now = Instant::now();
         let mut map = lock(&self.map);
-        let b = &mut self.entry(&mut map, key, now).ice;
-        if b.take(l.ice_per_sec, l.ice_burst, now) {
+        let b = bucket(self.entry(&mut map, key, now));
+        if b.take(per_sec, burst, now) {
             Ok(())
         } else {
-            Err(b.wait(l.ice_per_sec))
+            Err(b.wait(per_sec))
         }
     }
 
@@ -224,14 +236,14 @@ impl Addresses {
     pub(crate) fn sweep(&self) {
         let l = self.limits;
         let now = Instant::now();
-        lock(&self.map).retain(|_, e| {
+        let mut map = lock(&self.map);
+        map.retain(|_, e| {
             e.joins.refill(l.joins_per_sec, l.joins_burst, now);
             e.ice.refill(l.ice_per_sec, l.ice_burst, now);
             e.http + e.websockets + e.rooms > 0
                 || e.joins.tokens < l.joins_burst
                 || e.ice.tokens < l.ice_burst
         });
-        let mut map = lock(&self.map);
         if map.capacity() > 64 && map.capacity() > 4 * map.len() {
             map.shrink_to_fit();
         }

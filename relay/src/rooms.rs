@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use peercall_protocol::{
-    codes, decode, encode, is_valid_id, Body, Decoded, Envelope, LeaveReason, PeerInfo,
-    MAX_NAME_CHARS, PROTOCOL_VERSION, RELAY_ID,
+    codes, decode, encode, is_valid_id, is_valid_name, Body, Decoded, Envelope, LeaveReason,
+    PeerInfo, MAX_NAME_CHARS, PROTOCOL_VERSION, RELAY_ID,
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -211,10 +211,7 @@ impl Session {
                 ),
             ));
         }
-        if name
-            .as_deref()
-            .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control))
-        {
+        if name.as_deref().is_some_and(|n| !is_valid_name(n)) {
             return Err(Refusal(
                 codes::BAD_NAME,
                 format!("a name may have at most {MAX_NAME_CHARS} characters, none of them control characters"),

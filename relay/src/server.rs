@@ -18,7 +18,6 @@
 //!   `shutdown_timeout`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +31,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::limits::{AddrKey, Kind};
-use crate::{lock, router, State};
+use crate::{lock, router, Hush, State};
 
 /// Connections let in over `max_http_connections` while the ones closed to
 /// make room for them are still going (descriptors for them are in the
@@ -93,44 +92,6 @@ impl Pool {
     }
 }
 
-/// At most one log line per this long for refusals at accept, which come in
-/// floods.
-const LOG_EVERY: Duration = Duration::from_secs(5);
-
-/// Logs a flood once per [`LOG_EVERY`], with how many it stands for.
-struct Throttled {
-    what: &'static str,
-    last: Option<Instant>,
-    count: u64,
-}
-
-impl Throttled {
-    fn new(what: &'static str) -> Self {
-        Self {
-            what,
-            last: None,
-            count: 0,
-        }
-    }
-
-    fn hit(&mut self, addr: SocketAddr, limit: usize) {
-        self.count += 1;
-        let now = Instant::now();
-        if self.last.is_none_or(|t| now.duration_since(t) >= LOG_EVERY) {
-            tracing::warn!(
-                %addr,
-                limit,
-                closed = self.count,
-                "refused at accept: {} (closed at once; one line per {} s)",
-                self.what,
-                LOG_EVERY.as_secs()
-            );
-            self.last = Some(now);
-            self.count = 0;
-        }
-    }
-}
-
 pub(crate) async fn run(
     listener: TcpListener,
     state: Arc<State>,
@@ -157,10 +118,8 @@ pub(crate) async fn run(
 
     let pool = Arc::new(Pool::default());
     let mut next_id = 0u64;
-    let mut over_global = Throttled::new("too many HTTP connections, none of them idle");
-    let mut evicted = Throttled::new("HTTP connections full: closed the one idle longest");
-    let mut over_addr = Throttled::new("too many HTTP connections from one address");
-    let mut accept_errors = Throttled::new("accept failed");
+    // Floods: one log line per 5 s for each.
+    let (over_global, evicted, over_addr, accept_errors) = <[Hush; 4]>::default().into();
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -170,32 +129,29 @@ pub(crate) async fn run(
                 Err(e) => {
                     // EMFILE and the like: the connection stays in the
                     // backlog; wait a little rather than spin.
-                    tracing::debug!(error = %e, "accept");
-                    accept_errors.hit(listener.local_addr()?, 0);
+                    if let Some(n) = accept_errors.due() {
+                        tracing::warn!(error = %e, failed = n, "accept failed (one line per 5 s)");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let held = match state.http.take(config.max_http_connections) {
-            Some(held) => held,
-            None if pool.evict_oldest() => {
-                evicted.hit(remote, config.max_http_connections);
-                match state
-                    .http
-                    .take(config.max_http_connections + EVICTION_SLACK)
-                {
-                    Some(held) => held,
-                    None => {
-                        over_global.hit(remote, config.max_http_connections);
-                        continue;
-                    }
-                }
+        let max = config.max_http_connections;
+        let held = state.http.take(max).or_else(|| {
+            if !pool.evict_oldest() {
+                return None;
             }
-            None => {
-                over_global.hit(remote, config.max_http_connections);
-                continue;
+            if let Some(n) = evicted.due() {
+                tracing::info!(%remote, limit = max, evicted = n, "HTTP connections full: closed the one idle longest to make room (one line per 5 s)");
             }
+            state.http.take(max + EVICTION_SLACK)
+        });
+        let Some(held) = held else {
+            if let Some(n) = over_global.due() {
+                tracing::warn!(%remote, limit = max, closed = n, "refused at accept: too many HTTP connections, none of them idle (one line per 5 s)");
+            }
+            continue;
         };
         let per_addr = if config.trusted_proxies.contains(&remote.ip()) {
             None
@@ -203,7 +159,9 @@ pub(crate) async fn run(
             match state.addrs.take(AddrKey::of(remote.ip()), Kind::Http) {
                 Ok(slot) => Some(slot),
                 Err(limit) => {
-                    over_addr.hit(remote, limit);
+                    if let Some(n) = over_addr.due() {
+                        tracing::warn!(%remote, limit, closed = n, "refused at accept: too many HTTP connections from one address (one line per 5 s)");
+                    }
                     continue;
                 }
             }
