@@ -135,15 +135,7 @@ impl Server {
 
     /// Resident memory of the relay process, in bytes.
     pub fn rss(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .map_err(|e| format!("/proc/{}/status: {e}", self.pid))?;
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or("no VmRSS")?;
-        Ok(kib * 1024)
+        rss_of(self.pid)
     }
 
     /// CPU time the relay has used so far (user + system), in seconds.
@@ -236,6 +228,19 @@ pub struct IdleRun {
     pub relay: Which,
     pub baseline_rss_bytes: u64,
     pub points: Vec<IdlePoint>,
+}
+
+/// Resident memory of process `pid`, in bytes (VmRSS).
+pub fn rss_of(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or("no VmRSS")?;
+    Ok(kib * 1024)
 }
 
 pub async fn idle(which: Which, programs: &Programs, steps: &[usize]) -> Result<IdleRun> {

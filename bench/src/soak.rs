@@ -127,16 +127,9 @@ async fn next_json(ws: &mut Ws, within: Duration) -> Option<serde_json::Value> {
     }
 }
 
+/// The relay's resident memory (0 once it is gone).
 fn rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
+    crate::relay::rss_of(pid).unwrap_or(0)
 }
 
 /// A new call in a new room from 127.0.0.250: ms until the offer arrived.
@@ -363,6 +356,31 @@ where
     (n, failed.load(Ordering::Relaxed))
 }
 
+/// `n` TCP connections (`per_addr` from each address) that send nothing
+/// and wait to be closed.
+async fn silent(
+    to: SocketAddr,
+    n: usize,
+    per_addr: usize,
+    parallel: usize,
+    open: Open,
+    stop: tokio::time::Instant,
+) -> (usize, String) {
+    let (n, failed) = many(
+        to,
+        n,
+        per_addr,
+        parallel,
+        open,
+        move |mut tcp, guard| async move {
+            wait_closed(&mut tcp, stop).await;
+            drop(guard);
+        },
+    )
+    .await;
+    (n, format!("{failed} could not connect"))
+}
+
 pub async fn measure(quick: bool) -> Result<SoakResults> {
     // Scale: the probe's counts, or a tenth of them for --quick.
     let s = |n: usize| if quick { (n / 10).max(2) } else { n };
@@ -421,14 +439,7 @@ pub async fn measure(quick: bool) -> Result<SoakResults> {
             "silent connections",
             &format!("{n} TCP connections (20 per address) that send nothing"),
             20,
-            move |open, stop| async move {
-                let (n, failed) = many(to, n, 20, 200, open, move |mut tcp, guard| async move {
-                    wait_closed(&mut tcp, stop).await;
-                    drop(guard);
-                })
-                .await;
-                (n, format!("{failed} could not connect"))
-            },
+            move |open, stop| silent(to, n, 20, 200, open, stop),
         )
         .await?,
     );
@@ -471,14 +482,7 @@ pub async fn measure(quick: bool) -> Result<SoakResults> {
                 "{n} silent TCP connections (30 per address), as many as this process may open"
             ),
             25,
-            move |open, stop| async move {
-                let (n, failed) = many(to, n, 30, 500, open, move |mut tcp, guard| async move {
-                    wait_closed(&mut tcp, stop).await;
-                    drop(guard);
-                })
-                .await;
-                (n, format!("{failed} could not connect"))
-            },
+            move |open, stop| silent(to, n, 30, 500, open, stop),
         )
         .await?,
     );
