@@ -82,7 +82,7 @@ phase "bench build step (scripts/bench.sh --build-only)" check_bench_build
 phase "install tools (skipped when cached)" setup
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "clippy (host, all crates)" cargo clippy --workspace --all-targets --quiet -- -D warnings
-phase "clippy (wasm32: app, protocol)" wasm_cargo clippy --target wasm32-unknown-unknown -p peercall -p peercall-protocol --all-targets --quiet -- -D warnings
+phase "clippy (wasm32: app, core, protocol)" wasm_cargo clippy --target wasm32-unknown-unknown -p peercall -p peercall-core -p peercall-protocol --all-targets --quiet -- -D warnings
 phase "native tests" cargo test --workspace --exclude peercall-e2e
 phase "relay for the browser tests" start_test_relay
 phase "browser tests: headless Chromium" wasm_browser_tests chrome

@@ -1,22 +1,16 @@
 //! peercall: browser video calls, peer to peer over WebRTC.
 //!
-//! The modules outside [`web`] and [`hooks`] are pure Rust and are unit-tested
-//! natively with `cargo test`; [`web`] is the only place that talks to the
-//! browser through web-sys, and it is tested in real browsers (`tests/`).
+//! This crate is the browser shell around [`peercall_core`], which holds
+//! every decision and is tested natively. [`web`] is the only place that
+//! talks to the browser through web-sys (tested in real browsers, in
+//! `tests/`); [`hooks`] and [`components`] are the Yew screen.
 
 pub mod app;
-pub mod channel;
 pub mod components;
-pub mod config;
-pub mod controls;
 pub mod hooks;
-pub mod ice;
-pub mod media;
-pub mod mesh;
-pub mod negotiation;
-pub mod room;
-pub mod signaling;
-pub mod state;
-pub mod stats;
-pub mod transfer;
 pub mod web;
+
+pub use peercall_core::{
+    call, channel, config, controls, error, ice, media, mesh, negotiation, room, signaling, state,
+    stats, transfer,
+};

@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt};
 use gloo_timers::future::TimeoutFuture;
 use peercall::room::{Event, Gone, Signal, Timing};
 use peercall::web::signaling::{random_peer_id, Options, SignalingClient, Update};
-use peercall_protocol::Candidate;
+use peercall_protocol::{Candidate, ErrorCode};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -162,11 +162,15 @@ async fn relay_refusals_reach_the_app_as_errors() {
         "0123456789abcdef0123456789abcdef",
         Signal::Answer { sdp: "v=0".into() },
     );
-    wait_for(
-        &mut updates,
-        "unknown_peer",
-        |u| matches!(u, Update::Room(Event::RelayError { code, .. }) if code == "unknown_peer"),
-    )
+    wait_for(&mut updates, "unknown_peer", |u| {
+        matches!(
+            u,
+            Update::Room(Event::RelayError {
+                code: ErrorCode::UnknownPeer,
+                ..
+            })
+        )
+    })
     .await;
     let (_other, _b, mut b_updates) = start(&url, &room, "Bo");
     let Update::Room(Event::Joined { id: other, .. }) = wait_for(&mut updates, "bo", |u| {
@@ -194,7 +198,7 @@ async fn relay_refusals_reach_the_app_as_errors() {
     let Update::Room(Event::RelayError { code, message }) = err else {
         unreachable!()
     };
-    assert_eq!(code, "too_large");
+    assert_eq!(code, ErrorCode::TooLarge);
     assert!(message.contains("65536"), "{message}");
     // The connection is still up: a small offer gets through.
     a.signal(

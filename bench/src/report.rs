@@ -211,7 +211,7 @@ fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
         };
         let runs = m.runs.iter().filter(|r| r.people == people).count();
         let height = these.iter().map(|p| p.sent_height).max().unwrap_or(0);
-        let budget = peercall::mesh::budget(people, false);
+        let budget = peercall_core::mesh::budget(people, false);
         let _ = writeln!(
             md,
             "| {people} | {runs} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.0} ({:.0}-{:.0}) | {:.0} | {:.0} | {height}p | {:.0} kbit/s, {}p |",

@@ -104,6 +104,92 @@ pub mod codes {
     pub const UNKNOWN_PEER: &str = "unknown_peer";
 }
 
+/// A [`Body::Error`] code, typed. Codes from a newer version are kept as
+/// [`ErrorCode::Other`], so they can still be shown and logged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// [`codes::BAD_MESSAGE`]
+    BadMessage,
+    /// [`codes::BINARY_FRAME`]
+    BinaryFrame,
+    /// [`codes::TOO_LARGE`]
+    TooLarge,
+    /// [`codes::RATE_LIMITED`]
+    RateLimited,
+    /// [`codes::ROOM_FULL`]
+    RoomFull,
+    /// [`codes::TOO_MANY_ROOMS`]
+    TooManyRooms,
+    /// [`codes::BAD_ROOM`]
+    BadRoom,
+    /// [`codes::BAD_ID`]
+    BadId,
+    /// [`codes::BAD_NAME`]
+    BadName,
+    /// [`codes::ID_TAKEN`]
+    IdTaken,
+    /// [`codes::SPOOFED_ID`]
+    SpoofedId,
+    /// [`codes::WRONG_ROOM`]
+    WrongRoom,
+    /// [`codes::NOT_JOINED`]
+    NotJoined,
+    /// [`codes::UNKNOWN_PEER`]
+    UnknownPeer,
+    /// A code this version does not know.
+    Other(String),
+}
+
+impl ErrorCode {
+    const KNOWN: [(ErrorCode, &'static str); 14] = [
+        (ErrorCode::BadMessage, codes::BAD_MESSAGE),
+        (ErrorCode::BinaryFrame, codes::BINARY_FRAME),
+        (ErrorCode::TooLarge, codes::TOO_LARGE),
+        (ErrorCode::RateLimited, codes::RATE_LIMITED),
+        (ErrorCode::RoomFull, codes::ROOM_FULL),
+        (ErrorCode::TooManyRooms, codes::TOO_MANY_ROOMS),
+        (ErrorCode::BadRoom, codes::BAD_ROOM),
+        (ErrorCode::BadId, codes::BAD_ID),
+        (ErrorCode::BadName, codes::BAD_NAME),
+        (ErrorCode::IdTaken, codes::ID_TAKEN),
+        (ErrorCode::SpoofedId, codes::SPOOFED_ID),
+        (ErrorCode::WrongRoom, codes::WRONG_ROOM),
+        (ErrorCode::NotJoined, codes::NOT_JOINED),
+        (ErrorCode::UnknownPeer, codes::UNKNOWN_PEER),
+    ];
+
+    /// The code for `code` as it appears on the wire.
+    pub fn parse(code: &str) -> Self {
+        Self::KNOWN
+            .iter()
+            .find(|(_, text)| *text == code)
+            .map_or_else(|| ErrorCode::Other(code.to_owned()), |(c, _)| c.clone())
+    }
+
+    /// Its wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::Other(code) => code,
+            known => Self::KNOWN
+                .iter()
+                .find(|(c, _)| c == known)
+                .map_or("", |(_, text)| text),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The most people in one call, by default and at most: the app counts a
+/// room up to this, and the relay lets this many into a room unless told
+/// otherwise. A full mesh sends everyone's media to everyone, so past this
+/// the upload of an ordinary connection runs out.
+pub const MAX_PEOPLE: usize = 6;
+
 /// One signaling message with its addressing. Encoded with serde; decoded
 /// by [`decode`], by hand.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -252,39 +338,72 @@ pub enum Body {
     },
 }
 
+/// The message types, listed once: each [`Body`] variant and its
+/// `"type"` string (serde's snake-case name of the variant, which a test
+/// checks). This makes [`MessageType`], [`KNOWN_TYPES`] and
+/// [`Body::message_type`].
+macro_rules! message_types {
+    ($($variant:ident => $name:literal,)*) => {
+        /// The `"type"` of a message, without its fields.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum MessageType {
+            $(
+                #[doc = concat!("`\"", $name, "\"`: see [`Body::", stringify!($variant), "`].")]
+                $variant,
+            )*
+        }
+
+        /// Every `"type"` this version knows.
+        pub const KNOWN_TYPES: &[&str] = &[$($name),*];
+
+        impl MessageType {
+            /// The type named `name`, if this version knows it.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(MessageType::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Its `"type"` string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(MessageType::$variant => $name,)*
+                }
+            }
+        }
+
+        impl Body {
+            /// The type of this message.
+            pub fn message_type(&self) -> MessageType {
+                match self {
+                    $(Body::$variant { .. } => MessageType::$variant,)*
+                }
+            }
+        }
+    };
+}
+
+message_types! {
+    Join => "join",
+    Present => "present",
+    Welcome => "welcome",
+    Leave => "leave",
+    Offer => "offer",
+    Answer => "answer",
+    Candidate => "candidate",
+    EndOfCandidates => "end_of_candidates",
+    Ping => "ping",
+    Pong => "pong",
+    Error => "error",
+}
+
 impl Body {
     /// The `"type"` string of this message.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Body::Join { .. } => "join",
-            Body::Present { .. } => "present",
-            Body::Welcome { .. } => "welcome",
-            Body::Leave { .. } => "leave",
-            Body::Offer { .. } => "offer",
-            Body::Answer { .. } => "answer",
-            Body::Candidate { .. } => "candidate",
-            Body::EndOfCandidates => "end_of_candidates",
-            Body::Ping => "ping",
-            Body::Pong => "pong",
-            Body::Error { .. } => "error",
-        }
+        self.message_type().as_str()
     }
 }
-
-/// Every `"type"` this version knows.
-pub const KNOWN_TYPES: &[&str] = &[
-    "join",
-    "present",
-    "welcome",
-    "leave",
-    "offer",
-    "answer",
-    "candidate",
-    "end_of_candidates",
-    "ping",
-    "pong",
-    "error",
-];
 
 /// What [`decode`] made of a text frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -391,20 +510,20 @@ pub fn decode(text: &str, limit: usize) -> Result<Decoded, DecodeError> {
             "\"seq\" must be a non-negative integer".into(),
         ));
     }
-    if !KNOWN_TYPES.contains(&type_name.as_str()) {
+    let Some(kind) = MessageType::parse(&type_name) else {
         return Ok(Decoded::Unknown {
             type_name,
             from,
             room,
             to,
         });
-    }
+    };
     let Ok(v) = u32::try_from(object.get("v").and_then(Value::as_u64).unwrap_or(0)) else {
         return Err(DecodeError::BadEnvelope(
             "\"v\" is not a protocol version this side knows".into(),
         ));
     };
-    let body = body(object, &type_name).map_err(|reason| DecodeError::BadBody {
+    let body = body(object, kind).map_err(|reason| DecodeError::BadBody {
         type_name: type_name.clone(),
         reason,
     })?;
@@ -418,19 +537,19 @@ pub fn decode(text: &str, limit: usize) -> Result<Decoded, DecodeError> {
     }))
 }
 
-/// The fields of a known `type_name` from its JSON object: by hand, not with
+/// The fields of a message of type `kind` from its JSON object: by hand, not with
 /// serde's derive (a flattened, internally tagged enum is the single
 /// biggest function in the app's wasm, and the relay runs this on every
 /// message). `null` counts as absent for optional fields, as with serde.
-fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
-    Ok(match type_name {
-        "join" => Body::Join {
+fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
+    Ok(match kind {
+        MessageType::Join => Body::Join {
             name: opt_string(o, "name")?,
         },
-        "present" => Body::Present {
+        MessageType::Present => Body::Present {
             name: opt_string(o, "name")?,
         },
-        "welcome" => Body::Welcome {
+        MessageType::Welcome => Body::Welcome {
             peers: match o.get("peers") {
                 Some(Value::Array(peers)) => peers
                     .iter()
@@ -446,7 +565,7 @@ fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
                 None => return Err("missing field \"peers\"".into()),
             },
         },
-        "leave" => Body::Leave {
+        MessageType::Leave => Body::Leave {
             reason: match opt_string(o, "reason")?.as_deref() {
                 None | Some("hangup") => LeaveReason::Hangup,
                 Some("disconnected") => LeaveReason::Disconnected,
@@ -454,7 +573,7 @@ fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
                 Some(_) => LeaveReason::Other,
             },
         },
-        "offer" => Body::Offer {
+        MessageType::Offer => Body::Offer {
             sdp: string(o, "sdp")?,
             ice_restart: match o.get("ice_restart") {
                 None | Some(Value::Null) => false,
@@ -462,10 +581,10 @@ fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
                 Some(_) => return Err("\"ice_restart\" must be true or false".into()),
             },
         },
-        "answer" => Body::Answer {
+        MessageType::Answer => Body::Answer {
             sdp: string(o, "sdp")?,
         },
-        "candidate" => Body::Candidate {
+        MessageType::Candidate => Body::Candidate {
             candidate: match o.get("candidate") {
                 Some(Value::Object(c)) => Candidate {
                     candidate: string(c, "candidate")?,
@@ -484,14 +603,13 @@ fn body(o: &Map<String, Value>, type_name: &str) -> Result<Body, String> {
                 None => return Err("missing field \"candidate\"".into()),
             },
         },
-        "end_of_candidates" => Body::EndOfCandidates,
-        "ping" => Body::Ping,
-        "pong" => Body::Pong,
-        "error" => Body::Error {
+        MessageType::EndOfCandidates => Body::EndOfCandidates,
+        MessageType::Ping => Body::Ping,
+        MessageType::Pong => Body::Pong,
+        MessageType::Error => Body::Error {
             code: string(o, "code")?,
             message: string(o, "message")?,
         },
-        other => return Err(format!("{other:?} is not a known type")),
     })
 }
 
@@ -614,6 +732,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn error_codes_round_trip_and_keep_unknown_ones() {
+        for (code, text) in ErrorCode::KNOWN {
+            assert_eq!(ErrorCode::parse(text), code);
+            assert_eq!(code.as_str(), text);
+        }
+        let newer = ErrorCode::parse("slow_down");
+        assert_eq!(newer, ErrorCode::Other("slow_down".into()));
+        assert_eq!(newer.to_string(), "slow_down");
+    }
+
+    #[test]
+    fn message_types_parse_back() {
+        for name in KNOWN_TYPES {
+            assert_eq!(
+                MessageType::parse(name).map(MessageType::as_str),
+                Some(*name)
+            );
+        }
+        assert_eq!(MessageType::parse("hello"), None);
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub struct Config {
     pub rate_per_sec: f64,
     /// Messages a connection may send in a burst above the sustained rate.
     pub rate_burst: f64,
-    /// Peers in one room: by default 6, the most the app lets into one
-    /// full-mesh call.
+    /// Peers in one room: by default [`peercall_protocol::MAX_PEOPLE`],
+    /// the most the app lets into one full-mesh call.
     pub max_peers_per_room: usize,
     /// Rooms in the relay at once.
     pub max_rooms: usize,
@@ -220,7 +220,7 @@ impl Default for Config {
             max_message_bytes: peercall_protocol::MAX_MESSAGE_BYTES,
             rate_per_sec: 50.0,
             rate_burst: 200.0,
-            max_peers_per_room: 6,
+            max_peers_per_room: peercall_protocol::MAX_PEOPLE,
             max_rooms: 10_000,
             max_connections: 20_000,
             max_id_len: peercall_protocol::MAX_ID_LEN,

@@ -1,7 +1,9 @@
 //! View components: data and callbacks in, HTML out. `InCall` is the one
 //! stateful screen: it owns the camera (through `use_local_media`) and the
-//! call (`web::call::Call`) for as long as it is mounted.
+//! call (`use_call`) for as long as it is mounted, and shares the call with
+//! its parts (`Tiles`, `SelfView`, `CallControls`) through a context.
 
+mod call_controls;
 mod chat_panel;
 mod device_picker;
 mod in_call;
@@ -10,12 +12,15 @@ mod local_preview;
 mod media_error;
 mod remote_video;
 mod stats_panel;
+mod tiles;
 
+pub use call_controls::{CallControls, CallControlsProps};
 pub use chat_panel::{ChatPanel, ChatPanelProps};
 pub use device_picker::{DevicePicker, DevicePickerProps};
-pub use in_call::{InCall, InCallProps};
+pub use in_call::{InCall, InCallProps, RelayBanner, RelayBannerProps};
 pub use landing::{Landing, LandingProps};
 pub use local_preview::{LocalPreview, LocalPreviewProps};
 pub use media_error::{MediaErrorView, MediaErrorViewProps};
 pub use remote_video::{RemoteVideo, RemoteVideoProps};
 pub use stats_panel::{Connection, StatsPanel, StatsPanelProps};
+pub use tiles::{SelfView, SelfViewProps, Tiles, TilesProps};

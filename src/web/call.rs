@@ -1,33 +1,19 @@
-//! The call: one signaling client and one [`Peer`] per other person in the
-//! room, driven by one task so that every negotiation step runs in order.
+//! The call's browser loop: one signaling client and one [`Peer`] per other
+//! person in the room, driven by one task so that every negotiation step
+//! runs in order.
 //!
-//! The call starts while the camera is still starting: joining the room,
-//! the TURN credentials, the offer/answer and ICE all run meanwhile, so the
-//! other person's video can show before our own camera is on. Peers are
-//! created when the room says someone is there. The impolite side (the
-//! smaller id) gets ready to send at once (`sendrecv` audio and video, with
-//! our tracks or none yet, and the control data channel), so its
-//! `negotiationneeded` makes the first offer; the polite side does the same
-//! when that offer arrives, just before answering. Both joining at once
-//! therefore needs no rollback (which left Chromium's ICE gathering stuck
-//! in the e2e tests); later collisions, from renegotiation, are resolved by
-//! [`Negotiation`]. Everything that changes what we send later (the camera
-//! arriving, mute, camera off, a shared screen, another device) goes onto
-//! the senders with `replaceTrack`: no renegotiation, so the other side's
-//! picture is never disturbed; the control channel tells the other side
-//! (`media`), and carries chat. Files go over channels of their own
-//! ([`crate::web::transfer`]). What the UI needs comes out as
-//! [`CallUpdate`]s; what it asks for goes in through [`Call`]'s methods.
+//! Every decision is [`CallCore`]'s (`peercall_core::call`): this loop
+//! turns what the relay, the peer connections, the timer and the UI report
+//! into its inputs, and carries out its [`Output`]s on the browser
+//! objects: the connections, the signaling client, the TURN request. What
+//! the UI needs comes out as [`CallUpdate`]s; what it asks for goes in
+//! through [`Call`]'s methods.
 //!
-//! Before the first peer connection the task asks the relay for TURN
-//! credentials (in parallel with the WebSocket connecting) and adds them to
-//! the configured ICE servers; stale ones are fetched again before a new
-//! connection or an ICE restart. Each connection's gathered candidates and
-//! server errors are kept so a failure can be explained ([`crate::ice`]).
-//! ICE restarts on `failed`, and after [`DISCONNECTED_RESTART_MS`] of
-//! `disconnected`. While the relay is away the connections carry on; a peer
-//! the relay reports gone (or that went silent) is kept while its media
-//! still flows.
+//! Everything that changes what we send (the camera arriving, mute, camera
+//! off, a shared screen, another device) goes onto the senders with
+//! `replaceTrack`: no renegotiation, so the other side's picture is never
+//! disturbed. Files go over channels of their own
+//! ([`crate::web::transfer`]).
 
 use std::collections::HashMap;
 
@@ -38,18 +24,19 @@ use futures::StreamExt;
 use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
-use crate::channel::Message;
-use crate::config::{CallConfig, IceServer};
+use crate::call::{CallCore, Level, Negotiated, Output, PeerInput, RelayInput};
+use crate::config::CallConfig;
 use crate::controls::{Sending, VideoSource};
-use crate::ice::{self, Credentials, Gathering, Grant, IceSetup};
+use crate::ice::{self, Credentials, Grant};
+use crate::media::MediaKind;
 use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
-use crate::room::{Event, Gone, Signal, Timing};
-use crate::state::{CallAction, PeerStatus, RemoteMedia};
+use crate::room::{Signal, Timing};
+use crate::state::CallAction;
 use crate::web::channel::{Channel, ChannelEvent, Queue};
 use crate::web::page;
-use crate::web::peer::{debug_register, debug_unregister, ConnectionState, Peer, PeerEvent};
+use crate::web::peer::{debug_register, debug_unregister, Peer, PeerEvent};
 use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
-use crate::web::transfer;
+use crate::web::{transfer, JsError};
 
 /// What the call tells the UI: changes to the call screen's pure state,
 /// and the media handles that stay out of it.
@@ -99,9 +86,9 @@ impl Call {
         room: String,
         name: Option<String>,
         on_update: impl Fn(CallUpdate) + 'static,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JsError> {
         let me = random_peer_id()?;
-        let outgoing = MediaStream::new().map_err(|_| "cannot make a MediaStream".to_owned())?;
+        let outgoing = MediaStream::new().map_err(|e| JsError::new("new MediaStream()", &e))?;
         let credentials_url = config.credentials_url_for(&relay_url);
         let (signaling, updates) = SignalingClient::start(Options {
             url: relay_url,
@@ -123,28 +110,19 @@ impl Call {
             })
         };
         crate::web::peer::debug_set("restartIce", restart_hook.as_ref());
+        let core = CallCore::new(&me, &room, config, credentials_url);
         wasm_bindgen_futures::spawn_local(run(
-            Session {
-                me,
-                room,
-                servers: config.ice_servers.clone(),
-                setup: IceSetup::new(
-                    &config.ice_servers,
-                    config.relay_only,
-                    Credentials::NotOffered,
-                ),
-                config,
-                credentials_url,
+            Shell {
+                core,
                 local: None,
                 outgoing,
-                sending: Sending::default(),
                 screen: None,
                 signaling,
                 peers: HashMap::new(),
                 transfers: HashMap::new(),
                 peer_tx,
                 on_update: Rc::new(on_update),
-                ended: false,
+                swaps: Vec::new(),
                 _restart_hook: restart_hook,
             },
             updates,
@@ -213,40 +191,21 @@ impl Drop for Call {
     }
 }
 
+/// The browser side of one connection: the `RTCPeerConnection` and the
+/// perfect-negotiation state that drives it.
 struct PeerSession {
     peer: Peer,
     negotiation: Negotiation,
-    /// Chat messages waiting for the control channel to open.
-    outbox: Vec<Message>,
-    /// Bumped on every connection state change, so a stale
-    /// [`PeerEvent::CheckDisconnected`] is ignored.
-    state_changes: u32,
-    /// Our tracks are on this connection.
-    sending: bool,
-    restarted: bool,
-    /// Local candidates and server errors since the last (re)start.
-    gathering: Gathering,
-    /// Told the person this connection failed.
-    failure_told: bool,
-    /// The relay said its signaling dropped while media still flowed; if
-    /// the media fails too, the peer is gone.
-    signaling_lost: bool,
 }
 
-struct Session {
-    me: String,
-    room: String,
-    config: CallConfig,
-    /// The configured ICE servers plus the relay's TURN credentials.
-    servers: Vec<IceServer>,
-    setup: IceSetup,
-    credentials_url: Option<String>,
+/// The loop's state: the call's decisions ([`CallCore`]) and the browser
+/// objects they are carried out on.
+struct Shell {
+    core: CallCore,
     /// Our camera and microphone, once they are on.
     local: Option<MediaStream>,
     /// What the other side sees our media as (the msid).
     outgoing: MediaStream,
-    /// Mute, camera, screen.
-    sending: Sending,
     /// The shared screen.
     screen: Option<MediaStreamTrack>,
     signaling: SignalingClient,
@@ -255,38 +214,49 @@ struct Session {
     transfers: HashMap<(String, String), mpsc::UnboundedSender<ChannelEvent>>,
     peer_tx: mpsc::UnboundedSender<(String, PeerEvent)>,
     on_update: Rc<dyn Fn(CallUpdate)>,
-    /// Turned away (the room is full): the call ends.
-    ended: bool,
+    /// The `replaceTrack`s of the outputs carried out last.
+    swaps: Vec<wasm_bindgen_futures::JsFuture>,
     _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
 }
 
+/// Wall-clock milliseconds: the call's timers and the credentials' expiry.
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
 async fn run(
-    mut s: Session,
+    mut s: Shell,
     mut updates: mpsc::UnboundedReceiver<Update>,
     mut peer_events: mpsc::UnboundedReceiver<(String, PeerEvent)>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     hung_up: futures::channel::oneshot::Receiver<()>,
 ) {
-    let mut hung_up = futures::FutureExt::fuse(hung_up);
+    use futures::FutureExt;
+    let mut hung_up = hung_up.fuse();
     // The socket connects meanwhile; its updates wait in the channel.
-    s.fetch_credentials().await;
-    if let Some(warning) = s.setup.warning() {
-        s.emit(CallAction::Warning(warning));
-    }
+    s.core.start();
+    s.carry_out().await;
     loop {
+        let deadline = s.core.poll_timeout();
+        let timer = async move {
+            match deadline {
+                Some(at) => {
+                    let wait = at.saturating_sub(now_ms()).min(u64::from(u32::MAX));
+                    gloo_timers::future::TimeoutFuture::new(wait as u32).await
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        }
+        .fuse();
+        futures::pin_mut!(timer);
         futures::select! {
             update = updates.next() => match update {
-                Some(update) => {
-                    s.on_signaling(update).await;
-                    if s.ended {
-                        break;
-                    }
-                }
+                Some(update) => s.on_signaling(update),
                 None => break,
             },
             event = peer_events.next() => {
                 if let Some((id, event)) = event {
-                    s.on_peer_event(&id, event).await;
+                    s.on_peer_event(&id, event);
                 }
             }
             command = commands.next() => {
@@ -294,7 +264,12 @@ async fn run(
                     s.on_command(command).await;
                 }
             }
+            () = timer => s.core.handle_timeout(now_ms()),
             _ = hung_up => break,
+        }
+        s.carry_out().await;
+        if s.core.ended() {
+            break;
         }
     }
     s.signaling.leave();
@@ -306,31 +281,12 @@ async fn run(
     }
     crate::web::peer::debug_set("restartIce", &wasm_bindgen::JsValue::UNDEFINED);
     // Received files live as long as the call.
-    crate::web::spool::remove_call_dir(&s.me).await;
-}
-
-/// What the person sees of a connection state (nothing once closed).
-fn status_of(state: ConnectionState) -> Option<PeerStatus> {
-    match state {
-        ConnectionState::Connecting => Some(PeerStatus::Connecting),
-        ConnectionState::Connected => Some(PeerStatus::Connected),
-        ConnectionState::Disconnected => Some(PeerStatus::Reconnecting),
-        ConnectionState::Failed => Some(PeerStatus::Failed),
-        ConnectionState::Closed => None,
-    }
+    crate::web::spool::remove_call_dir(s.core.me()).await;
 }
 
 /// A short random id for a chat message or a file transfer (64 bits, hex).
-fn short_id() -> Result<String, String> {
+fn short_id() -> Result<String, JsError> {
     crate::web::page::random_128_bits().map(|bits| crate::room::peer_id(bits)[..16].to_owned())
-}
-
-/// How long a connection may stay `disconnected` before we restart ICE.
-const DISCONNECTED_RESTART_MS: u32 = 4_000;
-
-/// Unix time in seconds.
-fn now_s() -> u64 {
-    (js_sys::Date::now() / 1000.0) as u64
 }
 
 /// Asks `url` for TURN credentials for peer `me` in `room`, giving up
@@ -369,122 +325,260 @@ async fn fetch_grant(url: &str, me: &str, room: &str) -> (Credentials, Option<Gr
     }
 }
 
-impl Session {
+impl Shell {
     fn emit(&self, action: CallAction) {
         (self.on_update)(CallUpdate::State(action));
     }
 
-    /// Fetches TURN credentials (if a URL is configured) and makes the ICE
-    /// servers the configured ones plus those.
-    async fn fetch_credentials(&mut self) {
-        let Some(url) = &self.credentials_url else {
-            return;
-        };
-        let (credentials, grant) = fetch_grant(url, &self.me, &self.room).await;
-        self.servers = self.config.ice_servers.clone();
-        if let Some(grant) = grant {
-            self.servers.extend(grant.servers);
-        }
-        self.setup = IceSetup::new(&self.servers, self.config.relay_only, credentials);
-    }
-
-    /// Fetches new credentials if the ones we have are about to expire;
-    /// says whether it did.
-    async fn refresh_stale_credentials(&mut self) -> bool {
-        match self.setup.credentials {
-            Credentials::Fetched { expires_at } if ice::needs_refresh(expires_at, now_s()) => {
-                self.fetch_credentials().await;
-                true
-            }
-            _ => false,
+    /// Carries out what the call decided, in order, until it has nothing
+    /// more to say.
+    async fn carry_out(&mut self) {
+        self.swaps.clear();
+        while let Some(output) = self.core.poll_output() {
+            self.carry_out_one(output).await;
         }
     }
 
-    /// Restarts ICE with `id`, with fresh credentials if ours went stale.
-    async fn restart(&mut self, id: &str) {
-        let refreshed = self.refresh_stale_credentials().await;
-        let (servers, relay_only) = (&self.servers, self.config.relay_only);
-        if let Some(p) = self.peers.get_mut(id) {
-            if refreshed {
-                p.peer.set_ice_servers(servers, relay_only);
+    async fn carry_out_one(&mut self, output: Output) {
+        match output {
+            Output::FetchCredentials { url } => {
+                let (credentials, grant) =
+                    fetch_grant(&url, self.core.me(), self.core.room()).await;
+                let servers = grant.map(|g| g.servers).unwrap_or_default();
+                self.core.credentials(credentials, servers);
             }
-            p.restarted = true;
-            p.gathering = Gathering::default();
-            p.peer.restart_ice();
+            Output::Connect { id, send } => self.connect(&id, send),
+            Output::Disconnect { id } => {
+                if self.peers.remove(&id).is_some() {
+                    debug_unregister(&id);
+                }
+                // Its transfers end as their channels close with the connection.
+                self.transfers.retain(|(_, peer), _| *peer != id);
+            }
+            Output::Negotiate {
+                id,
+                signal,
+                send_when_answering,
+            } => {
+                let Some(mut p) = self.peers.remove(&id) else {
+                    return;
+                };
+                let result = self.negotiate(&mut p, signal, send_when_answering).await;
+                let state = p.peer.connection_state();
+                self.peers.insert(id.clone(), p);
+                let negotiated = match result {
+                    Ok(step) => {
+                        if let Some(answer) = step.answer {
+                            self.signaling.signal(&id, answer);
+                        }
+                        Negotiated {
+                            description: step.description,
+                            started_sending: step.started_sending,
+                            state,
+                            error: None,
+                        }
+                    }
+                    Err((started_sending, e)) => Negotiated {
+                        description: false,
+                        started_sending,
+                        state,
+                        error: Some(e.to_string()),
+                    },
+                };
+                self.core.negotiated(&id, negotiated);
+            }
+            Output::Offer { id, ice_restart } => {
+                let Some(p) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                p.negotiation.offer_started();
+                let made = p.peer.set_local().await;
+                p.negotiation.offer_finished();
+                let result = match made {
+                    Ok((true, sdp)) => {
+                        self.signaling
+                            .signal(&id, Signal::Offer { sdp, ice_restart });
+                        Ok(true)
+                    }
+                    // Not an offer: the state moved on meanwhile.
+                    Ok((false, _)) => Ok(false),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.core.offered(&id, result);
+            }
+            Output::Signal { to, signal } => self.signaling.signal(&to, signal),
+            Output::RestartIce { id, new_servers } => {
+                if let Some(p) = self.peers.get(&id) {
+                    if new_servers {
+                        p.peer
+                            .set_ice_servers(self.core.ice_servers(), self.core.relay_only());
+                    }
+                    p.peer.restart_ice();
+                }
+            }
+            Output::SetTracks { id } => {
+                let (audio, video) = self.tracks();
+                if let Some(p) = self.peers.get(&id) {
+                    self.swaps
+                        .extend(p.peer.set_tracks(audio.as_ref(), video.as_ref()));
+                }
+            }
+            Output::LimitVideo { id, budget } => {
+                let height = self
+                    .tracks()
+                    .1
+                    .and_then(|t| t.get_settings().get_height())
+                    .map_or(0, |h| h.max(0) as u32);
+                if let Some(p) = self.peers.get(&id) {
+                    p.peer.limit_video(&budget, height);
+                }
+            }
+            Output::Send { id, message } => {
+                if let Some(p) = self.peers.get(&id) {
+                    p.peer.send_message(&message);
+                }
+            }
+            Output::Ui(action) => self.emit(action),
+            Output::Mark(name) => page::mark(name),
+            Output::Log(Level::Info, line) => web_sys::console::info_1(&line.into()),
+            Output::Log(Level::Warn, line) => web_sys::console::warn_1(&line.into()),
+        }
+    }
+
+    /// Makes the connection to `id`; when `send`, it sends at once.
+    fn connect(&mut self, id: &str, send: bool) {
+        let tx = self.peer_tx.clone();
+        let key = id.to_owned();
+        let made = Peer::new(
+            self.core.ice_servers(),
+            self.core.relay_only(),
+            move |event| {
+                let _ = tx.unbounded_send((key.clone(), event));
+            },
+        );
+        match made {
+            Ok(peer) => {
+                debug_register(id, &peer);
+                (self.on_update)(CallUpdate::Connection {
+                    id: id.to_owned(),
+                    pc: peer.raw().clone(),
+                });
+                let mut p = PeerSession {
+                    peer,
+                    negotiation: Negotiation::new(self.core.me(), id),
+                };
+                if send {
+                    self.start_sending(&mut p);
+                }
+                self.peers.insert(id.to_owned(), p);
+            }
+            Err(e) => self.core.connection_failed(id, e.to_string()),
+        }
+    }
+
+    /// Applies `signal` to `p` as perfect negotiation says.
+    async fn negotiate(
+        &self,
+        p: &mut PeerSession,
+        signal: Signal,
+        send_when_answering: bool,
+    ) -> Result<Step, (bool, JsError)> {
+        match signal {
+            Signal::Offer { sdp, .. } => {
+                self.on_description(p, true, &sdp, send_when_answering)
+                    .await
+            }
+            Signal::Answer { sdp } => self.on_description(p, false, &sdp, false).await,
+            Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
+                OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
+                    Err(e) if p.negotiation.candidate_error_matters() => Err((false, e)),
+                    _ => Ok(Step::default()),
+                },
+                OnCandidate::Queued => Ok(Step::default()),
+            },
+            Signal::EndOfCandidates => Ok(Step::default()),
+        }
+    }
+
+    /// Applies a remote description; gives the answer to send, if one is
+    /// due, having started sending first when `send_when_answering`.
+    async fn on_description(
+        &self,
+        p: &mut PeerSession,
+        is_offer: bool,
+        sdp: &str,
+        send_when_answering: bool,
+    ) -> Result<Step, (bool, JsError)> {
+        let state = p.peer.signaling_state();
+        match p.negotiation.on_description(is_offer, state) {
+            OnDescription::Ignore => Ok(Step::default()),
+            OnDescription::Apply { answer } => {
+                if let Err(e) = p.peer.set_remote(is_offer, sdp).await {
+                    p.negotiation.remote_failed();
+                    return Err((false, e));
+                }
+                for candidate in p.negotiation.remote_applied() {
+                    if let Err(e) = p.peer.add_candidate(&candidate).await {
+                        web_sys::console::warn_1(&format!("peercall: {e}").into());
+                    }
+                }
+                if !answer {
+                    page::mark("negotiated");
+                    return Ok(Step {
+                        description: true,
+                        ..Step::default()
+                    });
+                }
+                if send_when_answering {
+                    self.start_sending(p);
+                }
+                let (_, sdp) = p
+                    .peer
+                    .set_local()
+                    .await
+                    .map_err(|e| (send_when_answering, e))?;
+                page::mark("negotiated");
+                Ok(Step {
+                    description: true,
+                    started_sending: send_when_answering,
+                    answer: Some(Signal::Answer { sdp }),
+                })
+            }
         }
     }
 
     /// The tracks to send now: the camera's or the screen's, unless muted
     /// or off.
     fn tracks(&self) -> (Option<MediaStreamTrack>, Option<MediaStreamTrack>) {
-        let first = |kind: &str| {
+        let sending = self.core.sending();
+        let first = |kind: MediaKind| {
             let local = self.local.as_ref()?;
-            let tracks = if kind == "audio" {
-                local.get_audio_tracks()
-            } else {
-                local.get_video_tracks()
+            let tracks = match kind {
+                MediaKind::Audio => local.get_audio_tracks(),
+                MediaKind::Video => local.get_video_tracks(),
             };
             tracks.get(0).dyn_into::<MediaStreamTrack>().ok()
         };
-        let audio = first("audio");
-        let camera = first("video");
+        let audio = first(MediaKind::Audio);
+        let camera = first(MediaKind::Video);
         // Disabled tracks too, so the local side agrees (and a muted
         // microphone shows as muted in the browser's own indicators).
         if let Some(a) = &audio {
-            a.set_enabled(self.sending.mic);
+            a.set_enabled(sending.mic);
         }
         if let Some(v) = &camera {
-            v.set_enabled(self.sending.camera);
+            v.set_enabled(sending.camera);
         }
-        let video = match self.sending.video() {
+        let video = match sending.video() {
             VideoSource::Camera => camera,
             VideoSource::Screen => self.screen.clone(),
             VideoSource::Off => None,
         };
-        (audio.filter(|_| self.sending.mic), video)
-    }
-
-    /// Puts what we send now on every connection that sends, with no
-    /// renegotiation, and tells everyone; gives the `replaceTrack`s.
-    fn apply_sending(&mut self) -> Vec<wasm_bindgen_futures::JsFuture> {
-        let (audio, video) = self.tracks();
-        let message = self.sending.message();
-        let mut swaps = Vec::new();
-        for p in self.peers.values().filter(|p| p.sending) {
-            swaps.extend(p.peer.set_tracks(audio.as_ref(), video.as_ref()));
-            p.peer.send_message(&message);
-        }
-        self.apply_budget();
-        swaps
-    }
-
-    /// Caps every video sender for the room's size now
-    /// ([`crate::mesh::budget`]): when the size or what we send changes.
-    fn apply_budget(&self) {
-        for p in self.peers.values() {
-            self.apply_budget_to(p);
-        }
-    }
-
-    /// Caps `p`'s video sender, if it sends: after its negotiation too
-    /// (some browsers have no encodings before).
-    fn apply_budget_to(&self, p: &PeerSession) {
-        if !p.sending {
-            return;
-        }
-        let screen = self.sending.video() == VideoSource::Screen;
-        let budget = crate::mesh::budget(self.peers.len() + 1, screen);
-        let height = self
-            .tracks()
-            .1
-            .and_then(|t| t.get_settings().get_height())
-            .map_or(0, |h| h.max(0) as u32);
-        p.peer.limit_video(&budget, height);
+        (audio.filter(|_| sending.mic), video)
     }
 
     /// Makes `p` send (audio and video transceivers, our tracks on them).
     fn start_sending(&self, p: &mut PeerSession) {
-        p.sending = true;
         p.peer.prepare_send(&self.outgoing);
         p.peer.open_control();
         let (audio, video) = self.tracks();
@@ -495,7 +589,9 @@ impl Session {
         match command {
             Command::Local(stream, replaced) => {
                 self.local = Some(stream);
-                let swapped = self.apply_sending();
+                self.core.media_changed();
+                self.carry_out().await;
+                let swapped = std::mem::take(&mut self.swaps);
                 wasm_bindgen_futures::spawn_local(async move {
                     futures::future::join_all(swapped).await;
                     for track in replaced {
@@ -503,101 +599,38 @@ impl Session {
                     }
                 });
             }
-            Command::Sending(sending) => {
-                self.sending = sending;
-                self.apply_sending();
-            }
+            Command::Sending(sending) => self.core.set_sending(sending),
             Command::Screen(track) => {
                 self.screen = track;
-                self.apply_sending();
+                self.core.media_changed();
             }
-            Command::Chat(text, to) => self.send_chat(text, to),
+            Command::Chat(text, to) => match short_id() {
+                Ok(id) => self.core.chat(&text, to, id, now_ms()),
+                Err(e) => self.emit(CallAction::Warning(format!("Message not sent: {e}."))),
+            },
             Command::SendFile(file, to) => self.send_file(file, to),
             Command::CancelTransfer { id, peer } => {
                 if let Some(t) = self.transfers.get(&(id, peer)) {
                     let _ = t.unbounded_send(ChannelEvent::LocalCancel);
                 }
             }
-            Command::RestartIce(id) => {
-                if self.peers.contains_key(&id) {
-                    self.emit(CallAction::Status {
-                        id: id.clone(),
-                        status: PeerStatus::Reconnecting,
-                    });
-                    self.restart(&id).await;
-                }
-            }
+            Command::RestartIce(id) => self.core.restart_ice(&id, now_ms()),
         }
-    }
-
-    fn send_chat(&mut self, text: String, to: Option<String>) {
-        let text = match crate::channel::chat_text(&text) {
-            Ok(text) => text,
-            Err(why) => {
-                self.emit(CallAction::Warning(format!("Message not sent: {why}.")));
-                return;
-            }
-        };
-        let id = match short_id() {
-            Ok(id) => id,
-            Err(e) => return self.emit(CallAction::Warning(e)),
-        };
-        let sent_at = js_sys::Date::now() as u64;
-        let message = Message::Chat {
-            id: id.clone(),
-            text: text.clone(),
-            sent_at,
-            private: to.is_some(),
-        };
-        if to.as_ref().is_some_and(|to| !self.peers.contains_key(to)) {
-            self.emit(CallAction::Warning(
-                "Message not sent: that person has left the call.".into(),
-            ));
-            return;
-        }
-        if self.peers.is_empty() {
-            self.emit(CallAction::Warning(
-                "Nobody else is in the call yet: your message will not be seen.".into(),
-            ));
-        }
-        let recipients = self
-            .peers
-            .iter_mut()
-            .filter(|(id, _)| to.as_ref().is_none_or(|to| to == *id));
-        for (_, p) in recipients {
-            if !p.peer.send_message(&message) {
-                // Before the channel opens: it goes when it does.
-                p.outbox.push(message.clone());
-            }
-        }
-        self.emit(CallAction::Chat {
-            from: None,
-            id,
-            text,
-            sent_at,
-            private_with: to,
-        });
     }
 
     fn send_file(&mut self, file: web_sys::File, to: Option<String>) {
-        let targets: Vec<(String, web_sys::RtcPeerConnection)> = self
-            .peers
-            .iter()
-            .filter(|(id, _)| to.as_ref().is_none_or(|to| to == *id))
-            .filter(|(_, p)| p.peer.control_open())
-            .map(|(id, p)| (id.clone(), p.peer.raw().clone()))
-            .collect();
-        if targets.is_empty() {
-            self.emit(CallAction::Warning(
-                "Nobody is connected to send the file to yet.".into(),
-            ));
+        let recipients = self.core.file_recipients(to.as_deref());
+        if recipients.is_empty() {
             return;
         }
         let id = match short_id() {
             Ok(id) => id,
-            Err(e) => return self.emit(CallAction::Warning(e)),
+            Err(e) => return self.emit(CallAction::Warning(format!("File not sent: {e}."))),
         };
-        for (peer, pc) in targets {
+        for peer in recipients {
+            let Some(pc) = self.peers.get(&peer).map(|p| p.peer.raw().clone()) else {
+                continue;
+            };
             let (channel, events) = Channel::file(&pc, &id);
             let on_view = self.transfer_started(&id, &peer, &events);
             wasm_bindgen_futures::spawn_local(transfer::send(
@@ -620,415 +653,73 @@ impl Session {
         Rc::new(move |view| on_update(CallUpdate::State(CallAction::Transfer(view))))
     }
 
-    /// Shows the connection to `id` as it is: after a negotiation (an ICE
-    /// restart that kept the connection up fires no state change).
-    fn sync_status(&self, id: &str) {
-        let Some(p) = self.peers.get(id) else {
-            return;
-        };
-        if let Some(status) = status_of(p.peer.connection_state()) {
-            self.emit(CallAction::Status {
-                id: id.to_owned(),
-                status,
-            });
-        }
-    }
-
-    /// The control channel of `id` opened, or said something.
-    fn on_control(&mut self, id: &str, event: ChannelEvent) {
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        match event {
-            ChannelEvent::Open => {
-                p.peer.send_message(&self.sending.message());
-                for message in std::mem::take(&mut p.outbox) {
-                    p.peer.send_message(&message);
-                }
-            }
-            ChannelEvent::Text(text) => match crate::channel::parse(&text) {
-                Ok(Message::Media {
-                    audio,
-                    video,
-                    screen,
-                }) => self.emit(CallAction::RemoteMedia {
-                    id: id.to_owned(),
-                    media: RemoteMedia {
-                        audio,
-                        video,
-                        screen,
-                    },
-                }),
-                Ok(Message::Chat {
-                    id: msg,
-                    text,
-                    sent_at,
-                    private,
-                }) => self.emit(CallAction::Chat {
-                    from: Some(id.to_owned()),
-                    id: msg,
-                    text,
-                    sent_at,
-                    private_with: private.then(|| id.to_owned()),
-                }),
-                Ok(other) => web_sys::console::warn_1(
-                    &format!("peercall: unexpected on the control channel: {other:?}").into(),
-                ),
-                Err(e) => web_sys::console::warn_1(
-                    &format!("peercall: from {id} on the control channel: {e}").into(),
-                ),
-            },
-            ChannelEvent::Binary(_) => web_sys::console::warn_1(
-                &format!("peercall: binary data from {id} on the control channel, dropped").into(),
-            ),
-            ChannelEvent::BufferedLow | ChannelEvent::Closed | ChannelEvent::LocalCancel => {}
-        }
-    }
-
-    /// Tells the person the connection with `id` failed, and why.
-    fn explain_failure(&mut self, id: &str) {
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        if std::mem::replace(&mut p.failure_told, true) {
-            return;
-        }
-        let why = ice::explain(&self.setup, &p.gathering, now_s());
-        web_sys::console::warn_1(
-            &format!(
-                "peercall: ICE with {id} failed: {why:?}, gathered {:?}",
-                p.gathering
-            )
-            .into(),
-        );
-        self.emit(CallAction::IceFailed {
-            id: id.to_owned(),
-            why,
-        });
-    }
-
-    /// Creates the connection to `id` unless there is one, with fresh
-    /// credentials if ours went stale.
-    async fn ensure_peer(&mut self, id: &str) {
-        if self.peers.contains_key(id) {
-            return;
-        }
-        self.refresh_stale_credentials().await;
-        let tx = self.peer_tx.clone();
-        let key = id.to_owned();
-        match Peer::new(&self.servers, self.config.relay_only, move |event| {
-            let _ = tx.unbounded_send((key.clone(), event));
-        }) {
-            Ok(peer) => {
-                debug_register(id, &peer);
-                (self.on_update)(CallUpdate::Connection {
-                    id: id.to_owned(),
-                    pc: peer.raw().clone(),
-                });
-                let negotiation = Negotiation::new(&self.me, id);
-                let polite = negotiation.is_polite();
-                let mut p = PeerSession {
-                    peer,
-                    negotiation,
-                    outbox: Vec::new(),
-                    state_changes: 0,
-                    sending: false,
-                    restarted: false,
-                    gathering: Gathering::default(),
-                    failure_told: false,
-                    signaling_lost: false,
-                };
-                if !polite {
-                    self.start_sending(&mut p);
-                }
-                self.peers.insert(id.to_owned(), p);
-                self.apply_budget();
-            }
-            Err(message) => self.emit(CallAction::PeerError {
-                id: id.to_owned(),
-                message,
-            }),
-        }
-    }
-
-    fn drop_peer(&mut self, id: &str) {
-        if self.peers.remove(id).is_some() {
-            debug_unregister(id);
-            self.apply_budget();
-        }
-        // Its transfers end as their channels close with the connection.
-        self.transfers.retain(|(_, peer), _| peer != id);
-    }
-
-    async fn on_signaling(&mut self, update: Update) {
-        match update {
-            Update::Connected => {
-                page::mark("relay-open");
-                self.emit(CallAction::RelayConnected)
-            }
+    fn on_signaling(&mut self, update: Update) {
+        let input = match update {
+            Update::Connected => RelayInput::Connected,
             Update::Disconnected {
                 reason,
                 retry_in_ms,
-            } => self.emit(CallAction::RelayLost {
+            } => RelayInput::Disconnected {
                 reason,
                 retry_in_ms,
-            }),
-            Update::Closed => {}
-            Update::Room(event) => match event {
-                Event::Joined { id, name } => {
-                    if let Some(p) = self.peers.get_mut(&id) {
-                        p.signaling_lost = false;
-                    }
-                    self.ensure_peer(&id).await;
-                    self.emit(CallAction::Joined { id, name });
-                }
-                Event::Left { id, why } => {
-                    // A peer whose relay connection dropped (or that went
-                    // silent while the relay was away) may still be
-                    // connected to us; keep that call.
-                    let still_connected = matches!(why, Gone::Disconnected | Gone::TimedOut)
-                        && self.peers.get_mut(&id).is_some_and(|p| {
-                            p.signaling_lost = true;
-                            p.peer.connection_state() == ConnectionState::Connected
-                        });
-                    if !still_connected {
-                        self.drop_peer(&id);
-                        self.emit(CallAction::Left { id, why });
-                    }
-                }
-                Event::Signal { from, signal } => {
-                    self.ensure_peer(&from).await;
-                    self.on_signal(&from, signal).await;
-                }
-                Event::Full { people } => {
-                    // The room said goodbye for us; no call to make (the
-                    // connections close as the call ends).
-                    self.ended = true;
-                    self.emit(CallAction::RoomFull { people });
-                }
-                Event::RelayError { code, message } => {
-                    // Refused at the door: nothing more to do here.
-                    self.ended |= crate::state::ends_the_call(&code);
-                    self.emit(CallAction::Refused { code, message })
-                }
-                Event::PeerError {
-                    from,
-                    code,
-                    message,
-                } => self.emit(CallAction::PeerError {
-                    id: from,
-                    message: format!("{code}: {message}"),
-                }),
-                Event::Welcomed => page::mark("joined"),
-                Event::Ignored(_) => {}
             },
-        }
-    }
-
-    async fn on_signal(&mut self, from: &str, signal: Signal) {
-        let Some(mut p) = self.peers.remove(from) else {
-            return;
+            Update::Closed => return,
+            Update::Room(event) => RelayInput::Room(event),
         };
-        let description = matches!(signal, Signal::Offer { .. } | Signal::Answer { .. });
-        let result = self.on_signal_for(&mut p, signal).await;
-        self.peers.insert(from.to_owned(), p);
-        if description && result.is_ok() {
-            self.sync_status(from);
-            if let Some(p) = self.peers.get(from) {
-                self.apply_budget_to(p);
-            }
-        }
-        match result {
-            Ok(Some(answer)) => self.signaling.signal(from, answer),
-            Ok(None) => {}
-            Err(message) => self.emit(CallAction::PeerError {
-                id: from.to_owned(),
-                message,
-            }),
-        }
+        self.core.relay(input, now_ms());
     }
 
-    async fn on_signal_for(
-        &self,
-        p: &mut PeerSession,
-        signal: Signal,
-    ) -> Result<Option<Signal>, String> {
-        match signal {
-            Signal::Offer { sdp, .. } => self.on_description(p, true, &sdp).await,
-            Signal::Answer { sdp } => self.on_description(p, false, &sdp).await,
-            Signal::Candidate(candidate) => match p.negotiation.on_candidate(candidate) {
-                OnCandidate::Add(c) => match p.peer.add_candidate(&c).await {
-                    Err(e) if p.negotiation.candidate_error_matters() => Err(e),
-                    _ => Ok(None),
-                },
-                OnCandidate::Queued => Ok(None),
-            },
-            Signal::EndOfCandidates => Ok(None),
-        }
-    }
-
-    /// Applies a remote description as perfect negotiation says; gives the
-    /// answer to send, if one is due.
-    async fn on_description(
-        &self,
-        p: &mut PeerSession,
-        is_offer: bool,
-        sdp: &str,
-    ) -> Result<Option<Signal>, String> {
-        let state = p.peer.signaling_state();
-        match p.negotiation.on_description(is_offer, state) {
-            OnDescription::Ignore => Ok(None),
-            OnDescription::Apply { answer } => {
-                if let Err(e) = p.peer.set_remote(is_offer, sdp).await {
-                    p.negotiation.remote_failed();
-                    return Err(e);
-                }
-                for candidate in p.negotiation.remote_applied() {
-                    if let Err(e) = p.peer.add_candidate(&candidate).await {
-                        web_sys::console::warn_1(&format!("peercall: {e}").into());
-                    }
-                }
-                if !answer {
-                    page::mark("negotiated");
-                    return Ok(None);
-                }
-                if !p.sending {
-                    self.start_sending(p);
-                }
-                let (_, sdp) = p.peer.set_local().await?;
-                page::mark("negotiated");
-                Ok(Some(Signal::Answer { sdp }))
-            }
-        }
-    }
-
-    async fn on_peer_event(&mut self, id: &str, event: PeerEvent) {
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        if let PeerEvent::State(_) = &event {
-            p.state_changes += 1;
-        }
-        match event {
-            PeerEvent::NegotiationNeeded => {
-                p.negotiation.offer_started();
-                let made = p.peer.set_local().await;
-                p.negotiation.offer_finished();
-                let ice_restart = std::mem::take(&mut p.restarted);
-                match made {
-                    Ok((true, sdp)) => {
-                        self.signaling
-                            .signal(id, Signal::Offer { sdp, ice_restart });
-                        if let Some(p) = self.peers.get(id) {
-                            self.apply_budget_to(p);
-                        }
-                    }
-                    // Not an offer: the state moved on meanwhile.
-                    Ok((false, _)) => {}
-                    Err(message) => self.emit(CallAction::PeerError {
+    fn on_peer_event(&mut self, id: &str, event: PeerEvent) {
+        let input = match event {
+            PeerEvent::NegotiationNeeded => PeerInput::NegotiationNeeded,
+            PeerEvent::Candidate(Some(c)) => PeerInput::Candidate(c),
+            PeerEvent::Candidate(None) => PeerInput::EndOfCandidates,
+            PeerEvent::ServerError(e) => PeerInput::ServerError(e),
+            PeerEvent::State(state) => PeerInput::State(state),
+            PeerEvent::Control(ChannelEvent::Open) => PeerInput::ControlOpen,
+            PeerEvent::Control(ChannelEvent::Closed) => PeerInput::ControlClosed,
+            PeerEvent::Control(ChannelEvent::Text(text)) => PeerInput::ControlText(text),
+            PeerEvent::Control(ChannelEvent::Binary(_)) => PeerInput::ControlBinary,
+            PeerEvent::Control(ChannelEvent::BufferedLow | ChannelEvent::LocalCancel) => return,
+            PeerEvent::Track(stream) => {
+                if self.core.has_peer(id) {
+                    (self.on_update)(CallUpdate::RemoteStream {
                         id: id.to_owned(),
-                        message,
-                    }),
+                        stream,
+                    });
                 }
+                return;
             }
-            PeerEvent::Candidate(Some(c)) => {
-                p.gathering.add(&c.candidate);
-                self.signaling.signal(id, Signal::Candidate(c));
-            }
-            PeerEvent::Candidate(None) => {
-                p.gathering.complete = true;
-                self.signaling.signal(id, Signal::EndOfCandidates);
-                if ice::hopeless(&self.setup, &p.gathering) {
-                    // Nothing to try: say why now rather than when the
-                    // browser gives up (or never, with no candidates).
-                    if !p.restarted && self.refresh_stale_credentials().await {
-                        self.restart(id).await;
-                    } else {
-                        self.explain_failure(id);
-                    }
-                }
-            }
-            PeerEvent::ServerError(e) => {
-                web_sys::console::warn_1(
-                    &format!(
-                        "peercall: ICE server {} answered {} {}",
-                        e.url, e.code, e.text
-                    )
-                    .into(),
-                );
-                p.gathering.errors.push(e);
-            }
-            PeerEvent::Track(stream) => (self.on_update)(CallUpdate::RemoteStream {
-                id: id.to_owned(),
-                stream,
-            }),
-            PeerEvent::Control(event) => self.on_control(id, event),
             PeerEvent::FileChannel {
                 id: transfer,
                 channel,
                 events,
             } => {
-                let on_view = self.transfer_started(&transfer, id, &events);
-                wasm_bindgen_futures::spawn_local(transfer::receive(
-                    channel,
-                    events.rx,
-                    transfer,
-                    id.to_owned(),
-                    self.me.clone(),
-                    on_view,
-                ));
-            }
-            PeerEvent::CheckDisconnected(seen) => {
-                // Nothing changed since it went `disconnected`.
-                let still = p.peer.connection_state() == ConnectionState::Disconnected;
-                if seen == p.state_changes && still && !p.restarted {
-                    web_sys::console::info_1(
-                        &format!("peercall: {id} still disconnected: restarting ICE").into(),
-                    );
-                    self.restart(id).await;
+                if self.core.has_peer(id) {
+                    let on_view = self.transfer_started(&transfer, id, &events);
+                    wasm_bindgen_futures::spawn_local(transfer::receive(
+                        channel,
+                        events.rx,
+                        transfer,
+                        id.to_owned(),
+                        self.core.me().to_owned(),
+                        on_view,
+                    ));
                 }
+                return;
             }
-            PeerEvent::State(ConnectionState::Failed | ConnectionState::Closed)
-                if p.signaling_lost =>
-            {
-                // Gone from the relay earlier, and now the media is gone too.
-                self.drop_peer(id);
-                self.emit(CallAction::Left {
-                    id: id.to_owned(),
-                    why: Gone::Disconnected,
-                });
-            }
-            PeerEvent::State(ConnectionState::Failed) if !p.restarted => {
-                // One ICE restart (its offer says so), with fresh
-                // credentials if ours went stale.
-                self.restart(id).await;
-                self.emit(CallAction::Status {
-                    id: id.to_owned(),
-                    status: PeerStatus::Reconnecting,
-                });
-            }
-            PeerEvent::State(ConnectionState::Failed) => self.explain_failure(id),
-            PeerEvent::State(state) => {
-                if state == ConnectionState::Connected {
-                    p.failure_told = false;
-                    page::mark("connected");
-                }
-                if state == ConnectionState::Disconnected {
-                    // ICE may find the path again by itself; if it has not
-                    // after a few seconds, restart it.
-                    let (tx, key, seen) = (self.peer_tx.clone(), id.to_owned(), p.state_changes);
-                    wasm_bindgen_futures::spawn_local(async move {
-                        gloo_timers::future::TimeoutFuture::new(DISCONNECTED_RESTART_MS).await;
-                        let _ = tx.unbounded_send((key, PeerEvent::CheckDisconnected(seen)));
-                    });
-                }
-                if let Some(status) = status_of(state) {
-                    self.emit(CallAction::Status {
-                        id: id.to_owned(),
-                        status,
-                    });
-                }
-            }
-        }
+        };
+        self.core.peer(id, input, now_ms());
     }
+}
+
+/// What one negotiation step did.
+#[derive(Default)]
+struct Step {
+    /// A description was applied.
+    description: bool,
+    /// Sending started before the answer.
+    started_sending: bool,
+    /// The answer to send.
+    answer: Option<Signal>,
 }

@@ -182,6 +182,49 @@ pub async fn get_display_media() -> Result<Option<MediaStream>, MediaError> {
     }
 }
 
+/// A shared screen: its stream (stopped when this is dropped), its video
+/// track, and the listener for the browser's own "Stop sharing".
+pub struct SharedScreen {
+    stream: MediaStream,
+    /// The video track to send.
+    pub track: MediaStreamTrack,
+    _ended: gloo_events::EventListener,
+}
+
+impl Drop for SharedScreen {
+    fn drop(&mut self) {
+        stop_all(&self.stream);
+    }
+}
+
+/// Asks the person for a screen to share ([`get_display_media`]), marked
+/// for text (`contentHint = "detail"`: sharp rather than smooth);
+/// `on_ended` runs when the browser ends it. `Ok(None)`: they cancelled.
+pub async fn share_screen(
+    on_ended: impl FnOnce() + 'static,
+) -> Result<Option<SharedScreen>, MediaError> {
+    let Some(stream) = get_display_media().await? else {
+        return Ok(None);
+    };
+    let Some(track) = stream
+        .get_video_tracks()
+        .get(0)
+        .dyn_into::<MediaStreamTrack>()
+        .ok()
+    else {
+        stop_all(&stream);
+        return Ok(None);
+    };
+    // web-sys has no `contentHint` setter.
+    let _ = js_sys::Reflect::set(&track, &"contentHint".into(), &"detail".into());
+    let ended = gloo_events::EventListener::once(&track, "ended", move |_| on_ended());
+    Ok(Some(SharedScreen {
+        stream,
+        track,
+        _ended: ended,
+    }))
+}
+
 /// `enumerateDevices()`.
 pub async fn list_devices() -> Result<Vec<Device>, MediaError> {
     let window = web_sys::window().ok_or(MediaError::Unsupported)?;

@@ -2,10 +2,11 @@
 //! query string, `config.json`, and the clipboard.
 
 use gloo_net::http::Request;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::config::{new_room_id, room_from_hash, CallConfig};
-use crate::web::signaling::page_relay_url;
+use crate::signaling::same_origin_relay;
+use crate::web::JsError;
 
 const NAME_KEY: &str = "peercall.name";
 const RELAY_ONLY_KEY: &str = "peercall.relayOnly";
@@ -35,20 +36,20 @@ pub fn set_room(room: &str) {
 }
 
 /// 128 bits from `crypto.getRandomValues`.
-pub fn random_128_bits() -> Result<[u8; 16], String> {
+pub fn random_128_bits() -> Result<[u8; 16], JsError> {
     let crypto = web_sys::window()
-        .ok_or("no window")?
+        .ok_or_else(|| JsError::missing("no window"))?
         .crypto()
-        .map_err(|_| "this browser has no crypto.getRandomValues")?;
+        .map_err(|e| JsError::new("window.crypto", &e))?;
     let mut bytes = [0u8; 16];
     crypto
         .get_random_values_with_u8_array(&mut bytes)
-        .map_err(|_| "crypto.getRandomValues failed")?;
+        .map_err(|e| JsError::new("crypto.getRandomValues", &e))?;
     Ok(bytes)
 }
 
 /// A new room id from `crypto.getRandomValues`.
-pub fn random_room_id() -> Result<String, String> {
+pub fn random_room_id() -> Result<String, JsError> {
     random_128_bits().map(new_room_id)
 }
 
@@ -106,15 +107,24 @@ pub fn save_relay_only(on: bool) {
 }
 
 /// Copies `text` to the clipboard.
-pub async fn copy(text: &str) -> Result<(), String> {
+pub async fn copy(text: &str) -> Result<(), JsError> {
     let clipboard = web_sys::window()
-        .ok_or("no window")?
+        .ok_or_else(|| JsError::missing("no window"))?
         .navigator()
         .clipboard();
     wasm_bindgen_futures::JsFuture::from(clipboard.write_text(text))
         .await
         .map(drop)
-        .map_err(|e: JsValue| format!("could not copy: {e:?}"))
+        .map_err(|e: JsValue| JsError::new("copying to the clipboard", &e))
+}
+
+/// The relay on the page's own origin (`/ws`).
+pub fn page_relay_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    Some(same_origin_relay(
+        &location.protocol().ok()?,
+        &location.host().ok()?,
+    ))
 }
 
 /// The call configuration: built in, then `config.json` beside the app
@@ -134,21 +144,24 @@ pub async fn load_config() -> Result<(CallConfig, String), String> {
         .unwrap_or_default();
     let params = web_sys::UrlSearchParams::new_with_str(&search)
         .map_err(|_| "cannot read the page's query string")?;
-    let mut pairs = Vec::new();
-    for key in [
-        "relay",
-        "ice",
-        "ice_username",
-        "ice_credential",
-        "ice_policy",
-        "ice_servers_url",
-        "max_people",
-    ] {
-        if let Some(value) = params.get(key) {
+    // Each key's first value (as `get` gives it): the configuration picks
+    // the keys it knows.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let entries = js_sys::try_iter(&params)
+        .ok()
+        .flatten()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let entry: js_sys::Array = entry.ok()?.dyn_into().ok()?;
+            Some((entry.get(0).as_string()?, entry.get(1).as_string()?))
+        });
+    for (key, value) in entries {
+        if !pairs.iter().any(|(k, _)| *k == key) {
             pairs.push((key, value));
         }
     }
-    config = config.with_query(pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
+    config = config.with_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let relay = match &config.relay {
         Some(url) => url.clone(),
         None => page_relay_url().ok_or("cannot tell the page's address")?,

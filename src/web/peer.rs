@@ -17,10 +17,12 @@ use web_sys::{
 };
 
 use crate::channel::{file_label_id, Message};
-use crate::config::IceServer;
+use crate::ice::IceServer;
 use crate::ice::ServerError;
+use crate::media::MediaKind;
 use crate::negotiation::SignalingState;
 use crate::web::channel::{Channel, ChannelEvent, Queue};
+use crate::web::JsError;
 
 #[wasm_bindgen]
 extern "C" {
@@ -37,20 +39,7 @@ extern "C" {
     fn restart_ice(this: &PcExt);
 }
 
-/// `RTCPeerConnection.connectionState`, as the UI needs it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// `new` or `connecting`.
-    Connecting,
-    /// `connected`.
-    Connected,
-    /// `disconnected`: ICE lost the path and is trying to get it back.
-    Disconnected,
-    /// `failed`: ICE gave up.
-    Failed,
-    /// `closed`.
-    Closed,
-}
+pub use crate::call::ConnectionState;
 
 /// What a peer connection reports.
 #[derive(Debug)]
@@ -78,9 +67,6 @@ pub enum PeerEvent {
         /// Its events.
         events: Queue,
     },
-    /// The connection went `disconnected` a while ago (at this count of
-    /// state changes): check whether it came back by itself.
-    CheckDisconnected(u32),
 }
 
 fn connection_state(pc: &RtcPeerConnection) -> ConnectionState {
@@ -125,13 +111,8 @@ fn configuration(ice_servers: &[IceServer], relay_only: bool) -> RtcConfiguratio
     config
 }
 
-fn js_error(what: &str, e: JsValue) -> String {
-    let detail = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| format!("{}: {}", e.name(), e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"));
-    format!("{what} failed: {detail}")
+fn js_error(what: &str, e: JsValue) -> JsError {
+    JsError::new(what, &e)
 }
 
 impl Peer {
@@ -142,7 +123,7 @@ impl Peer {
         ice_servers: &[IceServer],
         relay_only: bool,
         on_event: impl Fn(PeerEvent) + 'static,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JsError> {
         let config = configuration(ice_servers, relay_only);
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| js_error("creating the peer connection", e))?;
@@ -291,7 +272,9 @@ impl Peer {
             let Ok(t) = t.dyn_into::<web_sys::RtcRtpTransceiver>() else {
                 continue;
             };
-            let kind = t.receiver().track().kind();
+            let Some(kind) = MediaKind::parse(&t.receiver().track().kind()) else {
+                continue;
+            };
             if t.stopped() || have.contains(&kind) {
                 continue;
             }
@@ -300,14 +283,15 @@ impl Peer {
             crate::web::call_if_present(&t.sender(), "setStreams", stream);
             have.push(kind);
         }
-        for kind in ["audio", "video"] {
-            if have.iter().any(|k| k == kind) {
+        for kind in MediaKind::ALL {
+            if have.contains(&kind) {
                 continue;
             }
             let init = web_sys::RtcRtpTransceiverInit::new();
             init.set_direction(web_sys::RtcRtpTransceiverDirection::Sendrecv);
             init.set_streams(&js_sys::Array::of1(stream));
-            self.pc.add_transceiver_with_str_and_init(kind, &init);
+            self.pc
+                .add_transceiver_with_str_and_init(kind.as_str(), &init);
         }
     }
 
@@ -322,10 +306,9 @@ impl Peer {
     ) -> Vec<JsFuture> {
         let mut swaps = Vec::new();
         for (kind, t) in self.transceivers() {
-            let track = match kind.as_str() {
-                "audio" => audio,
-                "video" => video,
-                _ => continue,
+            let track = match kind {
+                MediaKind::Audio => audio,
+                MediaKind::Video => video,
             };
             let sender = t.sender();
             let same = match (sender.track(), track) {
@@ -340,15 +323,14 @@ impl Peer {
         swaps
     }
 
-    /// The transceivers not stopped, with their media kind (`audio`,
-    /// `video`).
-    fn transceivers(&self) -> Vec<(String, web_sys::RtcRtpTransceiver)> {
+    /// The transceivers not stopped, with their media kind.
+    fn transceivers(&self) -> Vec<(MediaKind, web_sys::RtcRtpTransceiver)> {
         self.pc
             .get_transceivers()
             .iter()
             .filter_map(|t| t.dyn_into::<web_sys::RtcRtpTransceiver>().ok())
             .filter(|t| !t.stopped())
-            .map(|t| (t.receiver().track().kind(), t))
+            .filter_map(|t| Some((MediaKind::parse(&t.receiver().track().kind())?, t)))
             .collect()
     }
 
@@ -361,7 +343,7 @@ impl Peer {
     pub fn limit_video(&self, budget: &crate::mesh::Budget, height: u32) {
         let scale = crate::mesh::scale_down_by(height, budget.max_height);
         for (kind, t) in self.transceivers() {
-            if kind != "video" {
+            if kind != MediaKind::Video {
                 continue;
             }
             let sender = t.sender();
@@ -412,7 +394,7 @@ impl Peer {
 
     /// `setLocalDescription()`; gives back what was set: (is it an offer,
     /// its SDP).
-    pub async fn set_local(&self) -> Result<(bool, String), String> {
+    pub async fn set_local(&self) -> Result<(bool, String), JsError> {
         JsFuture::from(
             self.pc
                 .unchecked_ref::<PcExt>()
@@ -423,12 +405,12 @@ impl Peer {
         let desc = self
             .pc
             .local_description()
-            .ok_or("setLocalDescription left no local description")?;
+            .ok_or_else(|| JsError::missing("setLocalDescription left no local description"))?;
         Ok((desc.type_() == RtcSdpType::Offer, desc.sdp()))
     }
 
     /// `setRemoteDescription({type, sdp})`.
-    pub async fn set_remote(&self, is_offer: bool, sdp: &str) -> Result<(), String> {
+    pub async fn set_remote(&self, is_offer: bool, sdp: &str) -> Result<(), JsError> {
         let init = RtcSessionDescriptionInit::new(if is_offer {
             RtcSdpType::Offer
         } else {
@@ -442,8 +424,9 @@ impl Peer {
     }
 
     /// `addIceCandidate(candidate)`.
-    pub async fn add_candidate(&self, candidate: &Candidate) -> Result<(), String> {
-        let json = serde_json::to_string(candidate).map_err(|e| e.to_string())?;
+    pub async fn add_candidate(&self, candidate: &Candidate) -> Result<(), JsError> {
+        let json = serde_json::to_string(candidate)
+            .map_err(|e| JsError::missing(&format!("writing the candidate: {e}")))?;
         let init: RtcIceCandidateInit = js_sys::JSON::parse(&json)
             .map_err(|e| js_error("reading the candidate", e))?
             .unchecked_into();

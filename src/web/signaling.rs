@@ -16,7 +16,7 @@ use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 
 use crate::room::{Event, Ignored, Room, Signal, Timing};
-use crate::signaling::{reconnect_delay_ms, same_origin_relay};
+use crate::signaling::reconnect_delay_ms;
 
 /// Messages kept for sending while the relay is unreachable.
 const OUTBOX_LIMIT: usize = 256;
@@ -98,17 +98,8 @@ impl SignalingClient {
 }
 
 /// 128 random bits from `crypto.getRandomValues`, as a peer id.
-pub fn random_peer_id() -> Result<String, String> {
+pub fn random_peer_id() -> Result<String, crate::web::JsError> {
     crate::web::page::random_128_bits().map(crate::room::peer_id)
-}
-
-/// The relay on the page's own origin (`/ws`).
-pub fn page_relay_url() -> Option<String> {
-    let location = web_sys::window()?.location();
-    Some(same_origin_relay(
-        &location.protocol().ok()?,
-        &location.host().ok()?,
-    ))
 }
 
 fn now_ms() -> u64 {

@@ -24,9 +24,14 @@ const ROOT_DIR: &str = "peercall-incoming";
 const DISK_WRITE_BYTES: usize = 4 * 1024 * 1024;
 
 fn js_message(e: JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("{e:?}"))
+    crate::web::describe(&e)
+}
+
+thread_local! {
+    /// The object URLs of each call's received files, by call: they are
+    /// let go with the call ([`remove_call_dir`]).
+    static URLS: std::cell::RefCell<std::collections::HashMap<String, Vec<String>>> =
+        Default::default();
 }
 
 /// `peercall-incoming` in the origin private file system (made if
@@ -63,8 +68,15 @@ async fn call_dir(call: &str) -> Result<FileSystemDirectoryHandle, JsValue> {
     )
 }
 
-/// Removes the received files of `call` from disk (when it ends).
+/// Lets go of the received files of `call` when it ends: revokes their
+/// object URLs (the memory behind them goes) and removes them from disk.
 pub async fn remove_call_dir(call: &str) {
+    for url in URLS
+        .with(|urls| urls.borrow_mut().remove(call))
+        .unwrap_or_default()
+    {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    }
     let Ok(parent) = incoming_dir(false).await else {
         return;
     };
@@ -87,6 +99,7 @@ enum Store {
 
 /// A received file being kept.
 pub struct Spool {
+    call: String,
     store: Store,
     pending: js_sys::Array,
     pending_bytes: usize,
@@ -112,6 +125,7 @@ impl Spool {
             }
         };
         Self {
+            call: call.to_owned(),
             store,
             pending: js_sys::Array::new(),
             pending_bytes: 0,
@@ -203,7 +217,14 @@ impl Spool {
                 Blob::new_with_blob_sequence_and_options(blobs, &options).map_err(js_message)?
             }
         };
-        web_sys::Url::create_object_url_with_blob(&blob).map_err(js_message)
+        let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_message)?;
+        URLS.with(|urls| {
+            urls.borrow_mut()
+                .entry(std::mem::take(&mut self.call))
+                .or_default()
+                .push(url.clone())
+        });
+        Ok(url)
     }
 
     /// Gives up on the file: what was written is deleted.

@@ -13,7 +13,6 @@ use std::rc::Rc;
 
 use futures::channel::mpsc;
 use futures::StreamExt;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{File, RtcDataChannel};
 
@@ -68,9 +67,7 @@ impl Reporter {
 }
 
 fn js_message(e: wasm_bindgen::JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("{e:?}"))
+    crate::web::describe(&e)
 }
 
 /// How a sender's wait ended.

@@ -8,7 +8,64 @@
 
 use serde::Deserialize;
 
-use crate::config::{check_ice_servers, IceServer};
+/// One `RTCIceServer`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(d)? {
+        Urls::One(u) => vec![u],
+        Urls::Many(us) => us,
+    })
+}
+
+/// Parses a JSON array of `RTCIceServer`s.
+pub fn parse_ice_servers(json: &str) -> Result<Vec<IceServer>, String> {
+    let servers: Vec<IceServer> =
+        serde_json::from_str(json).map_err(|e| format!("ICE servers: {e}"))?;
+    check_ice_servers(&servers)?;
+    Ok(servers)
+}
+
+pub(crate) fn check_ice_servers(servers: &[IceServer]) -> Result<(), String> {
+    for server in servers {
+        if server.urls.is_empty() {
+            return Err("an ICE server has no URLs".into());
+        }
+        for url in &server.urls {
+            let scheme = url.split(':').next().unwrap_or_default();
+            if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !url.contains(':') {
+                return Err(format!(
+                    "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
+                ));
+            }
+            if scheme.starts_with("turn")
+                && (server.username.is_none() || server.credential.is_none())
+            {
+                return Err(format!(
+                    "TURN server {url:?} needs a username and a credential"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The relay's TURN credential endpoint for a relay WebSocket URL:
 /// `wss://host/ws` → `https://host/ice-servers` (a path ending in `/ws`

@@ -309,7 +309,7 @@ fn relay_welcome_and_errors() {
     assert_eq!(
         a.receive(err, 0).events,
         [Event::RelayError {
-            code: "room_full".into(),
+            code: ErrorCode::RoomFull,
             message: "The room is full (8 people).".into()
         }]
     );
@@ -326,9 +326,13 @@ fn id_taken_after_a_reconnect_is_retried_until_welcomed() {
     let mut a = room("a");
     a.join(0);
     let taken = r#"{"v":1,"room":"r","from":"relay","to":"a","type":"error","code":"id_taken","message":"another connection in this room is peer \"a\""}"#;
-    assert!(
-        matches!(&a.receive(taken, 100).events[..], [Event::RelayError { code, .. }] if code == "id_taken")
-    );
+    assert!(matches!(
+        &a.receive(taken, 100).events[..],
+        [Event::RelayError {
+            code: ErrorCode::IdTaken,
+            ..
+        }]
+    ));
     assert!(a
         .tick(100 + REJOIN_DELAY_MS - 1)
         .send
@@ -630,7 +634,7 @@ fn joins(relay: &mut DumbRelay, who: std::ops::Range<usize>, at_once: bool) {
 
 fn full(events: &[Event]) -> Option<usize> {
     events.iter().find_map(|e| match e {
-        Event::Full { people } => Some(*people),
+        Event::Full { people, .. } => Some(*people),
         _ => None,
     })
 }
@@ -733,6 +737,10 @@ fn a_relay_welcome_listing_a_full_room_is_full_too_and_capacity_is_settable() {
     let welcome = r#"{"v":1,"room":"r","from":"relay","to":"z","type":"welcome","peers":[{"id":"a"},{"id":"b"},{"id":"c"}]}"#;
     let out = r.receive(welcome, 10);
     assert_eq!(full(&out.events), Some(4));
+    assert!(out.events.contains(&Event::Full {
+        people: 4,
+        capacity: 3
+    }));
     assert_eq!(out.send.len(), 1);
     let leave = parse(&out.send[0]);
     assert_eq!(

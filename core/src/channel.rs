@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn every_example_in_the_protocol_doc_parses() {
-        let doc = include_str!("../docs/PROTOCOL.md");
+        let doc = include_str!("../../docs/PROTOCOL.md");
         let section = doc.split("\n## 9.").nth(1).expect("section 9");
         let mut in_json = false;
         let mut seen = Vec::new();

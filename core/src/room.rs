@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use peercall_protocol::{
-    codes, decode, encode, Body, Candidate, DecodeError, Decoded, Envelope, LeaveReason,
+    decode, encode, Body, Candidate, DecodeError, Decoded, Envelope, ErrorCode, LeaveReason,
     MAX_MESSAGE_BYTES, PROTOCOL_VERSION, RELAY_ID,
 };
 
@@ -148,11 +148,13 @@ pub enum Event {
     Full {
         /// How many people we found, us included.
         people: usize,
+        /// The most this call may have ([`Room::capacity`]).
+        capacity: usize,
     },
     /// The relay refused something we sent.
     RelayError {
-        /// The stable code (`peercall_protocol::codes`).
-        code: String,
+        /// The stable code.
+        code: ErrorCode,
         /// What it said.
         message: String,
     },
@@ -161,7 +163,7 @@ pub enum Event {
         /// The sender.
         from: String,
         /// Its code.
-        code: String,
+        code: ErrorCode,
         /// Its words.
         message: String,
     },
@@ -255,7 +257,7 @@ pub struct Room {
 /// The most people in one call, us included. Everyone sends their video
 /// to everyone else, so six people means five uplink streams each (see
 /// [`crate::mesh::budget`]).
-pub const MAX_PEOPLE: usize = 6;
+pub use peercall_protocol::MAX_PEOPLE;
 
 /// How long after joining a newcomer counts the room. Everyone answers a
 /// `join` at once, so the count is complete within a round trip or two;
@@ -426,7 +428,10 @@ impl Room {
         }
         self.refused = true;
         self.peers.clear();
-        out.events.push(Event::Full { people });
+        out.events.push(Event::Full {
+            people,
+            capacity: self.capacity,
+        });
         let leave = self.broadcast(
             Body::Leave {
                 reason: LeaveReason::Full,
@@ -541,7 +546,7 @@ impl Room {
                 self.heard(&from, None, now_ms, out, true);
                 out.events.push(Event::PeerError {
                     from,
-                    code,
+                    code: ErrorCode::parse(&code),
                     message,
                 });
             }
@@ -602,8 +607,9 @@ impl Room {
             Body::Error { code, message } => {
                 // The relay still holds our old socket (after a reconnect),
                 // or our address made too many joins at once: try again.
-                let join_refused =
-                    code == codes::ID_TAKEN || (code == codes::RATE_LIMITED && !self.welcomed);
+                let code = ErrorCode::parse(&code);
+                let join_refused = code == ErrorCode::IdTaken
+                    || (code == ErrorCode::RateLimited && !self.welcomed);
                 if join_refused && self.rejoin_at_ms.is_none() {
                     self.rejoin_at_ms = Some(now_ms + REJOIN_DELAY_MS);
                 }

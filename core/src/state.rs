@@ -4,9 +4,8 @@
 //! in the component), so this is `PartialEq` and tested natively.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
-use yew::Reducible;
+use peercall_protocol::ErrorCode;
 
 use crate::room::Gone;
 
@@ -161,13 +160,15 @@ pub enum CallAction {
     RoomFull {
         /// How many people we found, us included.
         people: usize,
+        /// The most this call may have (`max_people`).
+        capacity: usize,
     },
     /// Who is speaking now.
     Speaking(Option<String>),
     /// The relay refused something.
     Refused {
         /// Its code.
-        code: String,
+        code: ErrorCode,
         /// Its words.
         message: String,
     },
@@ -238,8 +239,8 @@ pub enum CallAction {
 /// Whether the relay's refusal `code` ends the call: the join itself was
 /// refused (the room is full, the relay is at its limit of rooms), so
 /// there is nothing to retry.
-pub fn ends_the_call(code: &str) -> bool {
-    code == peercall_protocol::codes::ROOM_FULL || code == peercall_protocol::codes::TOO_MANY_ROOMS
+pub fn ends_the_call(code: &ErrorCode) -> bool {
+    matches!(code, ErrorCode::RoomFull | ErrorCode::TooManyRooms)
 }
 
 /// A name for someone who gave none: "Guest" and the start of their id.
@@ -264,24 +265,23 @@ impl CallState {
                     retry_in_ms,
                 }
             }
-            CallAction::RoomFull { people } => {
+            CallAction::RoomFull { people, capacity } => {
                 self.peers.clear();
                 self.blocked = Some(format!(
-                    "This call is full: {} people are in it already, the most a call \
-                     can have is {}. Try again later, or start a new call.",
-                    people - 1,
-                    crate::room::MAX_PEOPLE
+                    "This call is full: {} people are in it already, the most this call \
+                     can have is {capacity}. Try again later, or start a new call.",
+                    people.saturating_sub(1),
                 ))
             }
             CallAction::Speaking(id) => self.speaking = id,
-            CallAction::Refused { code, message } => match code.as_str() {
-                peercall_protocol::codes::ROOM_FULL => {
+            CallAction::Refused { code, message } => match code {
+                ErrorCode::RoomFull => {
                     self.peers.clear();
                     self.blocked = Some(format!(
                         "This call is full ({message}). Try again later, or start a new call."
                     ))
                 }
-                peercall_protocol::codes::TOO_MANY_ROOMS => {
+                ErrorCode::TooManyRooms => {
                     self.blocked = Some(format!(
                         "The server cannot open another call right now ({message}). Try again \
                          in a minute."
@@ -289,7 +289,7 @@ impl CallState {
                 }
                 // After a reconnect, while the relay still holds the old
                 // socket: the room joins again by itself.
-                peercall_protocol::codes::ID_TAKEN => {}
+                ErrorCode::IdTaken => {}
                 _ => self.notice = Some(format!("The server refused a message: {message}")),
             },
             CallAction::Joined { id, name } => {
@@ -420,14 +420,6 @@ impl CallState {
     }
 }
 
-impl Reducible for CallState {
-    type Action = CallAction;
-
-    fn reduce(self: Rc<Self>, action: CallAction) -> Rc<Self> {
-        Rc::new((*self).clone().apply(action))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,12 +494,12 @@ mod tests {
         let s = CallState::default().apply(CallAction::Warning("Relay-only".into()));
         assert_eq!(s.notice.as_deref(), Some("Relay-only"));
         let s = CallState::default().apply(CallAction::Refused {
-            code: "room_full".into(),
+            code: ErrorCode::RoomFull,
             message: "the room is full (8 people)".into(),
         });
         assert!(s.blocked.unwrap().contains("full"));
         let s = CallState::default().apply(CallAction::Refused {
-            code: "id_taken".into(),
+            code: ErrorCode::IdTaken,
             message: "another connection".into(),
         });
         assert_eq!((s.notice, s.blocked), (None, None), "retried silently");
@@ -585,10 +577,29 @@ mod tests {
     fn a_full_room_blocks_the_newcomer_and_is_news_to_those_in_it() {
         let s = CallState::default()
             .apply(joined("b", Some("Bo")))
-            .apply(CallAction::RoomFull { people: 7 });
+            .apply(CallAction::RoomFull {
+                people: 7,
+                capacity: 6,
+            });
         let blocked = s.blocked.unwrap();
         assert!(blocked.contains("6 people are in it already"), "{blocked}");
+        assert!(
+            blocked.contains("the most this call can have is 6"),
+            "{blocked}"
+        );
         assert!(s.peers.is_empty(), "no tiles behind the full screen");
+        // A call opened with `?max_people=2` says its own limit, not six.
+        let s = CallState::default().apply(CallAction::RoomFull {
+            people: 3,
+            capacity: 2,
+        });
+        let blocked = s.blocked.unwrap();
+        assert!(
+            blocked.starts_with(
+                "This call is full: 2 people are in it already, the most this call can have is 2."
+            ),
+            "{blocked}"
+        );
         let s = CallState::default()
             .apply(joined("g", Some("Gil")))
             .apply(CallAction::Speaking(Some("g".into())));

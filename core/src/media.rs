@@ -9,6 +9,37 @@
 
 use std::fmt;
 
+/// The kind of a track or transceiver (`MediaStreamTrack.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// `"audio"`.
+    Audio,
+    /// `"video"`.
+    Video,
+}
+
+impl MediaKind {
+    /// Both, in the order connections add them.
+    pub const ALL: [MediaKind; 2] = [MediaKind::Audio, MediaKind::Video];
+
+    /// The browser's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+
+    /// The kind the browser calls `kind`, if it is one of these.
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "audio" => Some(MediaKind::Audio),
+            "video" => Some(MediaKind::Video),
+            _ => None,
+        }
+    }
+}
+
 /// Why local media could not be had.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaError {
@@ -225,6 +256,14 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn media_kinds_are_the_browser_names() {
+        for kind in MediaKind::ALL {
+            assert_eq!(MediaKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(MediaKind::parse("text"), None);
+    }
 
     #[test]
     fn dom_names_map_to_typed_errors() {

@@ -1,0 +1,886 @@
+//! The call, as a state machine with no I/O (the way [`crate::room`] and
+//! str0m work): what happens goes in as a method call with the time, and
+//! what to do about it comes out of [`CallCore::poll_output`], in order.
+//! `src/web/call.rs` is the loop that feeds it what the relay, the peer
+//! connections and the person do, and carries out its outputs; every
+//! decision is here and tested natively (`cargo test -p peercall-core`).
+//!
+//! Per peer it decides:
+//! - when to make the connection (someone is in the room or signals us),
+//!   and who sends first: the impolite side (the smaller id) at once, the
+//!   polite side when it answers the first offer, so joining together
+//!   needs no rollback;
+//! - the recovery: one ICE restart on `failed`, or after
+//!   [`DISCONNECTED_RESTART_MS`] of `disconnected`; TURN credentials
+//!   fetched again first when they are about to expire (also before a new
+//!   connection); a failure explained once ([`crate::ice::explain`]), and
+//!   early when gathering found nothing that could work;
+//! - whether a peer the relay calls gone (its signaling dropped, or it
+//!   went silent) is kept: yes while its media still flows, until that
+//!   fails too;
+//! - the control channel: our `media` state when it opens, chat held until
+//!   then, what arrives on it turned into screen actions;
+//! - the upload budget ([`crate::mesh::budget`]) whenever the room's size
+//!   or what we send changes.
+//!
+//! The SDP work itself (perfect negotiation, [`crate::negotiation`]) is
+//! carried out by the shell on [`Output::Negotiate`] and
+//! [`Output::Offer`], which reports back with [`CallCore::negotiated`] and
+//! [`CallCore::offered`].
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::channel::{self, Message};
+use crate::config::CallConfig;
+use crate::controls::{Sending, VideoSource};
+use crate::ice::IceServer;
+use crate::ice::{self, Credentials, Gathering, IceSetup, ServerError};
+use crate::mesh::Budget;
+use crate::negotiation::Negotiation;
+use crate::room::{Event, Gone, Signal};
+use crate::state::{CallAction, PeerStatus, RemoteMedia};
+
+/// How long a connection may stay `disconnected` before ICE restarts.
+pub const DISCONNECTED_RESTART_MS: u64 = 4_000;
+
+/// `RTCPeerConnection.connectionState`, as the call needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// `new` or `connecting`.
+    Connecting,
+    /// `connected`.
+    Connected,
+    /// `disconnected`: ICE lost the path and is trying to get it back.
+    Disconnected,
+    /// `failed`: ICE gave up.
+    Failed,
+    /// `closed`.
+    Closed,
+}
+
+impl ConnectionState {
+    /// What the person sees of it (nothing once closed).
+    pub fn status(self) -> Option<PeerStatus> {
+        match self {
+            ConnectionState::Connecting => Some(PeerStatus::Connecting),
+            ConnectionState::Connected => Some(PeerStatus::Connected),
+            ConnectionState::Disconnected => Some(PeerStatus::Reconnecting),
+            ConnectionState::Failed => Some(PeerStatus::Failed),
+            ConnectionState::Closed => None,
+        }
+    }
+}
+
+/// What the relay connection reports (the shell's signaling client).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RelayInput {
+    /// The socket is open.
+    Connected,
+    /// The socket dropped; the next try is in `retry_in_ms`.
+    Disconnected {
+        /// Why, for the person.
+        reason: String,
+        /// When the next try is.
+        retry_in_ms: u64,
+    },
+    /// Something happened in the room.
+    Room(Event),
+}
+
+/// What a peer connection reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PeerInput {
+    /// `negotiationneeded`.
+    NegotiationNeeded,
+    /// A local candidate (its `candidate:` line and the JSON to send).
+    Candidate(peercall_protocol::Candidate),
+    /// Gathering is complete.
+    EndOfCandidates,
+    /// `icecandidateerror`.
+    ServerError(ServerError),
+    /// `connectionstatechange`.
+    State(ConnectionState),
+    /// The control channel opened.
+    ControlOpen,
+    /// The control channel closed.
+    ControlClosed,
+    /// A text message on the control channel.
+    ControlText(String),
+    /// A binary message on the control channel (never valid).
+    ControlBinary,
+}
+
+/// How loud a log line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Worth knowing.
+    Info,
+    /// Something went wrong.
+    Warn,
+}
+
+/// What the shell should do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Fetch TURN credentials now and hand them to
+    /// [`CallCore::credentials`] before carrying out the next output.
+    FetchCredentials {
+        /// Where.
+        url: String,
+    },
+    /// Make the connection to `id` with [`CallCore::ice_servers`]; when
+    /// `send`, it sends at once (our transceivers and the control
+    /// channel, so `negotiationneeded` makes the first offer). Report a
+    /// failure with [`CallCore::connection_failed`].
+    Connect {
+        /// Peer id.
+        id: String,
+        /// Start sending now.
+        send: bool,
+    },
+    /// Close the connection to `id` and forget it (and its transfers).
+    Disconnect {
+        /// Peer id.
+        id: String,
+    },
+    /// Apply `signal` from `id` as perfect negotiation says; if it is an
+    /// offer and `send_when_answering`, start sending between applying it
+    /// and answering. Report with [`CallCore::negotiated`].
+    Negotiate {
+        /// The sender.
+        id: String,
+        /// What it said.
+        signal: Signal,
+        /// Start sending before the answer.
+        send_when_answering: bool,
+    },
+    /// Make and send an offer to `id` (`negotiationneeded`); report with
+    /// [`CallCore::offered`].
+    Offer {
+        /// Peer id.
+        id: String,
+        /// It restarts ICE.
+        ice_restart: bool,
+    },
+    /// Send a signal to `to` through the relay.
+    Signal {
+        /// Peer id.
+        to: String,
+        /// What.
+        signal: Signal,
+    },
+    /// Restart ICE with `id`; when `new_servers` (the credentials were
+    /// fetched again), set its ICE servers to [`CallCore::ice_servers`]
+    /// first.
+    RestartIce {
+        /// Peer id.
+        id: String,
+        /// The connection's servers change first.
+        new_servers: bool,
+    },
+    /// Put what we send now ([`CallCore::sending`]) on `id`'s senders.
+    SetTracks {
+        /// Peer id.
+        id: String,
+    },
+    /// Cap `id`'s video sender.
+    LimitVideo {
+        /// Peer id.
+        id: String,
+        /// The caps.
+        budget: Budget,
+    },
+    /// Send `message` on `id`'s control channel.
+    Send {
+        /// Peer id.
+        id: String,
+        /// What.
+        message: Message,
+    },
+    /// A change for the call screen.
+    Ui(CallAction),
+    /// A performance mark (`performance.mark`) for the benchmark.
+    Mark(&'static str),
+    /// A line for the console.
+    Log(Level, String),
+}
+
+/// What the shell did with an [`Output::Negotiate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Negotiated {
+    /// The signal was a description (offer or answer) and it was applied.
+    pub description: bool,
+    /// Sending started before the answer.
+    pub started_sending: bool,
+    /// The connection's state now.
+    pub state: ConnectionState,
+    /// What failed, if anything.
+    pub error: Option<String>,
+}
+
+/// One other person's connection, as the call sees it.
+#[derive(Clone, Debug)]
+struct PeerCall {
+    state: ConnectionState,
+    /// When it went `disconnected` (ms), while it still is.
+    disconnected_at: Option<u64>,
+    /// Our tracks are on this connection.
+    sending: bool,
+    /// ICE was restarted and the offer that carries it is not made yet:
+    /// no second restart meanwhile, and a failure now is explained.
+    restarted: bool,
+    /// Local candidates and server errors since the last (re)start.
+    gathering: Gathering,
+    /// Told the person this connection failed.
+    failure_told: bool,
+    /// The relay said its signaling dropped while media still flowed; if
+    /// the media fails too, the peer is gone.
+    signaling_lost: bool,
+    control_open: bool,
+    /// Chat waiting for the control channel to open.
+    outbox: Vec<Message>,
+}
+
+/// The call: see the module documentation.
+#[derive(Debug)]
+pub struct CallCore {
+    me: String,
+    room: String,
+    config: CallConfig,
+    credentials_url: Option<String>,
+    /// The configured ICE servers plus the relay's TURN credentials.
+    servers: Vec<IceServer>,
+    setup: IceSetup,
+    sending: Sending,
+    peers: BTreeMap<String, PeerCall>,
+    ended: bool,
+    /// The next fetched credentials are the first (their warning is due).
+    first_credentials: bool,
+    out: VecDeque<Output>,
+}
+
+impl CallCore {
+    /// A call for `me` in `room`, with credentials from `credentials_url`
+    /// (the relay's `/ice-servers`), if any.
+    pub fn new(me: &str, room: &str, config: CallConfig, credentials_url: Option<String>) -> Self {
+        let setup = IceSetup::new(
+            &config.ice_servers,
+            config.relay_only,
+            Credentials::NotOffered,
+        );
+        Self {
+            me: me.to_owned(),
+            room: room.to_owned(),
+            servers: config.ice_servers.clone(),
+            config,
+            credentials_url,
+            setup,
+            sending: Sending::default(),
+            peers: BTreeMap::new(),
+            ended: false,
+            first_credentials: true,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The call begins: credentials first (the socket connects meanwhile),
+    /// then any warning about the ICE setup.
+    pub fn start(&mut self) {
+        match &self.credentials_url {
+            Some(url) => self.push(Output::FetchCredentials { url: url.clone() }),
+            None => self.warn_setup(),
+        }
+    }
+
+    /// The next thing to do, or `None` until the next input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`CallCore::handle_timeout`] is next due (ms), if ever.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.peers
+            .values()
+            .filter(|p| !p.restarted)
+            .filter_map(|p| p.disconnected_at)
+            .map(|at| at + DISCONNECTED_RESTART_MS)
+            .min()
+    }
+
+    /// The time is `now_ms`: restarts ICE with whoever stayed
+    /// `disconnected` too long.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let due: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.restarted && p.state == ConnectionState::Disconnected)
+            .filter(|(_, p)| {
+                p.disconnected_at
+                    .is_some_and(|at| at + DISCONNECTED_RESTART_MS <= now_ms)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.push(Output::Log(
+                Level::Info,
+                format!("peercall: {id} still disconnected: restarting ICE"),
+            ));
+            self.restart(&id, now_ms);
+        }
+    }
+
+    /// The relay turned us away (the room is full): the loop should stop.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Our id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The room id.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// The ICE servers for a new connection now.
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.servers
+    }
+
+    /// Whether connections use TURN only.
+    pub fn relay_only(&self) -> bool {
+        self.config.relay_only
+    }
+
+    /// What we send now.
+    pub fn sending(&self) -> Sending {
+        self.sending
+    }
+
+    /// The ids of everyone we have a connection to.
+    pub fn peer_ids(&self) -> impl Iterator<Item = &str> {
+        self.peers.keys().map(String::as_str)
+    }
+
+    /// Whether we have a connection to `id`.
+    pub fn has_peer(&self, id: &str) -> bool {
+        self.peers.contains_key(id)
+    }
+
+    /// TURN credentials came back from [`Output::FetchCredentials`]:
+    /// `servers` are the ones they name.
+    pub fn credentials(&mut self, credentials: Credentials, servers: Vec<IceServer>) {
+        self.servers = self.config.ice_servers.clone();
+        self.servers.extend(servers);
+        self.setup = IceSetup::new(&self.servers, self.config.relay_only, credentials);
+        if std::mem::take(&mut self.first_credentials) {
+            self.warn_setup();
+        }
+    }
+
+    /// The relay connection reported something.
+    pub fn relay(&mut self, input: RelayInput, now_ms: u64) {
+        match input {
+            RelayInput::Connected => {
+                self.push(Output::Mark("relay-open"));
+                self.ui(CallAction::RelayConnected);
+            }
+            RelayInput::Disconnected {
+                reason,
+                retry_in_ms,
+            } => self.ui(CallAction::RelayLost {
+                reason,
+                retry_in_ms,
+            }),
+            RelayInput::Room(event) => self.room_event(event, now_ms),
+        }
+    }
+
+    fn room_event(&mut self, event: Event, now_ms: u64) {
+        match event {
+            Event::Joined { id, name } => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.signaling_lost = false;
+                }
+                self.ensure_peer(&id, now_ms);
+                self.ui(CallAction::Joined { id, name });
+            }
+            Event::Left { id, why } => {
+                // A peer whose relay connection dropped (or that went
+                // silent while the relay was away) may still be connected
+                // to us; keep that call.
+                let still_connected = matches!(why, Gone::Disconnected | Gone::TimedOut)
+                    && self.peers.get_mut(&id).is_some_and(|p| {
+                        p.signaling_lost = true;
+                        p.state == ConnectionState::Connected
+                    });
+                if !still_connected {
+                    self.drop_peer(&id);
+                    self.ui(CallAction::Left { id, why });
+                }
+            }
+            Event::Signal { from, signal } => {
+                self.ensure_peer(&from, now_ms);
+                if let Some(p) = self.peers.get(&from) {
+                    let send_when_answering = !p.sending;
+                    self.push(Output::Negotiate {
+                        id: from,
+                        signal,
+                        send_when_answering,
+                    });
+                }
+            }
+            Event::Full { people, capacity } => {
+                // The room said goodbye for us; no call to make.
+                self.ended = true;
+                self.ui(CallAction::RoomFull { people, capacity });
+            }
+            Event::RelayError { code, message } => {
+                // Refused at the door: nothing more to do here.
+                self.ended |= crate::state::ends_the_call(&code);
+                self.ui(CallAction::Refused { code, message });
+            }
+            Event::PeerError {
+                from,
+                code,
+                message,
+            } => self.ui(CallAction::PeerError {
+                id: from,
+                message: format!("{code}: {message}"),
+            }),
+            Event::Welcomed => self.push(Output::Mark("joined")),
+            Event::Ignored(_) => {}
+        }
+    }
+
+    /// A connection reported something.
+    pub fn peer(&mut self, id: &str, input: PeerInput, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        match input {
+            PeerInput::NegotiationNeeded => {
+                let ice_restart = std::mem::take(&mut p.restarted);
+                self.push(Output::Offer {
+                    id: id.to_owned(),
+                    ice_restart,
+                });
+            }
+            PeerInput::Candidate(c) => {
+                p.gathering.add(&c.candidate);
+                self.signal(id, Signal::Candidate(c));
+            }
+            PeerInput::EndOfCandidates => {
+                p.gathering.complete = true;
+                let hopeless = ice::hopeless(&self.setup, &p.gathering);
+                let restarted = p.restarted;
+                self.signal(id, Signal::EndOfCandidates);
+                if hopeless {
+                    // Nothing to try: say why now rather than when the
+                    // browser gives up (or never, with no candidates).
+                    if !restarted && self.credentials_stale(now_ms) {
+                        self.restart(id, now_ms);
+                    } else {
+                        self.explain_failure(id, now_ms);
+                    }
+                }
+            }
+            PeerInput::ServerError(e) => {
+                let line = format!(
+                    "peercall: ICE server {} answered {} {}",
+                    e.url, e.code, e.text
+                );
+                p.gathering.errors.push(e);
+                self.push(Output::Log(Level::Warn, line));
+            }
+            PeerInput::State(state) => self.state_changed(id, state, now_ms),
+            PeerInput::ControlOpen => {
+                p.control_open = true;
+                let outbox = std::mem::take(&mut p.outbox);
+                let media = self.sending.message();
+                self.push(Output::Send {
+                    id: id.to_owned(),
+                    message: media,
+                });
+                for message in outbox {
+                    self.push(Output::Send {
+                        id: id.to_owned(),
+                        message,
+                    });
+                }
+            }
+            PeerInput::ControlClosed => p.control_open = false,
+            PeerInput::ControlText(text) => self.control_text(id, &text),
+            PeerInput::ControlBinary => self.push(Output::Log(
+                Level::Warn,
+                format!("peercall: binary data from {id} on the control channel, dropped"),
+            )),
+        }
+    }
+
+    fn state_changed(&mut self, id: &str, state: ConnectionState, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        p.state = state;
+        p.disconnected_at = (state == ConnectionState::Disconnected).then_some(now_ms);
+        match state {
+            ConnectionState::Failed | ConnectionState::Closed if p.signaling_lost => {
+                // Gone from the relay earlier, and now the media is gone too.
+                self.drop_peer(id);
+                self.ui(CallAction::Left {
+                    id: id.to_owned(),
+                    why: Gone::Disconnected,
+                });
+            }
+            ConnectionState::Failed if !p.restarted => {
+                // One ICE restart (its offer says so), with fresh
+                // credentials if ours went stale.
+                self.restart(id, now_ms);
+                self.status(id, PeerStatus::Reconnecting);
+            }
+            ConnectionState::Failed => self.explain_failure(id, now_ms),
+            _ => {
+                if state == ConnectionState::Connected {
+                    p.failure_told = false;
+                    self.push(Output::Mark("connected"));
+                }
+                if let Some(status) = state.status() {
+                    self.status(id, status);
+                }
+            }
+        }
+    }
+
+    /// The shell carried out [`Output::Negotiate`] for `id`.
+    pub fn negotiated(&mut self, id: &str, result: Negotiated) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        p.sending |= result.started_sending;
+        if let Some(message) = result.error {
+            return self.ui(CallAction::PeerError {
+                id: id.to_owned(),
+                message,
+            });
+        }
+        if result.description {
+            // An ICE restart that kept the connection up fires no state
+            // change: show it as it is.
+            if let Some(status) = result.state.status() {
+                self.status(id, status);
+            }
+            self.limit_video(id);
+        }
+    }
+
+    /// The shell carried out [`Output::Offer`] for `id`: `Ok(true)` if it
+    /// sent one (`Ok(false)`: the state moved on meanwhile).
+    pub fn offered(&mut self, id: &str, result: Result<bool, String>) {
+        match result {
+            Ok(true) => self.limit_video(id),
+            Ok(false) => {}
+            Err(message) => self.ui(CallAction::PeerError {
+                id: id.to_owned(),
+                message,
+            }),
+        }
+    }
+
+    /// [`Output::Connect`] failed: there is no connection to `id`.
+    pub fn connection_failed(&mut self, id: &str, message: String) {
+        if self.peers.remove(id).is_some() {
+            self.ui(CallAction::PeerError {
+                id: id.to_owned(),
+                message,
+            });
+            self.limit_all();
+        }
+    }
+
+    /// Our media changed (the camera came on, a device was switched, a
+    /// screen shared or unshared): put it on every connection that sends.
+    pub fn media_changed(&mut self) {
+        self.put_tracks();
+    }
+
+    /// Mute, camera off, screen sharing: what to send.
+    pub fn set_sending(&mut self, sending: Sending) {
+        self.sending = sending;
+        self.put_tracks();
+    }
+
+    fn put_tracks(&mut self) {
+        let message = self.sending.message();
+        let sending: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.sending)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in sending {
+            self.push(Output::SetTracks { id: id.clone() });
+            self.push(Output::Send {
+                id,
+                message: message.clone(),
+            });
+        }
+        self.limit_all();
+    }
+
+    /// The person sends chat `text` to everyone, or only to `to`; `id` is
+    /// a fresh random message id and `now_ms` the wall clock.
+    pub fn chat(&mut self, text: &str, to: Option<String>, id: String, now_ms: u64) {
+        let text = match channel::chat_text(text) {
+            Ok(text) => text,
+            Err(why) => return self.warn(format!("Message not sent: {why}.")),
+        };
+        if to.as_ref().is_some_and(|to| !self.peers.contains_key(to)) {
+            return self.warn("Message not sent: that person has left the call.".into());
+        }
+        if self.peers.is_empty() {
+            self.warn("Nobody else is in the call yet: your message will not be seen.".into());
+        }
+        let message = Message::Chat {
+            id: id.clone(),
+            text: text.clone(),
+            sent_at: now_ms,
+            private: to.is_some(),
+        };
+        let recipients = self
+            .peers
+            .iter_mut()
+            .filter(|(peer, _)| to.as_ref().is_none_or(|to| to == *peer));
+        let mut now = Vec::new();
+        for (peer, p) in recipients {
+            if p.control_open {
+                now.push(peer.clone());
+            } else {
+                // Before the channel opens: it goes when it does.
+                p.outbox.push(message.clone());
+            }
+        }
+        for peer in now {
+            self.push(Output::Send {
+                id: peer,
+                message: message.clone(),
+            });
+        }
+        self.ui(CallAction::Chat {
+            from: None,
+            id,
+            text,
+            sent_at: now_ms,
+            private_with: to,
+        });
+    }
+
+    /// Who a file for everyone (or only `to`) goes to now: those whose
+    /// control channel is open. Nobody is news for the person.
+    pub fn file_recipients(&mut self, to: Option<&str>) -> Vec<String> {
+        let recipients: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.control_open && to.is_none_or(|to| to == *id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if recipients.is_empty() {
+            self.warn("Nobody is connected to send the file to yet.".into());
+        }
+        recipients
+    }
+
+    /// The person (or a test, through `peercall.restartIce`) asks for an
+    /// ICE restart with `id`.
+    pub fn restart_ice(&mut self, id: &str, now_ms: u64) {
+        if self.peers.contains_key(id) {
+            self.status(id, PeerStatus::Reconnecting);
+            self.restart(id, now_ms);
+        }
+    }
+
+    fn push(&mut self, output: Output) {
+        self.out.push_back(output);
+    }
+
+    fn ui(&mut self, action: CallAction) {
+        self.push(Output::Ui(action));
+    }
+
+    fn warn(&mut self, message: String) {
+        self.ui(CallAction::Warning(message));
+    }
+
+    fn status(&mut self, id: &str, status: PeerStatus) {
+        self.ui(CallAction::Status {
+            id: id.to_owned(),
+            status,
+        });
+    }
+
+    fn signal(&mut self, to: &str, signal: Signal) {
+        self.push(Output::Signal {
+            to: to.to_owned(),
+            signal,
+        });
+    }
+
+    fn warn_setup(&mut self) {
+        if let Some(warning) = self.setup.warning() {
+            self.warn(warning);
+        }
+    }
+
+    fn credentials_stale(&self, now_ms: u64) -> bool {
+        matches!(self.setup.credentials,
+            Credentials::Fetched { expires_at } if ice::needs_refresh(expires_at, now_ms / 1000))
+    }
+
+    /// Fetches credentials again if ours are about to expire; says whether.
+    fn refresh_stale_credentials(&mut self, now_ms: u64) -> bool {
+        let stale = self.credentials_stale(now_ms);
+        if let (true, Some(url)) = (stale, self.credentials_url.clone()) {
+            self.push(Output::FetchCredentials { url });
+        }
+        stale
+    }
+
+    /// Makes the connection to `id` unless there is one, with fresh
+    /// credentials if ours went stale.
+    fn ensure_peer(&mut self, id: &str, now_ms: u64) {
+        if self.peers.contains_key(id) {
+            return;
+        }
+        self.refresh_stale_credentials(now_ms);
+        let polite = Negotiation::new(&self.me, id).is_polite();
+        self.peers.insert(
+            id.to_owned(),
+            PeerCall {
+                state: ConnectionState::Connecting,
+                disconnected_at: None,
+                sending: !polite,
+                restarted: false,
+                gathering: Gathering::default(),
+                failure_told: false,
+                signaling_lost: false,
+                control_open: false,
+                outbox: Vec::new(),
+            },
+        );
+        self.push(Output::Connect {
+            id: id.to_owned(),
+            send: !polite,
+        });
+        self.limit_all();
+    }
+
+    fn drop_peer(&mut self, id: &str) {
+        if self.peers.remove(id).is_some() {
+            self.push(Output::Disconnect { id: id.to_owned() });
+            self.limit_all();
+        }
+    }
+
+    /// Restarts ICE with `id`, with fresh credentials if ours went stale.
+    fn restart(&mut self, id: &str, now_ms: u64) {
+        if !self.peers.contains_key(id) {
+            return;
+        }
+        let refreshed = self.refresh_stale_credentials(now_ms);
+        if let Some(p) = self.peers.get_mut(id) {
+            p.restarted = true;
+            p.gathering = Gathering::default();
+        }
+        // The servers are read when this is carried out, after the fetch.
+        self.push(Output::RestartIce {
+            id: id.to_owned(),
+            new_servers: refreshed,
+        });
+    }
+
+    /// Tells the person the connection with `id` failed, and why (once).
+    fn explain_failure(&mut self, id: &str, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if std::mem::replace(&mut p.failure_told, true) {
+            return;
+        }
+        let why = ice::explain(&self.setup, &p.gathering, now_ms / 1000);
+        let line = format!(
+            "peercall: ICE with {id} failed: {why:?}, gathered {:?}",
+            p.gathering
+        );
+        self.push(Output::Log(Level::Warn, line));
+        self.ui(CallAction::IceFailed {
+            id: id.to_owned(),
+            why,
+        });
+    }
+
+    /// The upload budget for the room's size now.
+    fn budget(&self) -> Budget {
+        let screen = self.sending.video() == VideoSource::Screen;
+        crate::mesh::budget(self.peers.len() + 1, screen)
+    }
+
+    fn limit_video(&mut self, id: &str) {
+        if self.peers.get(id).is_some_and(|p| p.sending) {
+            let budget = self.budget();
+            self.push(Output::LimitVideo {
+                id: id.to_owned(),
+                budget,
+            });
+        }
+    }
+
+    fn limit_all(&mut self) {
+        let ids: Vec<String> = self.peers.keys().cloned().collect();
+        for id in ids {
+            self.limit_video(&id);
+        }
+    }
+
+    fn control_text(&mut self, id: &str, text: &str) {
+        match channel::parse(text) {
+            Ok(Message::Media {
+                audio,
+                video,
+                screen,
+            }) => self.ui(CallAction::RemoteMedia {
+                id: id.to_owned(),
+                media: RemoteMedia {
+                    audio,
+                    video,
+                    screen,
+                },
+            }),
+            Ok(Message::Chat {
+                id: msg,
+                text,
+                sent_at,
+                private,
+            }) => self.ui(CallAction::Chat {
+                from: Some(id.to_owned()),
+                id: msg,
+                text,
+                sent_at,
+                private_with: private.then(|| id.to_owned()),
+            }),
+            Ok(other) => self.push(Output::Log(
+                Level::Warn,
+                format!("peercall: unexpected on the control channel: {other:?}"),
+            )),
+            Err(e) => self.push(Output::Log(
+                Level::Warn,
+                format!("peercall: from {id} on the control channel: {e}"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "call_tests.rs"]
+mod tests;

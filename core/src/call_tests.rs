@@ -1,0 +1,639 @@
+//! The call's decisions, natively: every recovery path the browser tests
+//! can only reach by breaking a network.
+
+use super::*;
+use crate::ice::ServerError;
+use crate::room::Gone;
+use peercall_protocol::{Candidate, ErrorCode};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn core(me: &str) -> CallCore {
+    let mut c = CallCore::new(me, "r", CallConfig::default(), None);
+    c.start();
+    drain(&mut c);
+    c
+}
+
+fn relay_only_with_turn_credentials(me: &str) -> CallCore {
+    let config = CallConfig {
+        relay_only: true,
+        ..CallConfig::default()
+    };
+    let url = "http://relay/ice-servers".to_owned();
+    let mut c = CallCore::new(me, "r", config, Some(url.clone()));
+    c.start();
+    assert_eq!(drain(&mut c), [Output::FetchCredentials { url }]);
+    c.credentials(
+        Credentials::Fetched {
+            expires_at: T0 / 1000 + 3600,
+        },
+        vec![turn()],
+    );
+    assert_eq!(drain(&mut c), [], "TURN is there: no warning");
+    c
+}
+
+fn turn() -> IceServer {
+    IceServer {
+        urls: vec!["turn:127.0.0.1:3478".into()],
+        username: Some("u".into()),
+        credential: Some("p".into()),
+    }
+}
+
+fn drain(c: &mut CallCore) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+fn joined(id: &str) -> RelayInput {
+    RelayInput::Room(Event::Joined {
+        id: id.into(),
+        name: None,
+    })
+}
+
+fn left(id: &str, why: Gone) -> RelayInput {
+    RelayInput::Room(Event::Left { id: id.into(), why })
+}
+
+fn state(s: ConnectionState) -> PeerInput {
+    PeerInput::State(s)
+}
+
+fn ui(outputs: &[Output]) -> Vec<&CallAction> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Ui(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn restarts(outputs: &[Output]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, Output::RestartIce { .. }))
+        .count()
+}
+
+fn connected(c: &mut CallCore, id: &str, now: u64) {
+    c.relay(joined(id), now);
+    c.peer(id, state(ConnectionState::Connected), now);
+    drain(c);
+}
+
+#[test]
+fn the_impolite_side_sends_at_once_the_polite_one_when_it_answers() {
+    // "a" < "b": a is impolite towards b, and polite towards nobody here.
+    let mut a = core("a");
+    a.relay(joined("b"), T0);
+    let out = drain(&mut a);
+    assert_eq!(
+        out[0],
+        Output::Connect {
+            id: "b".into(),
+            send: true
+        }
+    );
+    assert!(out.contains(&Output::LimitVideo {
+        id: "b".into(),
+        budget: crate::mesh::budget(2, false)
+    }));
+    assert!(matches!(ui(&out)[..], [CallAction::Joined { .. }]));
+
+    let mut b = core("b");
+    let offer = Signal::Offer {
+        sdp: "v=0".into(),
+        ice_restart: false,
+    };
+    b.relay(
+        RelayInput::Room(Event::Signal {
+            from: "a".into(),
+            signal: offer.clone(),
+        }),
+        T0,
+    );
+    let out = drain(&mut b);
+    assert_eq!(
+        out,
+        [
+            Output::Connect {
+                id: "a".into(),
+                send: false
+            },
+            Output::Negotiate {
+                id: "a".into(),
+                signal: offer.clone(),
+                send_when_answering: true
+            }
+        ],
+        "no budget for a connection that does not send yet"
+    );
+    b.negotiated(
+        "a",
+        Negotiated {
+            description: true,
+            started_sending: true,
+            state: ConnectionState::Connecting,
+            error: None,
+        },
+    );
+    let out = drain(&mut b);
+    assert!(out.contains(&Output::LimitVideo {
+        id: "a".into(),
+        budget: crate::mesh::budget(2, false)
+    }));
+    // The next offer finds it sending already.
+    b.relay(
+        RelayInput::Room(Event::Signal {
+            from: "a".into(),
+            signal: offer.clone(),
+        }),
+        T0,
+    );
+    assert_eq!(
+        drain(&mut b),
+        [Output::Negotiate {
+            id: "a".into(),
+            signal: offer,
+            send_when_answering: false
+        }]
+    );
+}
+
+#[test]
+fn a_failed_connection_restarts_ice_once_then_explains() {
+    let mut a = core("a");
+    connected(&mut a, "b", T0);
+    a.peer("b", state(ConnectionState::Failed), T0);
+    let out = drain(&mut a);
+    assert_eq!(restarts(&out), 1);
+    assert!(ui(&out).contains(&&CallAction::Status {
+        id: "b".into(),
+        status: PeerStatus::Reconnecting
+    }));
+    // Failing again before the restart's offer went out: explained.
+    a.peer("b", state(ConnectionState::Failed), T0 + 10);
+    let out = drain(&mut a);
+    assert_eq!(restarts(&out), 0);
+    assert!(matches!(
+        ui(&out)[..],
+        [CallAction::IceFailed {
+            why: crate::ice::IceFailure::NoTurn,
+            ..
+        }]
+    ));
+    // Once only.
+    a.peer("b", state(ConnectionState::Failed), T0 + 20);
+    assert!(ui(&drain(&mut a)).is_empty());
+}
+
+#[test]
+fn the_restart_offer_says_so_and_only_that_one() {
+    let mut a = core("a");
+    connected(&mut a, "b", T0);
+    a.peer("b", state(ConnectionState::Failed), T0);
+    drain(&mut a);
+    a.peer("b", PeerInput::NegotiationNeeded, T0);
+    assert_eq!(
+        drain(&mut a),
+        [Output::Offer {
+            id: "b".into(),
+            ice_restart: true
+        }]
+    );
+    a.peer("b", PeerInput::NegotiationNeeded, T0);
+    assert_eq!(
+        drain(&mut a),
+        [Output::Offer {
+            id: "b".into(),
+            ice_restart: false
+        }]
+    );
+}
+
+#[test]
+fn disconnected_for_four_seconds_restarts_ice_and_coming_back_does_not() {
+    let mut a = core("a");
+    connected(&mut a, "b", T0);
+    connected(&mut a, "c", T0);
+    assert_eq!(a.poll_timeout(), None);
+    a.peer("b", state(ConnectionState::Disconnected), T0 + 1_000);
+    a.peer("c", state(ConnectionState::Disconnected), T0 + 2_000);
+    let out = drain(&mut a);
+    assert!(ui(&out).contains(&&CallAction::Status {
+        id: "b".into(),
+        status: PeerStatus::Reconnecting
+    }));
+    assert_eq!(a.poll_timeout(), Some(T0 + 1_000 + DISCONNECTED_RESTART_MS));
+    // c finds its path again by itself.
+    a.peer("c", state(ConnectionState::Connected), T0 + 3_000);
+    drain(&mut a);
+    a.handle_timeout(T0 + 4_999);
+    assert_eq!(restarts(&drain(&mut a)), 0, "not yet");
+    a.handle_timeout(T0 + 5_000);
+    let out = drain(&mut a);
+    assert_eq!(
+        out.iter()
+            .filter_map(|o| match o {
+                Output::RestartIce { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(a.poll_timeout(), None, "restarting: no second timer");
+    a.handle_timeout(T0 + 20_000);
+    assert_eq!(restarts(&drain(&mut a)), 0);
+}
+
+#[test]
+fn stale_credentials_are_fetched_again_before_a_restart_or_a_new_connection() {
+    let mut a = relay_only_with_turn_credentials("a");
+    connected(&mut a, "b", T0);
+    // Within a minute of their end.
+    let late = T0 + 3_550_000;
+    a.peer("b", state(ConnectionState::Failed), late);
+    let out = drain(&mut a);
+    assert_eq!(
+        out[..2],
+        [
+            Output::FetchCredentials {
+                url: "http://relay/ice-servers".into()
+            },
+            Output::RestartIce {
+                id: "b".into(),
+                new_servers: true
+            }
+        ]
+    );
+    a.credentials(
+        Credentials::Fetched {
+            expires_at: late / 1000 + 3600,
+        },
+        vec![turn()],
+    );
+    assert_eq!(
+        a.ice_servers().len(),
+        CallConfig::default().ice_servers.len() + 1,
+        "the configured servers and the fresh TURN"
+    );
+    a.relay(joined("c"), late);
+    assert!(
+        matches!(drain(&mut a)[..], [Output::Connect { .. }, ..]),
+        "fresh ones now: no fetch"
+    );
+    a.relay(joined("d"), late + 3_600_000);
+    assert!(matches!(
+        drain(&mut a)[..],
+        [Output::FetchCredentials { .. }, Output::Connect { .. }, ..]
+    ));
+}
+
+#[test]
+fn gathering_nothing_usable_in_relay_only_mode_is_explained_at_once() {
+    let mut a = relay_only_with_turn_credentials("a");
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    a.peer(
+        "b",
+        PeerInput::ServerError(ServerError {
+            url: "turn:127.0.0.1:3478".into(),
+            code: 401,
+            text: "Unauthorized".into(),
+        }),
+        T0,
+    );
+    assert!(matches!(drain(&mut a)[..], [Output::Log(Level::Warn, _)]));
+    a.peer("b", PeerInput::EndOfCandidates, T0);
+    let out = drain(&mut a);
+    assert_eq!(
+        out[0],
+        Output::Signal {
+            to: "b".into(),
+            signal: Signal::EndOfCandidates
+        }
+    );
+    assert!(matches!(
+        ui(&out)[..],
+        [CallAction::IceFailed {
+            why: crate::ice::IceFailure::CredentialsRejected { .. },
+            ..
+        }]
+    ));
+    // With stale credentials it tries fresh ones instead.
+    let mut a = relay_only_with_turn_credentials("a");
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    a.peer("b", PeerInput::EndOfCandidates, T0 + 3_590_000);
+    let out = drain(&mut a);
+    assert_eq!(restarts(&out), 1);
+    assert!(ui(&out).is_empty());
+}
+
+#[test]
+fn candidates_are_counted_and_sent() {
+    let mut a = core("a");
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    let c = Candidate {
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    };
+    a.peer("b", PeerInput::Candidate(c.clone()), T0);
+    assert_eq!(
+        drain(&mut a),
+        [Output::Signal {
+            to: "b".into(),
+            signal: Signal::Candidate(c)
+        }]
+    );
+    // Relay-only is off: gathering no relay candidate is no failure.
+    a.peer("b", PeerInput::EndOfCandidates, T0);
+    assert!(ui(&drain(&mut a)).is_empty());
+}
+
+#[test]
+fn a_peer_the_relay_lost_is_kept_while_its_media_flows_then_dropped() {
+    let mut a = core("a");
+    connected(&mut a, "b", T0);
+    a.relay(left("b", Gone::Disconnected), T0);
+    assert_eq!(drain(&mut a), [], "kept: the call goes on");
+    assert!(a.has_peer("b"));
+    // It comes back through the relay: nothing lost.
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    a.relay(left("b", Gone::TimedOut), T0);
+    assert_eq!(drain(&mut a), []);
+    // Now the media fails too: gone, as disconnected.
+    a.peer("b", state(ConnectionState::Failed), T0);
+    let out = drain(&mut a);
+    assert_eq!(out[0], Output::Disconnect { id: "b".into() });
+    assert_eq!(
+        ui(&out),
+        [&CallAction::Left {
+            id: "b".into(),
+            why: Gone::Disconnected
+        }]
+    );
+    assert_eq!(restarts(&out), 0, "no restart for someone who left");
+    assert!(!a.has_peer("b"));
+}
+
+#[test]
+fn a_hang_up_or_a_lost_peer_not_connected_is_dropped_at_once() {
+    let mut a = core("a");
+    connected(&mut a, "b", T0);
+    a.relay(joined("c"), T0);
+    a.relay(joined("d"), T0);
+    drain(&mut a);
+    a.relay(left("b", Gone::HungUp), T0);
+    let out = drain(&mut a);
+    assert_eq!(out[0], Output::Disconnect { id: "b".into() });
+    // The room shrank: the others get a bigger budget.
+    assert!(out.contains(&Output::LimitVideo {
+        id: "c".into(),
+        budget: crate::mesh::budget(3, false)
+    }));
+    a.relay(left("c", Gone::Disconnected), T0);
+    let out = drain(&mut a);
+    assert_eq!(out[0], Output::Disconnect { id: "c".into() });
+    assert_eq!(
+        ui(&out),
+        [&CallAction::Left {
+            id: "c".into(),
+            why: Gone::Disconnected
+        }]
+    );
+}
+
+#[test]
+fn a_full_room_or_a_refused_join_ends_the_call_with_the_limit() {
+    let mut a = core("a");
+    a.relay(
+        RelayInput::Room(Event::Full {
+            people: 3,
+            capacity: 2,
+        }),
+        T0,
+    );
+    assert!(a.ended());
+    assert_eq!(
+        ui(&drain(&mut a)),
+        [&CallAction::RoomFull {
+            people: 3,
+            capacity: 2
+        }]
+    );
+    for (code, ends) in [
+        (ErrorCode::RoomFull, true),
+        (ErrorCode::TooManyRooms, true),
+        (ErrorCode::RateLimited, false),
+        (ErrorCode::Other("new".into()), false),
+    ] {
+        let mut a = core("a");
+        a.relay(
+            RelayInput::Room(Event::RelayError {
+                code: code.clone(),
+                message: "m".into(),
+            }),
+            T0,
+        );
+        assert_eq!(a.ended(), ends, "{code}");
+    }
+}
+
+#[test]
+fn chat_waits_for_the_control_channel_and_goes_only_where_it_should() {
+    let mut a = core("a");
+    a.relay(joined("b"), T0);
+    a.relay(joined("c"), T0);
+    drain(&mut a);
+    a.peer("c", PeerInput::ControlOpen, T0);
+    drain(&mut a);
+    a.chat("  hello  ", None, "m1".into(), T0);
+    let out = drain(&mut a);
+    let sent: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, ["c"], "b's channel is not open yet");
+    assert!(matches!(
+        ui(&out)[..],
+        [CallAction::Chat { from: None, text, .. }] if text == "hello"
+    ));
+    // b's channel opens: our media state first, then the held message.
+    a.peer("b", PeerInput::ControlOpen, T0);
+    let out = drain(&mut a);
+    assert_eq!(
+        out,
+        [
+            Output::Send {
+                id: "b".into(),
+                message: Sending::default().message()
+            },
+            Output::Send {
+                id: "b".into(),
+                message: Message::Chat {
+                    id: "m1".into(),
+                    text: "hello".into(),
+                    sent_at: T0,
+                    private: false
+                }
+            }
+        ]
+    );
+    // Private, to someone who left, or empty: a warning, nothing sent.
+    a.chat("psst", Some("c".into()), "m2".into(), T0);
+    let out = drain(&mut a);
+    assert!(
+        matches!(&out[0], Output::Send { id, message: Message::Chat { private: true, .. } } if id == "c")
+    );
+    a.chat("psst", Some("z".into()), "m3".into(), T0);
+    assert!(matches!(ui(&drain(&mut a))[..], [CallAction::Warning(w)] if w.contains("has left")));
+    a.chat("   ", None, "m4".into(), T0);
+    assert!(matches!(ui(&drain(&mut a))[..], [CallAction::Warning(_)]));
+}
+
+#[test]
+fn what_arrives_on_the_control_channel_becomes_screen_actions() {
+    let mut a = core("a");
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    a.peer(
+        "b",
+        PeerInput::ControlText(r#"{"type":"media","audio":false,"video":true}"#.into()),
+        T0,
+    );
+    assert_eq!(
+        ui(&drain(&mut a)),
+        [&CallAction::RemoteMedia {
+            id: "b".into(),
+            media: RemoteMedia {
+                audio: false,
+                video: true,
+                screen: false
+            }
+        }]
+    );
+    a.peer(
+        "b",
+        PeerInput::ControlText(
+            r#"{"type":"chat","id":"x1","text":"hi","sent_at":5,"private":true}"#.into(),
+        ),
+        T0,
+    );
+    assert!(matches!(
+        ui(&drain(&mut a))[..],
+        [CallAction::Chat { from: Some(f), private_with: Some(p), .. }] if f == "b" && p == "b"
+    ));
+    for bad in [PeerInput::ControlText("{".into()), PeerInput::ControlBinary] {
+        a.peer("b", bad, T0);
+        assert!(matches!(drain(&mut a)[..], [Output::Log(Level::Warn, _)]));
+    }
+}
+
+#[test]
+fn muting_or_sharing_goes_on_every_sending_connection_with_its_budget() {
+    let mut a = core("a");
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    let screen = Sending {
+        screen: true,
+        ..Sending::default()
+    };
+    a.set_sending(screen);
+    let out = drain(&mut a);
+    assert_eq!(
+        out,
+        [
+            Output::SetTracks { id: "b".into() },
+            Output::Send {
+                id: "b".into(),
+                message: screen.message()
+            },
+            Output::LimitVideo {
+                id: "b".into(),
+                budget: crate::mesh::budget(2, true)
+            }
+        ]
+    );
+    assert_eq!(a.sending(), screen);
+}
+
+#[test]
+fn files_go_to_open_channels_and_nobody_is_news() {
+    let mut a = core("a");
+    assert!(a.file_recipients(None).is_empty());
+    assert!(matches!(ui(&drain(&mut a))[..], [CallAction::Warning(_)]));
+    a.relay(joined("b"), T0);
+    a.relay(joined("c"), T0);
+    a.peer("b", PeerInput::ControlOpen, T0);
+    drain(&mut a);
+    assert_eq!(a.file_recipients(None), ["b"]);
+    assert!(a.file_recipients(Some("c")).is_empty());
+}
+
+#[test]
+fn a_connection_that_cannot_be_made_is_told_and_forgotten() {
+    let mut a = core("a");
+    a.relay(joined("b"), T0);
+    drain(&mut a);
+    a.connection_failed("b", "no RTCPeerConnection".into());
+    assert!(!a.has_peer("b"));
+    assert!(matches!(
+        ui(&drain(&mut a))[..],
+        [CallAction::PeerError { .. }]
+    ));
+}
+
+#[test]
+fn an_ice_restart_on_demand_shows_reconnecting_first() {
+    let mut a = core("a");
+    a.restart_ice("nobody", T0);
+    assert_eq!(drain(&mut a), []);
+    connected(&mut a, "b", T0);
+    a.restart_ice("b", T0);
+    let out = drain(&mut a);
+    assert!(matches!(
+        &out[..],
+        [
+            Output::Ui(CallAction::Status {
+                status: PeerStatus::Reconnecting,
+                ..
+            }),
+            Output::RestartIce {
+                new_servers: false,
+                ..
+            }
+        ]
+    ));
+}
+
+#[test]
+fn relay_only_without_turn_warns_before_anyone_joins() {
+    let config = CallConfig {
+        relay_only: true,
+        ice_servers: Vec::new(),
+        ..CallConfig::default()
+    };
+    let mut c = CallCore::new("a", "r", config.clone(), None);
+    c.start();
+    assert!(matches!(ui(&drain(&mut c))[..], [CallAction::Warning(w)] if w.contains("Relay-only")));
+    // With a credentials URL the warning waits for its answer.
+    let mut c = CallCore::new("a", "r", config, Some("http://x/ice-servers".into()));
+    c.start();
+    assert!(matches!(
+        drain(&mut c)[..],
+        [Output::FetchCredentials { .. }]
+    ));
+    c.credentials(Credentials::Unavailable("HTTP 500".into()), Vec::new());
+    assert!(matches!(ui(&drain(&mut c))[..], [CallAction::Warning(w)] if w.contains("HTTP 500")));
+}
