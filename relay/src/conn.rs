@@ -21,6 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::frames::{MessageClock, Watched};
 use crate::limits::{AddrKey, Bucket, Slot};
+use crate::outbox::{Conn, Outbox};
 use crate::{Held, Mode, State};
 
 /// The socket as the relay reads it.
@@ -53,36 +54,6 @@ pub(crate) fn hard_limit(max_message_bytes: usize) -> usize {
 pub(crate) struct Places {
     pub(crate) _websocket: Held,
     pub(crate) _per_addr: Slot,
-}
-
-/// Where to put messages for one connection. Cloned into the room
-/// registry so other connections' tasks can deliver to it.
-#[derive(Clone, Debug)]
-pub(crate) struct Outbox {
-    pub(crate) conn: u64,
-    tx: mpsc::Sender<Utf8Bytes>,
-    queued: Arc<AtomicUsize>,
-    max_bytes: usize,
-    too_slow: Arc<Notify>,
-}
-
-impl Outbox {
-    /// Queues `text` without waiting. A client whose queue is full (in
-    /// messages or bytes) is cut off (it reconnects and rejoins) rather
-    /// than silently missing a message in the middle of a negotiation.
-    pub(crate) fn deliver(&self, text: Utf8Bytes) {
-        let len = text.len();
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
-        if before + len > self.max_bytes {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.too_slow.notify_one();
-            return;
-        }
-        if self.tx.try_send(text).is_err() {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.too_slow.notify_one();
-        }
-    }
 }
 
 /// A token bucket: `burst` messages at once, refilled at `per_sec`.
@@ -121,15 +92,6 @@ impl RateLimit {
         }
         due
     }
-}
-
-/// What the mode handlers see of a connection.
-pub(crate) struct Conn {
-    pub(crate) id: u64,
-    pub(crate) addr: SocketAddr,
-    /// The address the per-address limits count it under.
-    pub(crate) key: AddrKey,
-    pub(crate) outbox: Outbox,
 }
 
 fn close(code: CloseCode, reason: &'static str) -> Message {
@@ -213,7 +175,8 @@ pub(crate) async fn run(
                         } else if text.len() > config.max_message_bytes {
                             tracing::warn!(conn = id, %addr, len = text.len(), "oversized message refused");
                             if rate.allow(now) {
-                                conn.error_to_self(
+                                error_to_self(
+                                    &conn,
                                     &session,
                                     codes::TOO_LARGE,
                                     &format!(
@@ -226,7 +189,8 @@ pub(crate) async fn run(
                         } else if !rate.allow(now) {
                             if rate.should_complain(now) {
                                 tracing::warn!(conn = id, %addr, "rate limit: messages dropped");
-                                conn.error_to_self(
+                                error_to_self(
+                                    &conn,
                                     &session,
                                     codes::RATE_LIMITED,
                                     &format!(
@@ -242,7 +206,8 @@ pub(crate) async fn run(
                     Some(Ok(Message::Binary(bytes))) => {
                         tracing::warn!(conn = id, %addr, len = bytes.len(), "binary frame refused");
                         if config.mode == Mode::Rooms && rate.allow(now) {
-                            conn.error_to_self(
+                            error_to_self(
+                                    &conn,
                                 &session,
                                 codes::BINARY_FRAME,
                                 "binary frames are not signaling: send JSON text frames",
@@ -259,7 +224,8 @@ pub(crate) async fn run(
                     None => break ("connection lost", None),
                     Some(Err(WsError::Capacity(e))) => {
                         tracing::warn!(conn = id, %addr, error = %e, "frame over the hard size limit");
-                        conn.error_to_self(
+                        error_to_self(
+                                    &conn,
                             &session,
                             codes::TOO_LARGE,
                             &format!(
@@ -414,28 +380,10 @@ impl Handler {
     }
 }
 
-impl Conn {
-    /// Queues an `error` message from the relay for this connection, with
-    /// the room and peer id it is in, where known (PROTOCOL.md 5.4).
-    fn error_to_self(&self, session: &Handler, code: &str, message: &str) {
-        self.error_to(session.room(), session.peer(), code, message);
-    }
-
-    pub(crate) fn error_to(&self, room: Option<&str>, to: Option<&str>, code: &str, message: &str) {
-        let envelope = peercall_protocol::Envelope {
-            v: peercall_protocol::PROTOCOL_VERSION,
-            room: room.unwrap_or_default().to_owned(),
-            from: peercall_protocol::RELAY_ID.to_owned(),
-            to: to.map(str::to_owned),
-            seq: None,
-            body: peercall_protocol::Body::Error {
-                code: code.to_owned(),
-                message: message.to_owned(),
-            },
-        };
-        self.outbox
-            .deliver(peercall_protocol::encode(&envelope).into());
-    }
+/// Queues an `error` message from the relay for this connection, with the
+/// room and peer id it is in, where known (PROTOCOL.md 5.4).
+fn error_to_self(conn: &Conn, session: &Handler, code: &str, message: &str) {
+    conn.error_to(session.room(), session.peer(), code, message);
 }
 
 /// Writes whatever is queued, so an error explaining a close goes first.

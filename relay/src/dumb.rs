@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::conn::Outbox;
 use crate::lock;
+use crate::outbox::Outbox;
 
 /// Every open connection.
 #[derive(Debug, Default)]

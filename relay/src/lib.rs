@@ -19,9 +19,11 @@ mod conn;
 mod dumb;
 mod frames;
 mod limits;
+mod outbox;
 mod rooms;
 mod server;
 mod statics;
+mod table;
 mod turn;
 mod upgrade;
 
@@ -327,8 +329,8 @@ impl State {
     fn new(config: Config) -> Self {
         Self {
             addrs: limits::Addresses::new(config.per_addr),
+            rooms: rooms::Rooms::new(&config),
             config,
-            rooms: rooms::Rooms::default(),
             dumb: dumb::Everyone::default(),
             shutdown: watch::channel(false).0,
             killed: watch::channel(false).0,

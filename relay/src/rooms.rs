@@ -11,7 +11,6 @@
 //! The relay forwards the client's text unchanged (fields a newer version
 //! adds survive) and answers refusals with an `error` to the sender only.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use peercall_protocol::{
@@ -20,45 +19,41 @@ use peercall_protocol::{
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::conn::{Conn, Outbox};
 use crate::limits::{AddrKey, Kind, Slot};
-use crate::{lock, State};
+use crate::outbox::{Conn, Outbox};
+use crate::table::{Member, Refusal, RoomTable};
+use crate::{lock, Config, State};
 
-/// Every room with at least one peer.
-#[derive(Debug, Default)]
-pub(crate) struct Rooms {
-    rooms: Mutex<HashMap<String, Room>>,
-}
-
-#[derive(Debug)]
-struct Room {
-    /// By peer id; ordered so `welcome` lists are stable.
-    members: BTreeMap<String, Member>,
-    /// Counts the room against the address that created it, while it lasts.
-    _creator: Slot,
-}
-
-#[derive(Debug)]
-struct Member {
-    name: Option<String>,
+/// How a member is reached, and the address it joined from.
+#[derive(Clone, Debug)]
+struct Reach {
     outbox: Outbox,
-    /// The address it joined from.
     key: AddrKey,
 }
 
+/// Every room with at least one peer ([`RoomTable`], behind a lock).
+#[derive(Debug)]
+pub(crate) struct Rooms {
+    table: Mutex<RoomTable<Reach, Slot>>,
+}
+
 impl Rooms {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            table: Mutex::new(RoomTable::new(config.max_rooms, config.max_peers_per_room)),
+        }
+    }
+
     /// (rooms, peers) now.
     pub(crate) fn counts(&self) -> (usize, usize) {
-        let rooms = lock(&self.rooms);
-        (rooms.len(), rooms.values().map(|r| r.members.len()).sum())
+        lock(&self.table).counts()
     }
 
     /// Whether peer `id` is in `room` now, joined from address `key`.
     pub(crate) fn is_member(&self, room: &str, id: &str, key: AddrKey) -> bool {
-        lock(&self.rooms)
-            .get(room)
-            .and_then(|r| r.members.get(id))
-            .is_some_and(|m| m.key == key)
+        lock(&self.table)
+            .member(room, id)
+            .is_some_and(|m| m.to.key == key)
     }
 }
 
@@ -73,9 +68,6 @@ pub(crate) struct Session {
     /// In the room now.
     joined: bool,
 }
-
-/// Why a message was refused: an error code and words for people.
-struct Refusal(&'static str, String);
 
 impl Session {
     pub(crate) fn new(path_room: Option<String>) -> Self {
@@ -228,68 +220,33 @@ impl Session {
             ));
         }
 
-        let mut rooms = lock(&state.rooms.rooms);
-        let existing = rooms.get(&room);
-        if existing.is_none() && rooms.len() >= config.max_rooms {
-            return Err(Refusal(
-                codes::TOO_MANY_ROOMS,
-                format!(
-                    "the relay has its limit of {} rooms; try again later",
-                    config.max_rooms
-                ),
-            ));
-        }
-        let creator = match existing {
-            Some(_) => None,
-            None => match state.addrs.take(conn.key, Kind::Room) {
-                Ok(slot) => Some(slot),
-                Err(limit) => {
-                    return Err(Refusal(
+        // The welcome goes out under the lock: no other join can reach the
+        // newcomer before it.
+        let mut table = lock(&state.rooms.table);
+        let joined = table.join(
+            &room,
+            &from,
+            Member {
+                conn: conn.id,
+                name: name.clone(),
+                to: Reach {
+                    outbox: conn.outbox.clone(),
+                    key: conn.key,
+                },
+            },
+            || {
+                state.addrs.take(conn.key, Kind::Room).map_err(|limit| {
+                    Refusal(
                         codes::TOO_MANY_ROOMS,
                         format!(
                             "{limit} rooms were opened from your address and are still in use; \
                              end one of those calls first"
                         ),
-                    ))
-                }
-            },
-        };
-        if let Some(existing) = existing {
-            match existing.members.get(&from) {
-                Some(member) if member.outbox.conn != conn.id => {
-                    return Err(Refusal(
-                        codes::ID_TAKEN,
-                        format!(
-                        "another connection in this room is peer {from:?}; pick a new random id"
-                    ),
-                    ))
-                }
-                Some(_) => {}
-                None if existing.members.len() >= config.max_peers_per_room => {
-                    return Err(Refusal(
-                        codes::ROOM_FULL,
-                        format!("the room is full ({} people)", config.max_peers_per_room),
-                    ))
-                }
-                None => {}
-            }
-        }
-        let members = &mut rooms
-            .entry(room.clone())
-            .or_insert_with(|| Room {
-                members: BTreeMap::new(),
-                _creator: creator.expect("a new room has its creator's slot"),
-            })
-            .members;
-        members.insert(
-            from.clone(),
-            Member {
-                name,
-                outbox: conn.outbox.clone(),
-                key: conn.key,
+                    )
+                })
             },
         );
-        let others: Vec<_> = members.iter().filter(|(id, _)| **id != from).collect();
+        let others = joined?;
         let welcome = Envelope {
             v: PROTOCOL_VERSION,
             room: room.clone(),
@@ -300,7 +257,7 @@ impl Session {
                 peers: others
                     .iter()
                     .map(|(id, m)| PeerInfo {
-                        id: (*id).clone(),
+                        id: id.clone(),
                         name: m.name.clone(),
                     })
                     .collect(),
@@ -308,10 +265,10 @@ impl Session {
         };
         conn.outbox.deliver(encode(&welcome).into());
         for (_, member) in &others {
-            member.outbox.deliver(text.clone());
+            member.to.outbox.deliver(text.clone());
         }
-        let peers = members.len();
-        drop(rooms);
+        drop(table);
+        let peers = others.len() + 1;
         tracing::info!(conn = conn.id, room, peer = from, peers, "joined");
         self.bound = Some((room, from));
         self.joined = true;
@@ -346,25 +303,10 @@ impl Session {
                 format!("this connection is in room {bound_room:?}, not {room:?}"),
             ));
         }
-        let rooms = lock(&state.rooms.rooms);
-        let members = rooms.get(room).map(|r| &r.members);
-        match to {
-            Some(to) => match members.and_then(|m| m.get(to)).filter(|_| to != from) {
-                Some(member) => member.outbox.deliver(text),
-                None => {
-                    return Err(Refusal(
-                        codes::UNKNOWN_PEER,
-                        format!("peer {to:?} is not in this room (any more); message dropped"),
-                    ))
-                }
-            },
-            None => {
-                for (id, member) in members.into_iter().flatten() {
-                    if id != from {
-                        member.outbox.deliver(text.clone());
-                    }
-                }
-            }
+        // Delivered under the lock, as joins are: one order for everyone.
+        let table = lock(&state.rooms.table);
+        for reach in table.recipients(room, from, to)? {
+            reach.outbox.deliver(text.clone());
         }
         Ok(())
     }
@@ -428,24 +370,9 @@ impl Session {
 /// Removes `peer` (if this connection is it) from `room`, dropping the room
 /// when it empties; gives back who is still there.
 fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> Vec<Outbox> {
-    let mut rooms = lock(&state.rooms.rooms);
-    let Some(r) = rooms.get_mut(room) else {
-        return Vec::new();
-    };
-    if r.members
-        .get(peer)
-        .is_some_and(|m| m.outbox.conn == conn.id)
-    {
-        r.members.remove(peer);
-    }
-    if r.members.is_empty() {
-        rooms.remove(room);
-        // After a flood of rooms the table would keep its size for good.
-        if rooms.capacity() > 1024 && rooms.capacity() > 8 * rooms.len() {
-            let keep = rooms.len() * 2;
-            rooms.shrink_to(keep);
-        }
-        return Vec::new();
-    }
-    r.members.values().map(|m| m.outbox.clone()).collect()
+    lock(&state.rooms.table)
+        .remove(room, peer, conn.id)
+        .into_iter()
+        .map(|reach| reach.outbox)
+        .collect()
 }
