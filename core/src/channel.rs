@@ -106,13 +106,10 @@ impl std::fmt::Display for BadMessage {
     }
 }
 
-/// A chat or transfer id: 1-64 of `A-Z a-z 0-9 - _` (it names a file on
-/// disk, so nothing else).
+/// A chat or transfer id: the protocol's id rule, 1-64 of
+/// `A-Z a-z 0-9 - _` (it names a file on disk, so nothing else).
 pub fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    peercall_protocol::is_valid_id(id, peercall_protocol::MAX_ID_LEN)
 }
 
 /// Reads one text frame.

@@ -18,6 +18,7 @@
 //! [`MAX_PEOPLE`], the default); a room counted fuller than that turns
 //! newcomers away.
 
+use crate::error::ConfigError;
 use serde::Deserialize;
 
 use crate::ice::{check_ice_servers, parse_ice_servers, IceServer};
@@ -40,16 +41,17 @@ pub enum CredentialsUrl {
 }
 
 impl CredentialsUrl {
-    fn parse(value: &str, source: &str) -> Result<Self, String> {
+    fn parse(value: &str, source: &str) -> Result<Self, ConfigError> {
         let value = value.trim();
         if value == "none" || value.is_empty() {
             Ok(CredentialsUrl::Off)
         } else if value.starts_with("https://") || value.starts_with("http://") {
             Ok(CredentialsUrl::At(value.to_owned()))
         } else {
-            Err(format!(
-                "{source}: the ICE servers URL {value:?} must be http(s):// or none"
-            ))
+            Err(
+                format!("{source}: the ICE servers URL {value:?} must be http(s):// or none")
+                    .into(),
+            )
         }
     }
 }
@@ -82,12 +84,13 @@ impl Default for CallConfig {
     }
 }
 
-fn max_people(value: &str, source: &str) -> Result<usize, String> {
+fn max_people(value: &str, source: &str) -> Result<usize, ConfigError> {
     match value.trim().parse::<usize>() {
         Ok(n) if (2..=MAX_PEOPLE).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{source}: max_people {value:?} must be a number from 2 to {MAX_PEOPLE}"
-        )),
+        _ => Err(
+            format!("{source}: max_people {value:?} must be a number from 2 to {MAX_PEOPLE}")
+                .into(),
+        ),
     }
 }
 
@@ -102,13 +105,14 @@ struct ConfigFile {
     max_people: Option<usize>,
 }
 
-fn relay_only(policy: &str, source: &str) -> Result<bool, String> {
+fn relay_only(policy: &str, source: &str) -> Result<bool, ConfigError> {
     match policy.trim() {
         "relay" => Ok(true),
         "all" => Ok(false),
         other => Err(format!(
             "{source}: ICE transport policy {other:?} must be \"all\" or \"relay\""
-        )),
+        )
+        .into()),
     }
 }
 
@@ -124,7 +128,7 @@ impl CallConfig {
     }
 
     /// Layers `config.json` (its text) over this.
-    pub fn with_file(mut self, json: &str) -> Result<Self, String> {
+    pub fn with_file(mut self, json: &str) -> Result<Self, ConfigError> {
         let file: ConfigFile =
             serde_json::from_str(json).map_err(|e| format!("config.json: {e}"))?;
         if let Some(servers) = file.ice_servers {
@@ -150,7 +154,7 @@ impl CallConfig {
     pub fn with_query<'a>(
         mut self,
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         let (mut username, mut credential) = (None, None);
         let mut ice = None;
         let mut credentials_url = None;
@@ -351,7 +355,7 @@ mod tests {
         assert_eq!(c.max_people, 2);
         for bad in ["1", "7", "x", ""] {
             let e = base.clone().with_query([("max_people", bad)]).unwrap_err();
-            assert!(e.contains("from 2 to 6"), "{e}");
+            assert!(e.0.contains("from 2 to 6"), "{e}");
         }
         assert!(base.with_file(r#"{"maxPeople": 9}"#).is_err());
     }

@@ -36,3 +36,9 @@ impl From<&str> for ConfigError {
         ConfigError(message.to_owned())
     }
 }
+
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> Self {
+        e.0
+    }
+}

@@ -6,6 +6,7 @@
 //! credentials it got, the candidates each connection gathered, the
 //! `icecandidateerror`s) and asks [`explain`].
 
+use crate::error::ConfigError;
 use serde::Deserialize;
 
 /// One `RTCIceServer`.
@@ -36,14 +37,14 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 /// Parses a JSON array of `RTCIceServer`s.
-pub fn parse_ice_servers(json: &str) -> Result<Vec<IceServer>, String> {
+pub fn parse_ice_servers(json: &str) -> Result<Vec<IceServer>, ConfigError> {
     let servers: Vec<IceServer> =
         serde_json::from_str(json).map_err(|e| format!("ICE servers: {e}"))?;
     check_ice_servers(&servers)?;
     Ok(servers)
 }
 
-pub(crate) fn check_ice_servers(servers: &[IceServer]) -> Result<(), String> {
+pub(crate) fn check_ice_servers(servers: &[IceServer]) -> Result<(), ConfigError> {
     for server in servers {
         if server.urls.is_empty() {
             return Err("an ICE server has no URLs".into());
@@ -53,14 +54,15 @@ pub(crate) fn check_ice_servers(servers: &[IceServer]) -> Result<(), String> {
             if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !url.contains(':') {
                 return Err(format!(
                     "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
-                ));
+                )
+                .into());
             }
             if scheme.starts_with("turn")
                 && (server.username.is_none() || server.credential.is_none())
             {
-                return Err(format!(
-                    "TURN server {url:?} needs a username and a credential"
-                ));
+                return Err(
+                    format!("TURN server {url:?} needs a username and a credential").into(),
+                );
             }
         }
     }
@@ -109,7 +111,7 @@ struct GrantJson {
 }
 
 /// Reads the relay's `/ice-servers` answer (PROTOCOL.md 8).
-pub fn parse_grant(json: &str) -> Result<Grant, String> {
+pub fn parse_grant(json: &str) -> Result<Grant, ConfigError> {
     let g: GrantJson = serde_json::from_str(json)
         .map_err(|e| format!("the relay's TURN credentials are malformed: {e}"))?;
     check_ice_servers(&g.ice_servers)?;

@@ -2,6 +2,7 @@
 //! how long to wait before reconnecting. The WebSocket itself lives in
 //! `web::signaling`; room membership in [`crate::room`].
 
+use crate::error::ConfigError;
 use peercall_protocol::WS_PATH;
 
 /// The relay's WebSocket URL for a page at `protocol//host` (as in
@@ -13,14 +14,14 @@ pub fn same_origin_relay(protocol: &str, host: &str) -> String {
 }
 
 /// Checks a relay URL given by a person or a config file.
-pub fn check_relay_url(url: &str) -> Result<String, String> {
+pub fn check_relay_url(url: &str) -> Result<String, ConfigError> {
     let url = url.trim();
     let rest = url
         .strip_prefix("ws://")
         .or_else(|| url.strip_prefix("wss://"))
         .ok_or_else(|| format!("relay URL {url:?} must start with ws:// or wss://"))?;
     if rest.is_empty() || rest.starts_with('/') || rest.chars().any(char::is_whitespace) {
-        return Err(format!("relay URL {url:?} has no host"));
+        return Err(format!("relay URL {url:?} has no host").into());
     }
     Ok(url.to_owned())
 }
@@ -66,7 +67,7 @@ mod tests {
             "ws://a b",
         ] {
             let err = check_relay_url(bad).expect_err(bad);
-            assert!(err.contains("relay URL"), "{err}");
+            assert!(err.0.contains("relay URL"), "{err}");
         }
     }
 

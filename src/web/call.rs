@@ -307,7 +307,7 @@ async fn fetch_grant(url: &str, me: &str, room: &str) -> (Credentials, Option<Gr
         answer = ask.fuse() => match answer {
             Ok((200, text)) => match ice::parse_grant(&text) {
                 Ok(grant) => (Credentials::Fetched { expires_at: grant.expires_at }, Some(grant)),
-                Err(e) => (Credentials::Unavailable(e), None),
+                Err(e) => (Credentials::Unavailable(e.to_string()), None),
             },
             // This relay hands out no credentials.
             Ok((404, _)) => (Credentials::NotOffered, None),
