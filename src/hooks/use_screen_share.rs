@@ -34,7 +34,7 @@ pub fn use_screen_share(call: &CallHandle) -> Callback<()> {
         wasm_bindgen_futures::spawn_local(async move {
             match share_screen(move || stop.emit(())).await {
                 Ok(Some(screen)) => {
-                    call.set_screen(Some(screen.track.clone()));
+                    call.set_screen(Some(Clone::clone(&screen.track)));
                     *shared.borrow_mut() = Some(screen);
                     call.dispatch(ScreenAction::Sharing(true));
                 }
