@@ -28,7 +28,7 @@
 //! [`Output::Offer`], which reports back with [`CallCore::negotiated`] and
 //! [`CallCore::offered`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::channel::{self, Message};
 use crate::config::CallConfig;
@@ -241,6 +241,87 @@ struct PeerCall {
     outbox: Vec<Message>,
 }
 
+/// A map by peer id, in id order: a sorted `Vec`, as a call has a
+/// handful of peers (and a hash map costs the app's wasm more than it
+/// saves). The call's table here, and the browser side's in `web::call`.
+#[derive(Debug)]
+pub struct ById<V>(Vec<(String, V)>);
+
+impl<V> Default for ById<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> ById<V> {
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(id))
+    }
+
+    /// The entry for `id`.
+    pub fn get(&self, id: &str) -> Option<&V> {
+        self.find(id).ok().map(|i| &self.0[i].1)
+    }
+
+    /// The entry for `id`, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        self.find(id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// Whether there is an entry for `id`.
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.find(id).is_ok()
+    }
+
+    /// Sets the entry for `id`.
+    pub fn insert(&mut self, id: String, value: V) {
+        match self.find(&id) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (id, value)),
+        }
+    }
+
+    /// Takes the entry for `id` out.
+    pub fn remove(&mut self, id: &str) -> Option<V> {
+        self.find(id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// The ids, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// The entries, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// The entries, in id order, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// The values, in id order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// Takes every entry out, in id order.
+    pub fn drain(&mut self) -> impl Iterator<Item = (String, V)> + '_ {
+        self.0.drain(..)
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The call: see the module documentation.
 #[derive(Debug)]
 pub struct CallCore {
@@ -252,7 +333,7 @@ pub struct CallCore {
     servers: Vec<IceServer>,
     setup: IceSetup,
     sending: Sending,
-    peers: BTreeMap<String, PeerCall>,
+    peers: ById<PeerCall>,
     ended: bool,
     /// The next fetched credentials are the first (their warning is due).
     first_credentials: bool,
@@ -276,7 +357,7 @@ impl CallCore {
             credentials_url,
             setup,
             sending: Sending::default(),
-            peers: BTreeMap::new(),
+            peers: ById::default(),
             ended: false,
             first_credentials: true,
             out: VecDeque::new(),
@@ -809,9 +890,19 @@ impl CallCore {
             return;
         }
         let why = ice::explain(&self.setup, &p.gathering, now_ms / 1000);
+        let g = &p.gathering;
         let line = format!(
-            "peercall: ICE with {id} failed: {why:?}, gathered {:?}",
-            p.gathering
+            "peercall: ICE with {id} failed: {why:?}; gathered {} host, {} srflx, {} relay \
+             candidates (complete: {}), {} ICE server errors{}",
+            g.host,
+            g.srflx,
+            g.relay,
+            g.complete,
+            g.errors.len(),
+            g.errors
+                .first()
+                .map(|e| format!(", first {} {} {}", e.url, e.code, e.text))
+                .unwrap_or_default(),
         );
         self.push(Output::Log(Level::Warn, line));
         self.ui(CallAction::IceFailed {
@@ -871,7 +962,10 @@ impl CallCore {
             }),
             Ok(other) => self.push(Output::Log(
                 Level::Warn,
-                format!("peercall: unexpected on the control channel: {other:?}"),
+                format!(
+                    "peercall: unexpected on the control channel: {}",
+                    channel::encode(&other)
+                ),
             )),
             Err(e) => self.push(Output::Log(
                 Level::Warn,

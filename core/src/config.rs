@@ -19,9 +19,9 @@
 //! newcomers away.
 
 use crate::error::ConfigError;
-use serde::Deserialize;
+use serde_json::Value;
 
-use crate::ice::{check_ice_servers, parse_ice_servers, IceServer};
+use crate::ice::{check_ice_servers, ice_servers_from, opt_string, parse_ice_servers, IceServer};
 use crate::room::MAX_PEOPLE;
 use crate::signaling::check_relay_url;
 
@@ -95,14 +95,56 @@ fn max_people(value: &str, source: &str) -> Result<usize, ConfigError> {
 }
 
 /// `config.json`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct ConfigFile {
     ice_servers: Option<Vec<IceServer>>,
     relay: Option<String>,
     ice_transport_policy: Option<String>,
     ice_servers_url: Option<String>,
     max_people: Option<usize>,
+}
+
+/// The keys `config.json` may have.
+const FILE_KEYS: [&str; 5] = [
+    "iceServers",
+    "relay",
+    "iceTransportPolicy",
+    "iceServersUrl",
+    "maxPeople",
+];
+
+impl ConfigFile {
+    /// Reads the file: a JSON object of [`FILE_KEYS`] (any other key is a
+    /// mistake worth saying), each optional (`null` too).
+    fn parse(json: &str) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let Value::Object(o) = &value else {
+            return Err("must be a JSON object".into());
+        };
+        if let Some(key) = o.keys().find(|k| !FILE_KEYS.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown key {key:?}; the keys are iceServers, relay, iceTransportPolicy, \
+                 iceServersUrl and maxPeople"
+            ));
+        }
+        Ok(Self {
+            ice_servers: match o.get("iceServers") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(ice_servers_from(v)?),
+            },
+            relay: opt_string(o, "relay")?,
+            ice_transport_policy: opt_string(o, "iceTransportPolicy")?,
+            ice_servers_url: opt_string(o, "iceServersUrl")?,
+            max_people: match o.get("maxPeople") {
+                None | Some(Value::Null) => None,
+                Some(n) => Some(
+                    n.as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or("\"maxPeople\" must be a whole number")?,
+                ),
+            },
+        })
+    }
 }
 
 fn relay_only(policy: &str, source: &str) -> Result<bool, ConfigError> {
@@ -115,6 +157,18 @@ fn relay_only(policy: &str, source: &str) -> Result<bool, ConfigError> {
         .into()),
     }
 }
+
+/// The page-address keys [`CallConfig::with_query`] reads; the app passes
+/// these (a test checks each one counts).
+pub const QUERY_KEYS: &[&str] = &[
+    "relay",
+    "ice",
+    "ice_username",
+    "ice_credential",
+    "ice_policy",
+    "ice_servers_url",
+    "max_people",
+];
 
 impl CallConfig {
     /// The configuration built into the app.
@@ -129,8 +183,7 @@ impl CallConfig {
 
     /// Layers `config.json` (its text) over this.
     pub fn with_file(mut self, json: &str) -> Result<Self, ConfigError> {
-        let file: ConfigFile =
-            serde_json::from_str(json).map_err(|e| format!("config.json: {e}"))?;
+        let file = ConfigFile::parse(json).map_err(|e| format!("config.json: {e}"))?;
         if let Some(servers) = file.ice_servers {
             check_ice_servers(&servers)?;
             self.ice_servers = servers;
@@ -274,6 +327,26 @@ mod tests {
         ] {
             assert!(base.clone().with_file(bad).is_err(), "{bad}");
         }
+        for bad in [
+            "[]",
+            r#"{"maxPeople":-3}"#,
+            r#"{"maxPeople":2.5}"#,
+            r#"{"relay":7}"#,
+            r#"{"iceServers":{"urls":"stun:s:1"}}"#,
+            r#"{"iceServers":[{"urls":["stun:s:1", 2]}]}"#,
+        ] {
+            let e = base.clone().with_file(bad).unwrap_err();
+            assert!(e.0.starts_with("config.json: "), "{bad}: {e}");
+        }
+        let unknown = base.clone().with_file(r#"{"iceServerz":[]}"#).unwrap_err();
+        assert!(unknown.0.contains("\"iceServerz\""), "{unknown}");
+        assert!(unknown.0.contains("iceServers, relay"), "{unknown}");
+        // null is absent.
+        let c = base
+            .clone()
+            .with_file(r#"{"relay":null,"iceServers":null,"maxPeople":null}"#)
+            .unwrap();
+        assert_eq!(c, base);
     }
 
     #[test]
@@ -317,6 +390,38 @@ mod tests {
             c.credentials_url,
             CredentialsUrl::At("http://127.0.0.1:1/ice-servers".into())
         );
+    }
+
+    #[test]
+    fn every_query_key_counts_and_others_are_ignored() {
+        let base = CallConfig::default();
+        let cases: [&[(&str, &str)]; 6] = [
+            &[("relay", "wss://r.example/ws")],
+            &[("ice", "stun:s:1")],
+            &[
+                ("ice", "turn:t:1"),
+                ("ice_username", "u"),
+                ("ice_credential", "p"),
+            ],
+            &[("ice_policy", "relay")],
+            &[("ice_servers_url", "none")],
+            &[("max_people", "3")],
+        ];
+        let mut keys = Vec::new();
+        for pairs in cases {
+            let c = base.clone().with_query(pairs.iter().copied()).unwrap();
+            assert_ne!(c, base, "{pairs:?}");
+            keys.extend(pairs.iter().map(|(k, _)| *k));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut known = QUERY_KEYS.to_vec();
+        known.sort_unstable();
+        assert_eq!(keys, known, "QUERY_KEYS is what with_query reads");
+        let other = base
+            .clone()
+            .with_query([("room", "x"), ("utm_source", "y")]);
+        assert_eq!(other.unwrap(), base);
     }
 
     #[test]

@@ -7,39 +7,74 @@
 //! `icecandidateerror`s) and asks [`explain`].
 
 use crate::error::ConfigError;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// One `RTCIceServer`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IceServer {
     /// `stun:`, `turn:` or `turns:` URLs.
-    #[serde(deserialize_with = "one_or_many")]
     pub urls: Vec<String>,
     /// TURN user name.
-    #[serde(default)]
     pub username: Option<String>,
     /// TURN password.
-    #[serde(default)]
     pub credential: Option<String>,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Urls {
-        One(String),
-        Many(Vec<String>),
+// The JSON here is read as `serde_json::Value`s by hand, as the protocol
+// crate reads its messages: the app parses values anyway, and serde's
+// derived visitors are some of the biggest code in its wasm.
+
+/// An optional string field (`null` counts as absent).
+pub(crate) fn opt_string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{key:?} must be a string")),
     }
-    Ok(match Urls::deserialize(d)? {
-        Urls::One(u) => vec![u],
-        Urls::Many(us) => us,
-    })
+}
+
+/// `RTCIceServer`s from a JSON array of objects. `urls` is one URL or an
+/// array of them; fields browsers know and this does not are ignored.
+pub(crate) fn ice_servers_from(value: &Value) -> Result<Vec<IceServer>, String> {
+    let Value::Array(list) = value else {
+        return Err("the ICE servers must be an array".into());
+    };
+    let mut servers = Vec::with_capacity(list.len());
+    for server in list {
+        let Value::Object(o) = server else {
+            return Err("each ICE server must be an object".into());
+        };
+        let mut urls = Vec::new();
+        match o.get("urls") {
+            Some(Value::String(url)) => urls.push(url.clone()),
+            Some(Value::Array(list)) => {
+                for url in list {
+                    let Value::String(url) = url else {
+                        return Err("each of an ICE server's \"urls\" must be a string".into());
+                    };
+                    urls.push(url.clone());
+                }
+            }
+            Some(_) => {
+                return Err("an ICE server's \"urls\" must be a URL or an array of URLs".into())
+            }
+            None => return Err("an ICE server has no \"urls\"".into()),
+        }
+        servers.push(IceServer {
+            urls,
+            username: opt_string(o, "username")?,
+            credential: opt_string(o, "credential")?,
+        });
+    }
+    Ok(servers)
 }
 
 /// Parses a JSON array of `RTCIceServer`s.
 pub fn parse_ice_servers(json: &str) -> Result<Vec<IceServer>, ConfigError> {
-    let servers: Vec<IceServer> =
-        serde_json::from_str(json).map_err(|e| format!("ICE servers: {e}"))?;
+    let servers = serde_json::from_str(json)
+        .map_err(|e| e.to_string())
+        .and_then(|v| ice_servers_from(&v))
+        .map_err(|e| format!("ICE servers: {e}"))?;
     check_ice_servers(&servers)?;
     Ok(servers)
 }
@@ -103,22 +138,27 @@ pub struct Grant {
     pub expires_at: u64,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GrantJson {
-    ice_servers: Vec<IceServer>,
-    expires_at: u64,
-}
-
 /// Reads the relay's `/ice-servers` answer (PROTOCOL.md 8).
 pub fn parse_grant(json: &str) -> Result<Grant, ConfigError> {
-    let g: GrantJson = serde_json::from_str(json)
-        .map_err(|e| format!("the relay's TURN credentials are malformed: {e}"))?;
-    check_ice_servers(&g.ice_servers)?;
-    Ok(Grant {
-        servers: g.ice_servers,
-        expires_at: g.expires_at,
-    })
+    let read = |json: &str| -> Result<Grant, String> {
+        let value: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let Value::Object(o) = &value else {
+            return Err("not a JSON object".into());
+        };
+        let servers = ice_servers_from(o.get("iceServers").ok_or("no \"iceServers\"")?)?;
+        let expires_at = o
+            .get("expiresAt")
+            .and_then(Value::as_u64)
+            .ok_or("\"expiresAt\" must be a time in unix seconds")?;
+        Ok(Grant {
+            servers,
+            expires_at,
+        })
+    };
+    let grant =
+        read(json).map_err(|e| format!("the relay's TURN credentials are malformed: {e}"))?;
+    check_ice_servers(&grant.servers)?;
+    Ok(grant)
 }
 
 /// Whether credentials expiring at `expires_at` are too close to their end

@@ -58,10 +58,31 @@ fn the_relays_answer_is_read_and_checked() {
         "{}",
         r#"{"iceServers":[],"ttl":1}"#,
         r#"{"iceServers":[{"urls":"turn:t"}],"expiresAt":1}"#,
-        r#"{"iceServers":[{"urls":"http://t"}],"expiresAt":1}"#,
     ] {
         assert!(parse_grant(bad).is_err(), "{bad}");
     }
+    for bad in [
+        r#"{"iceServers":[{"urls":"stun:t"}],"expiresAt":-1}"#,
+        r#"{"iceServers":[{"urls":"stun:t"}],"expiresAt":"soon"}"#,
+        r#"{"iceServers":{"urls":"stun:t"},"expiresAt":1}"#,
+        r#"{"iceServers":[{"urls":[1]}],"expiresAt":1}"#,
+        r#"{"iceServers":[{"urls":"stun:t","username":5}],"expiresAt":1}"#,
+        "[]",
+    ] {
+        let e = parse_grant(bad).unwrap_err();
+        assert!(
+            e.0.starts_with("the relay's TURN credentials"),
+            "{bad}: {e}"
+        );
+    }
+    // Fields a browser knows and this does not are left alone; nulls are
+    // absent.
+    let g = parse_grant(
+        r#"{"iceServers":[{"urls":"stun:t","username":null,"credentialType":"password"}],"expiresAt":5}"#,
+    )
+    .unwrap();
+    assert_eq!(g.servers[0].urls, ["stun:t"]);
+    assert_eq!(g.servers[0].username, None);
     assert!(!needs_refresh(1000, 900));
     assert!(needs_refresh(1000, 940));
     assert!(needs_refresh(1000, 2000));

@@ -141,39 +141,45 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const KNOWN: [(ErrorCode, &'static str); 14] = [
-        (ErrorCode::BadMessage, codes::BAD_MESSAGE),
-        (ErrorCode::BinaryFrame, codes::BINARY_FRAME),
-        (ErrorCode::TooLarge, codes::TOO_LARGE),
-        (ErrorCode::RateLimited, codes::RATE_LIMITED),
-        (ErrorCode::RoomFull, codes::ROOM_FULL),
-        (ErrorCode::TooManyRooms, codes::TOO_MANY_ROOMS),
-        (ErrorCode::BadRoom, codes::BAD_ROOM),
-        (ErrorCode::BadId, codes::BAD_ID),
-        (ErrorCode::BadName, codes::BAD_NAME),
-        (ErrorCode::IdTaken, codes::ID_TAKEN),
-        (ErrorCode::SpoofedId, codes::SPOOFED_ID),
-        (ErrorCode::WrongRoom, codes::WRONG_ROOM),
-        (ErrorCode::NotJoined, codes::NOT_JOINED),
-        (ErrorCode::UnknownPeer, codes::UNKNOWN_PEER),
-    ];
-
     /// The code for `code` as it appears on the wire.
     pub fn parse(code: &str) -> Self {
-        Self::KNOWN
-            .iter()
-            .find(|(_, text)| *text == code)
-            .map_or_else(|| ErrorCode::Other(code.to_owned()), |(c, _)| c.clone())
+        match code {
+            codes::BAD_MESSAGE => ErrorCode::BadMessage,
+            codes::BINARY_FRAME => ErrorCode::BinaryFrame,
+            codes::TOO_LARGE => ErrorCode::TooLarge,
+            codes::RATE_LIMITED => ErrorCode::RateLimited,
+            codes::ROOM_FULL => ErrorCode::RoomFull,
+            codes::TOO_MANY_ROOMS => ErrorCode::TooManyRooms,
+            codes::BAD_ROOM => ErrorCode::BadRoom,
+            codes::BAD_ID => ErrorCode::BadId,
+            codes::BAD_NAME => ErrorCode::BadName,
+            codes::ID_TAKEN => ErrorCode::IdTaken,
+            codes::SPOOFED_ID => ErrorCode::SpoofedId,
+            codes::WRONG_ROOM => ErrorCode::WrongRoom,
+            codes::NOT_JOINED => ErrorCode::NotJoined,
+            codes::UNKNOWN_PEER => ErrorCode::UnknownPeer,
+            other => ErrorCode::Other(other.to_owned()),
+        }
     }
 
     /// Its wire form.
     pub fn as_str(&self) -> &str {
         match self {
+            ErrorCode::BadMessage => codes::BAD_MESSAGE,
+            ErrorCode::BinaryFrame => codes::BINARY_FRAME,
+            ErrorCode::TooLarge => codes::TOO_LARGE,
+            ErrorCode::RateLimited => codes::RATE_LIMITED,
+            ErrorCode::RoomFull => codes::ROOM_FULL,
+            ErrorCode::TooManyRooms => codes::TOO_MANY_ROOMS,
+            ErrorCode::BadRoom => codes::BAD_ROOM,
+            ErrorCode::BadId => codes::BAD_ID,
+            ErrorCode::BadName => codes::BAD_NAME,
+            ErrorCode::IdTaken => codes::ID_TAKEN,
+            ErrorCode::SpoofedId => codes::SPOOFED_ID,
+            ErrorCode::WrongRoom => codes::WRONG_ROOM,
+            ErrorCode::NotJoined => codes::NOT_JOINED,
+            ErrorCode::UnknownPeer => codes::UNKNOWN_PEER,
             ErrorCode::Other(code) => code,
-            known => Self::KNOWN
-                .iter()
-                .find(|(c, _)| c == known)
-                .map_or("", |(_, text)| text),
         }
     }
 }
@@ -229,6 +235,33 @@ pub struct Candidate {
     /// The ICE username fragment of the generation it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_fragment: Option<String>,
+}
+
+impl Candidate {
+    /// The candidate in `json`, as `RTCIceCandidate.toJSON()` writes it.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        match serde_json::from_str(json) {
+            Ok(Value::Object(c)) => Self::from_object(&c),
+            Ok(_) => Err("a candidate must be a JSON object".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn from_object(c: &Map<String, Value>) -> Result<Self, String> {
+        Ok(Candidate {
+            candidate: string(c, "candidate")?,
+            sdp_mid: opt_string(c, "sdpMid")?,
+            sdp_m_line_index: match c.get("sdpMLineIndex") {
+                None | Some(Value::Null) => None,
+                Some(n) => Some(
+                    n.as_u64()
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or("\"sdpMLineIndex\" must be an integer from 0 to 65535")?,
+                ),
+            },
+            username_fragment: opt_string(c, "usernameFragment")?,
+        })
+    }
 }
 
 /// A peer in the room, as the relay lists it in [`Body::Welcome`].
@@ -586,19 +619,7 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
         },
         MessageType::Candidate => Body::Candidate {
             candidate: match o.get("candidate") {
-                Some(Value::Object(c)) => Candidate {
-                    candidate: string(c, "candidate")?,
-                    sdp_mid: opt_string(c, "sdpMid")?,
-                    sdp_m_line_index: match c.get("sdpMLineIndex") {
-                        None | Some(Value::Null) => None,
-                        Some(n) => Some(
-                            n.as_u64()
-                                .and_then(|n| u16::try_from(n).ok())
-                                .ok_or("\"sdpMLineIndex\" must be an integer from 0 to 65535")?,
-                        ),
-                    },
-                    username_fragment: opt_string(c, "usernameFragment")?,
-                },
+                Some(Value::Object(c)) => Candidate::from_object(c)?,
                 Some(_) => return Err("\"candidate\" must be an object".into()),
                 None => return Err("missing field \"candidate\"".into()),
             },
@@ -736,13 +757,48 @@ mod tests {
 
     #[test]
     fn error_codes_round_trip_and_keep_unknown_ones() {
-        for (code, text) in ErrorCode::KNOWN {
-            assert_eq!(ErrorCode::parse(text), code);
+        let known = [
+            codes::BAD_MESSAGE,
+            codes::BINARY_FRAME,
+            codes::TOO_LARGE,
+            codes::RATE_LIMITED,
+            codes::ROOM_FULL,
+            codes::TOO_MANY_ROOMS,
+            codes::BAD_ROOM,
+            codes::BAD_ID,
+            codes::BAD_NAME,
+            codes::ID_TAKEN,
+            codes::SPOOFED_ID,
+            codes::WRONG_ROOM,
+            codes::NOT_JOINED,
+            codes::UNKNOWN_PEER,
+        ];
+        for text in known {
+            let code = ErrorCode::parse(text);
+            assert!(!matches!(code, ErrorCode::Other(_)), "{text}");
             assert_eq!(code.as_str(), text);
         }
         let newer = ErrorCode::parse("slow_down");
         assert_eq!(newer, ErrorCode::Other("slow_down".into()));
         assert_eq!(newer.to_string(), "slow_down");
+    }
+
+    #[test]
+    fn a_candidate_reads_as_the_browser_writes_it() {
+        let c = Candidate::from_json(
+            r#"{"candidate":"candidate:1 1 udp 1 10.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.sdp_mid.as_deref(), Some("0"));
+        assert_eq!((c.sdp_m_line_index, c.username_fragment), (Some(0), None));
+        for bad in [
+            "",
+            "[]",
+            r#"{"sdpMid":"0"}"#,
+            r#"{"candidate":"c","sdpMLineIndex":70000}"#,
+        ] {
+            assert!(Candidate::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub fn InCall(props: &InCallProps) -> Html {
     html! {
         <ContextProvider<CallHandle> context={call.clone()}>
             <section class={classes!("call", state.chat_open.then_some("with-chat"))} aria-label="Call">
-                <RelayBanner status={state.relay.clone()} />
+                { relay_banner(&state.relay) }
                 <Tiles speaker={(*speaker).clone()} {waiting} />
                 <SelfView media={media.clone()} />
                 if let Some(notice) = &state.notice {
@@ -196,17 +196,9 @@ pub fn InCall(props: &InCallProps) -> Html {
     }
 }
 
-/// Props of [`RelayBanner`].
-#[derive(Properties, PartialEq)]
-pub struct RelayBannerProps {
-    /// The signaling connection.
-    pub status: RelayStatus,
-}
-
 /// Says so while the call server is out of reach (the call goes on).
-#[component]
-pub fn RelayBanner(props: &RelayBannerProps) -> Html {
-    match &props.status {
+fn relay_banner(status: &RelayStatus) -> Html {
+    match status {
         RelayStatus::Connecting | RelayStatus::Connected => html! {},
         RelayStatus::Lost {
             reason,

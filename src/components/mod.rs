@@ -17,7 +17,7 @@ mod tiles;
 pub use call_controls::{CallControls, CallControlsProps};
 pub use chat_panel::{ChatPanel, ChatPanelProps};
 pub use device_picker::{DevicePicker, DevicePickerProps};
-pub use in_call::{InCall, InCallProps, RelayBanner, RelayBannerProps};
+pub use in_call::{InCall, InCallProps};
 pub use landing::{Landing, LandingProps};
 pub use local_preview::{LocalPreview, LocalPreviewProps};
 pub use media_error::{MediaErrorView, MediaErrorViewProps};

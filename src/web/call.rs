@@ -15,8 +15,6 @@
 //! disturbed. Files go over channels of their own
 //! ([`crate::web::transfer`]).
 
-use std::collections::HashMap;
-
 use std::rc::Rc;
 
 use futures::channel::mpsc;
@@ -24,7 +22,7 @@ use futures::StreamExt;
 use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
-use crate::call::{CallCore, Level, Negotiated, Output, PeerInput, RelayInput};
+use crate::call::{ById, CallCore, Level, Negotiated, Output, PeerInput, RelayInput};
 use crate::config::CallConfig;
 use crate::controls::{Sending, VideoSource};
 use crate::ice::{self, Credentials, Grant};
@@ -118,8 +116,8 @@ impl Call {
                 outgoing,
                 screen: None,
                 signaling,
-                peers: HashMap::new(),
-                transfers: HashMap::new(),
+                peers: ById::default(),
+                transfers: Vec::new(),
                 peer_tx,
                 on_update: Rc::new(on_update),
                 swaps: Vec::new(),
@@ -209,9 +207,9 @@ struct Shell {
     /// The shared screen.
     screen: Option<MediaStreamTrack>,
     signaling: SignalingClient,
-    peers: HashMap<String, PeerSession>,
+    peers: ById<PeerSession>,
     /// Running transfers by (transfer id, peer id): where to send a cancel.
-    transfers: HashMap<(String, String), mpsc::UnboundedSender<ChannelEvent>>,
+    transfers: Vec<(String, String, mpsc::UnboundedSender<ChannelEvent>)>,
     peer_tx: mpsc::UnboundedSender<(String, PeerEvent)>,
     on_update: Rc<dyn Fn(CallUpdate)>,
     /// The `replaceTrack`s of the outputs carried out last.
@@ -273,7 +271,7 @@ async fn run(
         }
     }
     s.signaling.leave();
-    for (_, transfer) in s.transfers.drain() {
+    for (_, _, transfer) in s.transfers.drain(..) {
         let _ = transfer.unbounded_send(ChannelEvent::LocalCancel);
     }
     for (id, _) in s.peers.drain() {
@@ -335,76 +333,89 @@ impl Shell {
     async fn carry_out(&mut self) {
         self.swaps.clear();
         while let Some(output) = self.core.poll_output() {
-            self.carry_out_one(output).await;
+            match output {
+                Output::FetchCredentials { url } => {
+                    let (credentials, grant) =
+                        fetch_grant(&url, self.core.me(), self.core.room()).await;
+                    let servers = grant.map(|g| g.servers).unwrap_or_default();
+                    self.core.credentials(credentials, servers);
+                }
+                Output::Negotiate {
+                    id,
+                    signal,
+                    send_when_answering,
+                } => self.negotiate_step(id, signal, send_when_answering).await,
+                Output::Offer { id, ice_restart } => self.offer(id, ice_restart).await,
+                other => self.carry_out_now(other),
+            }
         }
     }
 
-    async fn carry_out_one(&mut self, output: Output) {
-        match output {
-            Output::FetchCredentials { url } => {
-                let (credentials, grant) =
-                    fetch_grant(&url, self.core.me(), self.core.room()).await;
-                let servers = grant.map(|g| g.servers).unwrap_or_default();
-                self.core.credentials(credentials, servers);
+    /// Applies `signal` from `id`, sends the answer if one is due, and
+    /// tells the core how it went.
+    async fn negotiate_step(&mut self, id: String, signal: Signal, send_when_answering: bool) {
+        let Some(mut p) = self.peers.remove(&id) else {
+            return;
+        };
+        let result = self.negotiate(&mut p, signal, send_when_answering).await;
+        let state = p.peer.connection_state();
+        self.peers.insert(id.clone(), p);
+        let negotiated = match result {
+            Ok(step) => {
+                if let Some(answer) = step.answer {
+                    self.signaling.signal(&id, answer);
+                }
+                Negotiated {
+                    description: step.description,
+                    started_sending: step.started_sending,
+                    state,
+                    error: None,
+                }
             }
+            Err((started_sending, e)) => Negotiated {
+                description: false,
+                started_sending,
+                state,
+                error: Some(e.to_string()),
+            },
+        };
+        self.core.negotiated(&id, negotiated);
+    }
+
+    /// Makes and sends an offer to `id`, and tells the core how it went.
+    async fn offer(&mut self, id: String, ice_restart: bool) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        p.negotiation.offer_started();
+        let made = p.peer.set_local().await;
+        p.negotiation.offer_finished();
+        let result = match made {
+            Ok((true, sdp)) => {
+                self.signaling
+                    .signal(&id, Signal::Offer { sdp, ice_restart });
+                Ok(true)
+            }
+            // Not an offer: the state moved on meanwhile.
+            Ok((false, _)) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        };
+        self.core.offered(&id, result);
+    }
+
+    /// Carries out an output that needs no waiting.
+    #[inline(never)]
+    fn carry_out_now(&mut self, output: Output) {
+        match output {
+            // Carried out by `carry_out`, which waits for them.
+            Output::FetchCredentials { .. } | Output::Negotiate { .. } | Output::Offer { .. } => {}
             Output::Connect { id, send } => self.connect(&id, send),
             Output::Disconnect { id } => {
                 if self.peers.remove(&id).is_some() {
                     debug_unregister(&id);
                 }
                 // Its transfers end as their channels close with the connection.
-                self.transfers.retain(|(_, peer), _| *peer != id);
-            }
-            Output::Negotiate {
-                id,
-                signal,
-                send_when_answering,
-            } => {
-                let Some(mut p) = self.peers.remove(&id) else {
-                    return;
-                };
-                let result = self.negotiate(&mut p, signal, send_when_answering).await;
-                let state = p.peer.connection_state();
-                self.peers.insert(id.clone(), p);
-                let negotiated = match result {
-                    Ok(step) => {
-                        if let Some(answer) = step.answer {
-                            self.signaling.signal(&id, answer);
-                        }
-                        Negotiated {
-                            description: step.description,
-                            started_sending: step.started_sending,
-                            state,
-                            error: None,
-                        }
-                    }
-                    Err((started_sending, e)) => Negotiated {
-                        description: false,
-                        started_sending,
-                        state,
-                        error: Some(e.to_string()),
-                    },
-                };
-                self.core.negotiated(&id, negotiated);
-            }
-            Output::Offer { id, ice_restart } => {
-                let Some(p) = self.peers.get_mut(&id) else {
-                    return;
-                };
-                p.negotiation.offer_started();
-                let made = p.peer.set_local().await;
-                p.negotiation.offer_finished();
-                let result = match made {
-                    Ok((true, sdp)) => {
-                        self.signaling
-                            .signal(&id, Signal::Offer { sdp, ice_restart });
-                        Ok(true)
-                    }
-                    // Not an offer: the state moved on meanwhile.
-                    Ok((false, _)) => Ok(false),
-                    Err(e) => Err(e.to_string()),
-                };
-                self.core.offered(&id, result);
+                self.transfers.retain(|(_, peer, _)| *peer != id);
             }
             Output::Signal { to, signal } => self.signaling.signal(&to, signal),
             Output::RestartIce { id, new_servers } => {
@@ -610,7 +621,11 @@ impl Shell {
             },
             Command::SendFile(file, to) => self.send_file(file, to),
             Command::CancelTransfer { id, peer } => {
-                if let Some(t) = self.transfers.get(&(id, peer)) {
+                let running = self
+                    .transfers
+                    .iter()
+                    .find(|(i, p, _)| *i == id && *p == peer);
+                if let Some((_, _, t)) = running {
                     let _ = t.unbounded_send(ChannelEvent::LocalCancel);
                 }
             }
@@ -647,8 +662,9 @@ impl Shell {
     /// Keeps where to send a cancel for transfer `id` with `peer`; gives
     /// where its views go.
     fn transfer_started(&mut self, id: &str, peer: &str, events: &Queue) -> transfer::OnView {
+        self.transfers.retain(|(i, p, _)| !(i == id && p == peer));
         self.transfers
-            .insert((id.to_owned(), peer.to_owned()), events.tx.clone());
+            .push((id.to_owned(), peer.to_owned(), events.tx.clone()));
         let on_update = self.on_update.clone();
         Rc::new(move |view| on_update(CallUpdate::State(CallAction::Transfer(view))))
     }

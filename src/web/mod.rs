@@ -35,24 +35,24 @@ pub(crate) fn has_method(target: &JsValue, method: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsError {
     /// What we tried ("setRemoteDescription").
-    pub what: String,
+    pub what: &'static str,
     /// What the browser said ("InvalidStateError: ..."), if anything.
     pub detail: String,
 }
 
 impl JsError {
     /// `what` failed with the thrown value `e`.
-    pub fn new(what: &str, e: &JsValue) -> Self {
+    pub fn new(what: &'static str, e: &JsValue) -> Self {
         Self {
-            what: what.to_owned(),
+            what,
             detail: describe(e),
         }
     }
 
     /// `what` is not possible here, with no thrown value to tell.
-    pub fn missing(what: &str) -> Self {
+    pub fn missing(what: &'static str) -> Self {
         Self {
-            what: what.to_owned(),
+            what,
             detail: String::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! query string, `config.json`, and the clipboard.
 
 use gloo_net::http::Request;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use crate::config::{new_room_id, room_from_hash, CallConfig};
 use crate::signaling::same_origin_relay;
@@ -144,24 +144,11 @@ pub async fn load_config() -> Result<(CallConfig, String), String> {
         .unwrap_or_default();
     let params = web_sys::UrlSearchParams::new_with_str(&search)
         .map_err(|_| "cannot read the page's query string")?;
-    // Each key's first value (as `get` gives it): the configuration picks
-    // the keys it knows.
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    let entries = js_sys::try_iter(&params)
-        .ok()
-        .flatten()
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let entry: js_sys::Array = entry.ok()?.dyn_into().ok()?;
-            Some((entry.get(0).as_string()?, entry.get(1).as_string()?))
-        });
-    for (key, value) in entries {
-        if !pairs.iter().any(|(k, _)| *k == key) {
-            pairs.push((key, value));
-        }
-    }
-    config = config.with_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let pairs: Vec<(&str, String)> = crate::config::QUERY_KEYS
+        .iter()
+        .filter_map(|key| Some((*key, params.get(key)?)))
+        .collect();
+    config = config.with_query(pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
     let relay = match &config.relay {
         Some(url) => url.clone(),
         None => page_relay_url().ok_or("cannot tell the page's address")?,

@@ -111,7 +111,7 @@ fn configuration(ice_servers: &[IceServer], relay_only: bool) -> RtcConfiguratio
     config
 }
 
-fn js_error(what: &str, e: JsValue) -> JsError {
+fn js_error(what: &'static str, e: JsValue) -> JsError {
     JsError::new(what, &e)
 }
 
@@ -154,7 +154,7 @@ impl Peer {
                     };
                     let candidate = e.candidate().and_then(|c| {
                         let json = js_sys::JSON::stringify(&c.to_json()).ok()?;
-                        serde_json::from_str::<Candidate>(&String::from(json)).ok()
+                        Candidate::from_json(&String::from(json)).ok()
                     });
                     // An empty candidate string is the end marker too.
                     h2(PeerEvent::Candidate(
@@ -425,8 +425,10 @@ impl Peer {
 
     /// `addIceCandidate(candidate)`.
     pub async fn add_candidate(&self, candidate: &Candidate) -> Result<(), JsError> {
-        let json = serde_json::to_string(candidate)
-            .map_err(|e| JsError::missing(&format!("writing the candidate: {e}")))?;
+        let json = serde_json::to_string(candidate).map_err(|e| JsError {
+            what: "writing the candidate",
+            detail: e.to_string(),
+        })?;
         let init: RtcIceCandidateInit = js_sys::JSON::parse(&json)
             .map_err(|e| js_error("reading the candidate", e))?
             .unchecked_into();

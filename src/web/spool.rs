@@ -28,10 +28,9 @@ fn js_message(e: JsValue) -> String {
 }
 
 thread_local! {
-    /// The object URLs of each call's received files, by call: they are
+    /// The object URLs of received files, with their call's id: they are
     /// let go with the call ([`remove_call_dir`]).
-    static URLS: std::cell::RefCell<std::collections::HashMap<String, Vec<String>>> =
-        Default::default();
+    static URLS: std::cell::RefCell<Vec<(String, String)>> = Default::default();
 }
 
 /// `peercall-incoming` in the origin private file system (made if
@@ -71,12 +70,14 @@ async fn call_dir(call: &str) -> Result<FileSystemDirectoryHandle, JsValue> {
 /// Lets go of the received files of `call` when it ends: revokes their
 /// object URLs (the memory behind them goes) and removes them from disk.
 pub async fn remove_call_dir(call: &str) {
-    for url in URLS
-        .with(|urls| urls.borrow_mut().remove(call))
-        .unwrap_or_default()
-    {
-        let _ = web_sys::Url::revoke_object_url(&url);
-    }
+    URLS.with(|urls| {
+        urls.borrow_mut().retain(|(of, url)| {
+            if of == call {
+                let _ = web_sys::Url::revoke_object_url(url);
+            }
+            of != call
+        })
+    });
     let Ok(parent) = incoming_dir(false).await else {
         return;
     };
@@ -220,9 +221,7 @@ impl Spool {
         let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_message)?;
         URLS.with(|urls| {
             urls.borrow_mut()
-                .entry(std::mem::take(&mut self.call))
-                .or_default()
-                .push(url.clone())
+                .push((std::mem::take(&mut self.call), url.clone()))
         });
         Ok(url)
     }
