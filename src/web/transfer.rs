@@ -48,12 +48,14 @@ impl Reporter {
         }
     }
 
-    /// `done` bytes so far: told to the UI now and then.
+    /// `done` bytes so far: told to the UI now and then, and at once when
+    /// the first bytes are through (a fast transfer still shows it moving).
     fn progress(&mut self, done: u64) {
         let now = js_sys::Date::now();
         self.rate.record(now, done);
+        let first = self.view.done == 0 && done > 0;
         self.view.done = done;
-        if now - self.last_ms >= PROGRESS_MS {
+        if first || now - self.last_ms >= PROGRESS_MS {
             self.last_ms = now;
             self.view.rate = self.rate.bytes_per_s() as u64;
             (self.on_view)(self.view.clone());
