@@ -441,6 +441,17 @@ async fn a_full_room_turns_the_newcomer_away_over_either_relay() {
             .unwrap();
         assert_eq!(peers, 0, "{relay_args:?}: no connections");
         if relay_args[0] == "--mode" {
+            // Counted by the newcomer itself: it says this call's own
+            // limit (`?max_people=2`), not the most any call can have.
+            let full = c
+                .js("return document.querySelector('[data-testid=call-full]').textContent")
+                .await
+                .unwrap();
+            let full = full.as_str().unwrap_or_default();
+            assert!(
+                full.contains("2 people are in it already, the most this call can have is 2."),
+                "{full}"
+            );
             // Over a broadcast relay the two heard Cy come and go.
             for side in [&a, &b] {
                 wait(

@@ -6,7 +6,7 @@
 //! soak part (`scripts/bench.sh --only soak`).
 
 mod common;
-use common::{msg, Relay};
+use common::{msg, open_per_addr, Relay};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -28,19 +28,6 @@ const WAIT: Duration = Duration::from_millis(1500);
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
-}
-
-/// Per-address limits high enough not to matter, for tests of other limits.
-fn open_per_addr() -> PerAddr {
-    PerAddr {
-        http_connections: 10_000,
-        websockets: 10_000,
-        rooms: 10_000,
-        joins_per_sec: 1e6,
-        joins_burst: 1e6,
-        ice_per_sec: 1e6,
-        ice_burst: 1e6,
-    }
 }
 
 impl Relay {

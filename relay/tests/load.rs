@@ -4,9 +4,9 @@
 mod client;
 mod common;
 use client::*;
-use common::{msg, Relay};
+use common::{msg, open_per_addr, Relay};
 
-use peercall_relay::{Config, PerAddr};
+use peercall_relay::Config;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,15 +19,7 @@ async fn thousands_of_sockets_in_hundreds_of_rooms() {
     let relay = Relay::start(Config {
         max_peers_per_room: PER_ROOM,
         // All from 127.0.0.1: the per-address limits would stop them.
-        per_addr: PerAddr {
-            http_connections: 10_000,
-            websockets: 10_000,
-            rooms: 10_000,
-            joins_per_sec: 1e6,
-            joins_burst: 1e6,
-            ice_per_sec: 1e6,
-            ice_burst: 1e6,
-        },
+        per_addr: open_per_addr(),
         ..Config::default()
     })
     .await;

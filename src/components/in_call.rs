@@ -9,9 +9,8 @@ use crate::hooks::{
     use_active_speaker, use_call, use_devices, use_local_media, use_screen_share, use_shortcuts,
     CallHandle, LocalMedia, ScreenAction,
 };
-use crate::media::{DeviceKind, MediaRequest};
+use crate::media::MediaRequest;
 use crate::state::{CallAction, RelayStatus};
-use crate::web::media::{can_choose_speaker, device_of, open_device, swap_track};
 
 /// Props of [`InCall`].
 #[derive(Properties, PartialEq)]
@@ -49,12 +48,11 @@ pub fn InCall(props: &InCallProps) -> Html {
     );
     let show_stats = use_state(|| false);
     let show_devices = use_state(|| false);
-    let speaker = use_state(|| None::<String>);
     let live = match &media.state {
         LocalMedia::Live(stream) => Some(Clone::clone(stream)),
         _ => None,
     };
-    let devices = use_devices(live.is_some());
+    let devices = use_devices(&call, live.clone());
     let toggle_screen = use_screen_share(&call);
     {
         // Our media joins the call when it is on.
@@ -113,28 +111,6 @@ pub fn InCall(props: &InCallProps) -> Html {
             Shortcut::HangUp => hang_up.emit(()),
         }));
     }
-    let on_pick = {
-        let (live, call, speaker) = (live.clone(), call.clone(), speaker.clone());
-        Callback::from(move |(kind, id): (DeviceKind, String)| {
-            if kind == DeviceKind::Speaker {
-                speaker.set(Some(id));
-                return;
-            }
-            let Some(local) = live.clone() else {
-                return;
-            };
-            let call = call.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                match open_device(kind, &id).await {
-                    Ok(track) => {
-                        let replaced = swap_track(&local, &track);
-                        call.switch_local(local, replaced);
-                    }
-                    Err(e) => call.warn(format!("Could not switch: {}", e.title())),
-                }
-            });
-        })
-    };
     let toggle = |flag: &UseStateHandle<bool>| {
         let flag = flag.clone();
         Callback::from(move |()| flag.set(!*flag))
@@ -154,18 +130,11 @@ pub fn InCall(props: &InCallProps) -> Html {
             })
         })
         .collect();
-    let (camera_id, mic_id) = match &live {
-        Some(s) => (
-            device_of(s, DeviceKind::Camera),
-            device_of(s, DeviceKind::Microphone),
-        ),
-        None => (None, None),
-    };
     html! {
         <ContextProvider<CallHandle> context={call.clone()}>
             <section class={classes!("call", state.chat_open.then_some("with-chat"))} aria-label="Call">
                 { relay_banner(&state.relay) }
-                <Tiles speaker={(*speaker).clone()} {waiting} />
+                <Tiles speaker={devices.speaker.clone()} {waiting} />
                 <SelfView media={media.clone()} />
                 if let Some(notice) = &state.notice {
                     <p class="toast" role="status" aria-live="polite" data-testid="notice">{ notice }</p>
@@ -174,9 +143,11 @@ pub fn InCall(props: &InCallProps) -> Html {
                     <StatsPanel {connections} />
                 }
                 if *show_devices {
-                    <DevicePicker devices={devices} camera={camera_id} microphone={mic_id}
-                                  speaker={(*speaker).clone()} speakers_supported={can_choose_speaker()}
-                                  {on_pick} />
+                    <DevicePicker devices={devices.list.clone()} camera={devices.camera.clone()}
+                                  microphone={devices.microphone.clone()}
+                                  speaker={devices.speaker.clone()}
+                                  speakers_supported={devices.speakers_supported}
+                                  on_pick={devices.pick.clone()} />
                 }
                 if state.chat_open {
                     <ChatPanel lines={state.chat.clone()} transfers={state.transfers.clone()}

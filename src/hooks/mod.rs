@@ -10,7 +10,7 @@ mod use_shortcuts;
 
 pub use use_active_speaker::use_active_speaker;
 pub use use_call::{use_call, use_call_context, CallHandle, Screen, ScreenAction};
-pub use use_devices::use_devices;
+pub use use_devices::{use_devices, Devices};
 pub use use_local_media::{use_local_media, LocalMedia, LocalMediaHandle};
 pub use use_screen_share::use_screen_share;
 pub use use_shortcuts::use_shortcuts;

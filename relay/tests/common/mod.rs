@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use peercall_relay::{serve, Config};
+use peercall_relay::{serve, Config, PerAddr};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -41,4 +41,18 @@ pub fn msg(room: &str, from: &str, to: Option<&str>, body: serde_json::Value) ->
         v[k] = val.clone();
     }
     v.to_string()
+}
+
+/// Per-address limits high enough not to matter: for tests of other limits,
+/// and for loads that all come from 127.0.0.1.
+pub fn open_per_addr() -> PerAddr {
+    PerAddr {
+        http_connections: 10_000,
+        websockets: 10_000,
+        rooms: 10_000,
+        joins_per_sec: 1e6,
+        joins_burst: 1e6,
+        ice_per_sec: 1e6,
+        ice_burst: 1e6,
+    }
 }
