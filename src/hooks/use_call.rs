@@ -24,6 +24,9 @@ pub struct Screen {
     pub streams: BTreeMap<String, MediaStream>,
     /// Peer connections by peer id (for the stats and the active speaker).
     pub connections: BTreeMap<String, RtcPeerConnection>,
+    /// One more for every change: how the screen's parts tell a new
+    /// screen from the one they drew, without comparing it all.
+    generation: u64,
 }
 
 /// What changes the call screen.
@@ -47,6 +50,7 @@ impl Reducible for Screen {
 
     fn reduce(self: Rc<Self>, action: ScreenAction) -> Rc<Self> {
         let mut s = (*self).clone();
+        s.generation += 1;
         match action {
             ScreenAction::Call(action) => {
                 if let CallAction::Left { id, .. } = &action {
@@ -74,14 +78,17 @@ impl Reducible for Screen {
 #[derive(Clone)]
 pub struct CallHandle {
     screen: UseReducerHandle<Screen>,
+    /// The screen's generation when this handle was made (its render).
+    generation: u64,
     call: Rc<RefCell<Option<Call>>>,
 }
 
 impl PartialEq for CallHandle {
-    /// The same screen state (each change makes a new one) of the same
-    /// call: cheap, for the context's every render.
+    /// The same screen (by the generation it was made at: cheap, for the
+    /// context's every render; the handle itself always reads the latest
+    /// screen) of the same call.
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq::<Screen>(&*self.screen, &*other.screen) && Rc::ptr_eq(&self.call, &other.call)
+        self.generation == other.generation && Rc::ptr_eq(&self.call, &other.call)
     }
 }
 
@@ -195,7 +202,12 @@ pub fn use_call(
             }
         });
     }
-    CallHandle { screen, call }
+    let generation = screen.generation;
+    CallHandle {
+        screen,
+        generation,
+        call,
+    }
 }
 
 /// The call of the call screen this component is in.
