@@ -115,6 +115,15 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
         served.path().join("reference.html"),
     )
     .map_err(|e| format!("reference.html: {e}"))?;
+    // The parts after this one serve the real dist/ again: the copy is
+    // gone when this returns.
+    struct Restore(std::ffi::OsString);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            std::env::set_var("PEERCALL_DIST", &self.0);
+        }
+    }
+    let _restore = Restore(dist.clone());
     std::env::set_var("PEERCALL_DIST", served.path());
     std::env::set_var("PEERCALL_LOG", "warn");
     let relay = Relay::start(&[]).await?;
