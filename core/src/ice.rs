@@ -7,7 +7,8 @@
 //! `icecandidateerror`s) and asks [`explain`].
 
 use crate::error::ConfigError;
-use serde_json::{Map, Value};
+pub(crate) use peercall_protocol::opt_string;
+use serde_json::Value;
 
 /// One `RTCIceServer`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,15 +24,6 @@ pub struct IceServer {
 // The JSON here is read as `serde_json::Value`s by hand, as the protocol
 // crate reads its messages: the app parses values anyway, and serde's
 // derived visitors are some of the biggest code in its wasm.
-
-/// An optional string field (`null` counts as absent).
-pub(crate) fn opt_string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("{key:?} must be a string")),
-    }
-}
 
 /// `RTCIceServer`s from a JSON array of objects. `urls` is one URL or an
 /// array of them; fields browsers know and this does not are ignored.

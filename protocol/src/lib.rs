@@ -634,7 +634,9 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
     })
 }
 
-fn opt_string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+/// An optional string field of a JSON object (`null` counts as absent):
+/// the rule every hand-written reader here and in the app uses.
+pub fn opt_string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

@@ -33,7 +33,7 @@ use crate::state::CallAction;
 use crate::web::channel::{Channel, ChannelEvent, Queue};
 use crate::web::page;
 use crate::web::peer::{debug_register, debug_unregister, Peer, PeerEvent};
-use crate::web::signaling::{random_peer_id, Options, SignalingClient, Update};
+use crate::web::signaling::{now_ms, random_peer_id, Options, SignalingClient, Update};
 use crate::web::{transfer, JsError};
 
 /// What the call tells the UI: changes to the call screen's pure state,
@@ -215,11 +215,6 @@ struct Shell {
     /// The `replaceTrack`s of the outputs carried out last.
     swaps: Vec<wasm_bindgen_futures::JsFuture>,
     _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
-}
-
-/// Wall-clock milliseconds: the call's timers and the credentials' expiry.
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 async fn run(

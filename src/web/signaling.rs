@@ -102,7 +102,9 @@ pub fn random_peer_id() -> Result<String, crate::web::JsError> {
     crate::web::page::random_128_bits().map(crate::room::peer_id)
 }
 
-fn now_ms() -> u64 {
+/// Wall-clock milliseconds: the room's and the call's timers, and the
+/// credentials' expiry.
+pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
