@@ -70,8 +70,17 @@ apt_ensure() {
 		APT_UPDATED=1
 	fi
 	log "installing Debian packages: ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive timeout 1800 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-		die "apt-get install ${missing[*]} failed or timed out"
+	# Servers (redis-server, coturn) are started by the tests with their
+	# own config, never as services: policy-rc.d's 101 tells the packages'
+	# install scripts not to start them.
+	local policy=/usr/sbin/policy-rc.d made_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && made_policy=1
+	fi
+	local ok=0
+	DEBIAN_FRONTEND=noninteractive timeout 1800 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || ok=$?
+	[ $made_policy -eq 1 ] && $sudo rm -f "$policy"
+	[ $ok -eq 0 ] || die "apt-get install ${missing[*]} failed or timed out"
 }
 
 # --- cargo-installed tools ---------------------------------------------------
@@ -227,6 +236,17 @@ turn_server() {
 	PEERCALL_TURNSERVER_BIN=$(command -v turnserver || echo /usr/bin/turnserver)
 	[ -x "$PEERCALL_TURNSERVER_BIN" ] || die "coturn installed no turnserver binary"
 	export PEERCALL_TURNSERVER_BIN
+}
+
+# redis_server: Debian's redis-server for the cluster tests; exports
+# PEERCALL_REDIS_SERVER_BIN. The tests start their own on a free loopback
+# port with a generated config (relay/tests/cluster/, e2e/src/lib.rs); none
+# runs as a service.
+redis_server() {
+	apt_ensure redis-server
+	PEERCALL_REDIS_SERVER_BIN=$(command -v redis-server || echo /usr/bin/redis-server)
+	[ -x "$PEERCALL_REDIS_SERVER_BIN" ] || die "redis-server installed no redis-server binary"
+	export PEERCALL_REDIS_SERVER_BIN
 }
 
 # run_e2e [cargo test args...]: the end-to-end tests against the release

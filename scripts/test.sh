@@ -18,6 +18,7 @@ setup() {
 	web_tools
 	browsers
 	turn_server
+	redis_server
 }
 
 wasm_browser_tests() {

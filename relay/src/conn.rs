@@ -200,7 +200,7 @@ pub(crate) async fn run(
                                 );
                             }
                         } else if let Handler::Rooms(session) = &mut session {
-                            session.on_text(&state, &conn, text);
+                            session.on_text(&state, &conn, text).await;
                         }
                     }
                     Some(Ok(Message::Binary(bytes))) => {

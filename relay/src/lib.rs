@@ -10,10 +10,12 @@
 //! keep-alive, rate limit, deadlines, shutdown); `frames` follows its frames
 //! to time unfinished messages; `limits` counts what each client address
 //! holds; `rooms` decides what each message means in the default
-//! [`Mode::Rooms`]; `dumb` is [`Mode::Broadcast`]; `statics` serves `dist/`;
+//! [`Mode::Rooms`]; `cluster` shares rooms with other relays through Redis
+//! (`--redis`); `dumb` is [`Mode::Broadcast`]; `statics` serves `dist/`;
 //! `turn` hands out short-lived TURN credentials.
 #![forbid(unsafe_code)]
 
+mod cluster;
 pub mod compress;
 mod conn;
 mod dumb;
@@ -141,6 +143,15 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` is believed: behind them the
     /// per-address limits count the client's address, not the proxy's.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Redis to share rooms with other relays through (`redis://HOST:PORT[/DB]`);
+    /// `None`: this relay alone. Used by [`serve`].
+    pub redis: Option<String>,
+    /// This relay's id in the cluster; `None` makes one up (host, process
+    /// id and a random part).
+    pub relay_id: Option<String>,
+    /// How long a relay that stops beating counts as alive: its members
+    /// are announced gone within this plus a second.
+    pub cluster_ttl: Duration,
 }
 
 /// Descriptors kept free besides the connections: the listener, files the
@@ -248,6 +259,9 @@ impl Default for Config {
             message_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
+            redis: None,
+            relay_id: None,
+            cluster_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -323,11 +337,34 @@ pub struct State {
     tasks: TaskTracker,
     /// Refused upgrades, logged once per 5 s.
     refused: Hush,
+    /// The other relays, with `--redis`.
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl State {
-    fn new(config: Config) -> Self {
-        Self {
+    fn new(config: Config) -> Result<Self, String> {
+        let cluster = match &config.redis {
+            None => None,
+            Some(url) => {
+                let id = config.relay_id.clone().unwrap_or_else(make_relay_id);
+                if !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    || id.is_empty()
+                {
+                    return Err(format!(
+                        "relay id {id:?} must be letters, digits, - _ and . only"
+                    ));
+                }
+                Some(Arc::new(cluster::Cluster::new(
+                    url,
+                    &id,
+                    config.cluster_ttl,
+                )?))
+            }
+        };
+        Ok(Self {
+            cluster,
             addrs: limits::Addresses::new(config.per_addr),
             rooms: rooms::Rooms::new(&config),
             config,
@@ -339,7 +376,7 @@ impl State {
             http: Arc::default(),
             tasks: TaskTracker::new(),
             refused: Hush::default(),
-        }
+        })
     }
 
     /// The address the per-address limits count `remote` as: the client
@@ -384,7 +421,42 @@ impl State {
 /// The relay's HTTP service: `/ws` and `/ws/{room}` (signaling), `/healthz`,
 /// `/ice-servers` (TURN credentials), and the static app when [`Config::static_dir`] is set.
 pub fn app(config: Config) -> Router {
-    router(Arc::new(State::new(config)))
+    let config = Config {
+        redis: None,
+        ..config
+    };
+    router(Arc::new(
+        State::new(config).expect("a relay without Redis always starts"),
+    ))
+}
+
+/// `host-pid-random`: unique enough among a deployment's relays.
+fn make_relay_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect::<String>();
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let host = if host.is_empty() {
+        "relay".to_owned()
+    } else {
+        host
+    };
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        random.finish() & 0xff_ffff
+    )
 }
 
 fn router(state: Arc<State>) -> Router {
@@ -425,7 +497,16 @@ async fn upgrade_in_room(
 
 async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Value> {
     let (rooms, peers) = state.rooms.counts();
+    let cluster = state.cluster.as_ref().map(|c| {
+        json!({
+            "relay": &*c.id,
+            "redis": if c.connected() { "connected" } else { "disconnected" },
+            "connections": state.websockets.now(),
+            "cluster_connections": c.everywhere(),
+        })
+    });
     Json(json!({
+        "cluster": cluster,
         "status": "ok",
         "protocol": peercall_protocol::PROTOCOL_VERSION,
         "mode": state.config.mode.name(),
@@ -447,9 +528,17 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    config
-        .validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let state = Arc::new(State::new(config));
-    server::run(listener, state, shutdown).await
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    config.validate().map_err(invalid)?;
+    let state = Arc::new(State::new(config).map_err(invalid)?);
+    if let Some(cluster) = &state.cluster {
+        tracing::info!(relay = %cluster.id, "cluster: this relay's id");
+    }
+    let bus = tokio::spawn(cluster::run(state.clone()));
+    let served = server::run(listener, state.clone(), shutdown).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.bye().await;
+    }
+    bus.abort();
+    served
 }

@@ -171,6 +171,21 @@ struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<IpAddr>,
+
+    // --- several relays as one (docs/PROTOCOL.md 5.9) ---
+    /// Share rooms with every other relay on this Redis:
+    /// redis://HOST:PORT[/DB] (rediss:// for TLS, redis://:PASSWORD@HOST
+    /// for a password). Without it this relay is on its own.
+    #[arg(long, env = "PEERCALL_REDIS")]
+    redis: Option<String>,
+    /// This relay's id in the cluster (letters, digits, - _ .); by default
+    /// host-pid-random, new at each start.
+    #[arg(long, env = "PEERCALL_RELAY_ID", requires = "redis")]
+    relay_id: Option<String>,
+    /// Seconds a relay that stopped beating (killed, cut off) still counts
+    /// as alive; its peers are announced gone within this plus a second.
+    #[arg(long, default_value_t = Config::default().cluster_ttl.as_secs_f64(), value_parser = seconds)]
+    cluster_ttl: f64,
 }
 
 /// The TURN settings from the flags, or a sentence saying what is wrong.
@@ -211,6 +226,16 @@ fn turn_config(args: &Args) -> Result<Option<TurnConfig>, String> {
             stun_urls: args.stun_urls.clone(),
             ttl: Duration::from_secs_f64(args.turn_ttl),
         })),
+    }
+}
+
+/// A Redis URL without its password, for the log.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -279,6 +304,9 @@ async fn main() -> ExitCode {
         message_timeout: Duration::from_secs_f64(args.message_timeout),
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
         trusted_proxies: args.trusted_proxies.clone(),
+        redis: args.redis.clone(),
+        relay_id: args.relay_id.clone(),
+        cluster_ttl: Duration::from_secs_f64(args.cluster_ttl),
     };
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
@@ -313,6 +341,9 @@ async fn main() -> ExitCode {
         "signaling WebSocket: ws://{local}{WS_PATH} ({} mode)",
         args.mode.name()
     );
+    if let Some(redis) = &args.redis {
+        println!("cluster: sharing rooms through {}", redacted(redis));
+    }
     if let Some(turn) = &turn {
         println!(
             "TURN credentials: http://{local}/ice-servers ({}, valid {} s)",

@@ -11,7 +11,8 @@
 //! The relay forwards the client's text unchanged (fields a newer version
 //! adds survive) and answers refusals with an `error` to the sender only.
 
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use peercall_protocol::{
     codes, decode, encode, is_valid_id, is_valid_name, Body, Decoded, Envelope, LeaveReason,
@@ -19,6 +20,7 @@ use peercall_protocol::{
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::cluster::{relays_of, Admission, Kind as WireKind, Remote, Wire};
 use crate::limits::{AddrKey, Kind, Slot};
 use crate::outbox::{Conn, Outbox};
 use crate::table::{Member, Refusal, RoomTable};
@@ -31,30 +33,189 @@ struct Reach {
     key: AddrKey,
 }
 
-/// Every room with at least one peer ([`RoomTable`], behind a lock).
+/// Every room with at least one peer here ([`RoomTable`]), and in a
+/// cluster the members those rooms have on other relays; one lock for
+/// both, so every delivery happens in one order.
 #[derive(Debug)]
 pub(crate) struct Rooms {
-    table: Mutex<RoomTable<Reach, Slot>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    table: RoomTable<Reach, Slot>,
+    /// By room (only rooms with members here), the members elsewhere.
+    remote: HashMap<String, BTreeMap<String, Remote>>,
+}
+
+impl Inner {
+    /// The relays other members of `room` are on.
+    fn relays(&self, room: &str) -> Vec<Arc<str>> {
+        self.remote.get(room).map(relays_of).unwrap_or_default()
+    }
+
+    /// Delivers `text` to the members here, `to` alone or all but `from`.
+    fn deliver_local(&self, room: &str, from: &str, to: Option<&str>, text: &Utf8Bytes) {
+        for reach in self.table.recipients(room, from, to).unwrap_or_default() {
+            reach.outbox.deliver(text.clone());
+        }
+    }
 }
 
 impl Rooms {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
-            table: Mutex::new(RoomTable::new(config.max_rooms, config.max_peers_per_room)),
+            inner: Mutex::new(Inner {
+                table: RoomTable::new(config.max_rooms, config.max_peers_per_room),
+                remote: HashMap::new(),
+            }),
         }
     }
 
-    /// (rooms, peers) now.
+    /// (rooms, peers) here now.
     pub(crate) fn counts(&self) -> (usize, usize) {
-        lock(&self.table).counts()
+        lock(&self.inner).table.counts()
     }
 
     /// Whether peer `id` is in `room` now, joined from address `key`.
     pub(crate) fn is_member(&self, room: &str, id: &str, key: AddrKey) -> bool {
-        lock(&self.table)
+        lock(&self.inner)
+            .table
             .member(room, id)
             .is_some_and(|m| m.to.key == key)
     }
+
+    /// Every member here: (room, id, connection, name).
+    pub(crate) fn locals(&self) -> Vec<(String, String, u64, Option<String>)> {
+        lock(&self.inner)
+            .table
+            .each()
+            .map(|(room, id, m)| (room.to_owned(), id.to_owned(), m.conn, m.name.clone()))
+            .collect()
+    }
+
+    /// A message from another relay, for members here.
+    pub(crate) fn on_bus(&self, state: &State, wire: Wire) {
+        let mut inner = lock(&self.inner);
+        if !inner.table.has_room(&wire.room) {
+            return;
+        }
+        let me = state.cluster.as_ref().map(|c| c.id.clone());
+        if me.as_deref() == Some(&*wire.relay) {
+            // Our own member, said by a relay that reaped it wrongly (we
+            // were cut off): it is still here.
+            if inner.table.member(&wire.room, &wire.from).is_some() {
+                return;
+            }
+        }
+        match wire.kind {
+            WireKind::Join => {
+                inner.remote.entry(wire.room.clone()).or_default().insert(
+                    wire.from.clone(),
+                    Remote {
+                        relay: wire.relay.clone(),
+                        name: wire.name.clone(),
+                    },
+                );
+            }
+            WireKind::Leave => {
+                if let Some(members) = inner.remote.get_mut(&wire.room) {
+                    if members
+                        .get(&wire.from)
+                        .is_some_and(|m| m.relay == wire.relay)
+                    {
+                        members.remove(&wire.from);
+                    }
+                }
+            }
+            WireKind::Message => {}
+        }
+        inner.deliver_local(&wire.room, &wire.from, wire.to.as_deref(), &wire.text);
+    }
+
+    /// After Redis came back: `members` is everyone in `room` now. Members
+    /// here hear of those who came and went meanwhile; the other relays
+    /// hear of our members.
+    pub(crate) fn resync(&self, state: &State, room: &str, members: BTreeMap<String, Remote>) {
+        let Some(cluster) = &state.cluster else {
+            return;
+        };
+        let mut inner = lock(&self.inner);
+        if !inner.table.has_room(room) {
+            return;
+        }
+        let now: BTreeMap<String, Remote> = members
+            .into_iter()
+            .filter(|(id, m)| m.relay != cluster.id && inner.table.member(room, id).is_none())
+            .collect();
+        let before = inner.remote.remove(room).unwrap_or_default();
+        for (id, m) in &before {
+            if now.get(id).is_none_or(|n| n.relay != m.relay) {
+                inner.deliver_local(room, id, None, &leave_text(room, id, false));
+            }
+        }
+        for (id, m) in &now {
+            if before.get(id).is_none_or(|b| b.relay != m.relay) {
+                inner.deliver_local(room, id, None, &join_text(room, id, m.name.as_deref()));
+            }
+        }
+        let relays = relays_of(&now);
+        let locals: Vec<(String, Option<String>)> = inner
+            .table
+            .each()
+            .filter(|(r, ..)| *r == room)
+            .map(|(_, id, m)| (id.to_owned(), m.name.clone()))
+            .collect();
+        for (id, name) in locals {
+            let wire = Wire {
+                kind: WireKind::Join,
+                room: room.to_owned(),
+                text: join_text(room, &id, name.as_deref()),
+                from: id,
+                to: None,
+                relay: cluster.id.clone(),
+                name,
+            };
+            cluster.publish(&relays, &wire);
+        }
+        inner.remote.insert(room.to_owned(), now);
+    }
+}
+
+/// A `leave` the relay says for `peer`: plain if it hung up, else
+/// `reason: disconnected` (it may be back).
+pub(crate) fn leave_text(room: &str, peer: &str, clean: bool) -> Utf8Bytes {
+    encode(&Envelope {
+        v: PROTOCOL_VERSION,
+        room: room.to_owned(),
+        from: peer.to_owned(),
+        to: None,
+        seq: None,
+        body: Body::Leave {
+            reason: if clean {
+                LeaveReason::Hangup
+            } else {
+                LeaveReason::Disconnected
+            },
+        },
+    })
+    .into()
+}
+
+/// A `join` the relay says for `peer`, on another relay, after Redis was
+/// away: the members here answer it with `present`.
+fn join_text(room: &str, peer: &str, name: Option<&str>) -> Utf8Bytes {
+    encode(&Envelope {
+        v: PROTOCOL_VERSION,
+        room: room.to_owned(),
+        from: peer.to_owned(),
+        to: None,
+        seq: None,
+        body: Body::Join {
+            name: name.map(str::to_owned),
+        },
+    })
+    .into()
 }
 
 /// One connection's standing in the room registry.
@@ -90,8 +251,8 @@ impl Session {
         self.bound.as_ref().map(|(_, id)| id.as_str())
     }
 
-    pub(crate) fn on_text(&mut self, state: &State, conn: &Conn, text: Utf8Bytes) {
-        if let Err(Refusal(code, message)) = self.handle(state, conn, text) {
+    pub(crate) async fn on_text(&mut self, state: &State, conn: &Conn, text: Utf8Bytes) {
+        if let Err(Refusal(code, message)) = self.handle(state, conn, text).await {
             tracing::warn!(
                 conn = conn.id,
                 addr = %conn.addr,
@@ -105,7 +266,7 @@ impl Session {
         }
     }
 
-    fn handle(&mut self, state: &State, conn: &Conn, text: Utf8Bytes) -> Result<(), Refusal> {
+    async fn handle(&mut self, state: &State, conn: &Conn, text: Utf8Bytes) -> Result<(), Refusal> {
         let decoded = decode(&text, state.config.max_message_bytes)
             .map_err(|e| Refusal(codes::BAD_MESSAGE, format!("message dropped: {e}")))?;
         let (from, room, to, body) = match decoded {
@@ -137,21 +298,21 @@ impl Session {
             };
         }
         match body {
-            Some(Body::Join { name }) => self.join(state, conn, room, from, name, text),
+            Some(Body::Join { name }) => self.join(state, conn, room, from, name, text).await,
             Some(Body::Welcome { .. }) => Err(Refusal(
                 codes::BAD_MESSAGE,
                 "only the relay sends \"welcome\"".into(),
             )),
             Some(Body::Leave { .. }) => {
-                self.route(state, &room, &from, None, text)?;
+                self.route(state, &room, &from, None, text, WireKind::Leave)?;
                 self.leave(state, conn);
                 Ok(())
             }
-            _ => self.route(state, &room, &from, to.as_deref(), text),
+            _ => self.route(state, &room, &from, to.as_deref(), text, WireKind::Message),
         }
     }
 
-    fn join(
+    async fn join(
         &mut self,
         state: &State,
         conn: &Conn,
@@ -219,11 +380,31 @@ impl Session {
                 ),
             ));
         }
+        // In a cluster Redis decides first: the limit and the ids hold on
+        // every relay.
+        let admitted = match &state.cluster {
+            None => None,
+            Some(cluster) => match cluster
+                .admit(
+                    &room,
+                    &from,
+                    conn.id,
+                    name.as_deref(),
+                    config.max_peers_per_room,
+                )
+                .await
+            {
+                Admission::Admitted(members) => Some(members),
+                Admission::Refused(code) if code == codes::ID_TAKEN => return Err(id_taken(&from)),
+                Admission::Refused(_) => return Err(room_full(config.max_peers_per_room)),
+                Admission::Alone => None,
+            },
+        };
 
         // The welcome goes out under the lock: no other join can reach the
         // newcomer before it.
-        let mut table = lock(&state.rooms.table);
-        let joined = table.join(
+        let mut inner = lock(&state.rooms.inner);
+        let joined = inner.table.join(
             &room,
             &from,
             Member {
@@ -246,30 +427,63 @@ impl Session {
                 })
             },
         );
-        let others = joined?;
+        let others = match joined {
+            Ok(others) => others,
+            Err(refusal) => {
+                if let (Some(cluster), Some(_)) = (&state.cluster, &admitted) {
+                    cluster.gone(&room, &from, conn.id);
+                }
+                return Err(refusal);
+            }
+        };
+        if let (Some(cluster), Some(members)) = (&state.cluster, admitted) {
+            let remote = members
+                .into_iter()
+                .filter(|(id, m)| m.relay != cluster.id && *id != from)
+                .collect();
+            inner.remote.insert(room.clone(), remote);
+        }
+        let empty = BTreeMap::new();
+        let remote = inner.remote.get(&room).unwrap_or(&empty);
+        let mut peers: Vec<PeerInfo> = others
+            .iter()
+            .map(|(id, m)| PeerInfo {
+                id: id.clone(),
+                name: m.name.clone(),
+            })
+            .chain(remote.iter().map(|(id, m)| PeerInfo {
+                id: id.clone(),
+                name: m.name.clone(),
+            }))
+            .collect();
+        peers.sort_by(|a, b| a.id.cmp(&b.id));
+        let count = peers.len() + 1;
         let welcome = Envelope {
             v: PROTOCOL_VERSION,
             room: room.clone(),
             from: RELAY_ID.into(),
             to: Some(from.clone()),
             seq: None,
-            body: Body::Welcome {
-                peers: others
-                    .iter()
-                    .map(|(id, m)| PeerInfo {
-                        id: id.clone(),
-                        name: m.name.clone(),
-                    })
-                    .collect(),
-            },
+            body: Body::Welcome { peers },
         };
         conn.outbox.deliver(encode(&welcome).into());
         for (_, member) in &others {
             member.to.outbox.deliver(text.clone());
         }
-        drop(table);
-        let peers = others.len() + 1;
-        tracing::info!(conn = conn.id, room, peer = from, peers, "joined");
+        if let Some(cluster) = &state.cluster {
+            let wire = Wire {
+                kind: WireKind::Join,
+                room: room.clone(),
+                from: from.clone(),
+                to: None,
+                relay: cluster.id.clone(),
+                name,
+                text,
+            };
+            cluster.publish(&inner.relays(&room), &wire);
+        }
+        drop(inner);
+        tracing::info!(conn = conn.id, room, peer = from, peers = count, "joined");
         self.bound = Some((room, from));
         self.joined = true;
         Ok(())
@@ -284,6 +498,7 @@ impl Session {
         from: &str,
         to: Option<&str>,
         text: Utf8Bytes,
+        kind: WireKind,
     ) -> Result<(), Refusal> {
         let Some((bound_room, bound_id)) = self.bound.as_ref().filter(|_| self.joined) else {
             return Err(Refusal(
@@ -304,9 +519,41 @@ impl Session {
             ));
         }
         // Delivered under the lock, as joins are: one order for everyone.
-        let table = lock(&state.rooms.table);
-        for reach in table.recipients(room, from, to)? {
-            reach.outbox.deliver(text.clone());
+        let inner = lock(&state.rooms.inner);
+        let relays = match to {
+            Some(to) if to != from && inner.table.member(room, to).is_none() => {
+                match inner.remote.get(room).and_then(|m| m.get(to)) {
+                    Some(m) => vec![m.relay.clone()],
+                    None => {
+                        return Err(Refusal(
+                            codes::UNKNOWN_PEER,
+                            format!("peer {to:?} is not in this room (any more); message dropped"),
+                        ))
+                    }
+                }
+            }
+            _ => {
+                for reach in inner.table.recipients(room, from, to)? {
+                    reach.outbox.deliver(text.clone());
+                }
+                if to.is_some() {
+                    Vec::new()
+                } else {
+                    inner.relays(room)
+                }
+            }
+        };
+        if let (Some(cluster), false) = (&state.cluster, relays.is_empty()) {
+            let wire = Wire {
+                kind,
+                room: room.to_owned(),
+                from: from.to_owned(),
+                to: to.map(str::to_owned),
+                relay: cluster.id.clone(),
+                name: None,
+                text,
+            };
+            cluster.publish(&relays, &wire);
         }
         Ok(())
     }
@@ -344,35 +591,56 @@ impl Session {
         let Some((room, peer)) = &self.bound else {
             return;
         };
-        let others = remove(state, conn, room, peer);
-        let leave = Envelope {
-            v: PROTOCOL_VERSION,
-            room: room.clone(),
-            from: peer.clone(),
-            to: None,
-            seq: None,
-            body: Body::Leave {
-                reason: if clean {
-                    LeaveReason::Hangup
-                } else {
-                    LeaveReason::Disconnected
-                },
-            },
-        };
-        let text: Utf8Bytes = encode(&leave).into();
+        let text = leave_text(room, peer, clean);
+        let (others, relays) = remove(state, conn, room, peer);
         for outbox in others {
             outbox.deliver(text.clone());
+        }
+        if let Some(cluster) = &state.cluster {
+            let wire = Wire {
+                kind: WireKind::Leave,
+                room: room.clone(),
+                from: peer.clone(),
+                to: None,
+                relay: cluster.id.clone(),
+                name: None,
+                text,
+            };
+            cluster.publish(&relays, &wire);
         }
         tracing::info!(conn = conn.id, room, peer, "dropped out (no leave)");
     }
 }
 
+fn id_taken(id: &str) -> Refusal {
+    Refusal(
+        codes::ID_TAKEN,
+        format!("another connection in this room is peer {id:?}; pick a new random id"),
+    )
+}
+
+fn room_full(max: usize) -> Refusal {
+    Refusal(codes::ROOM_FULL, format!("the room is full ({max} people)"))
+}
+
 /// Removes `peer` (if this connection is it) from `room`, dropping the room
-/// when it empties; gives back who is still there.
-fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> Vec<Outbox> {
-    lock(&state.rooms.table)
+/// when it empties here; gives back who is still here, and the relays the
+/// room's other members are on.
+fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> (Vec<Outbox>, Vec<Arc<str>>) {
+    let mut inner = lock(&state.rooms.inner);
+    let here: Vec<Outbox> = inner
+        .table
         .remove(room, peer, conn.id)
         .into_iter()
         .map(|reach| reach.outbox)
-        .collect()
+        .collect();
+    let relays = inner.relays(room);
+    if here.is_empty() {
+        inner.remote.remove(room);
+    }
+    drop(inner);
+    if let Some(cluster) = &state.cluster {
+        cluster.gone(room, peer, conn.id);
+    }
+    (here, relays)
 }

@@ -62,6 +62,20 @@ impl<T: Clone, C> RoomTable<T, C> {
         self.rooms.get(room)?.members.get(id)
     }
 
+    /// Whether `room` has members here.
+    pub(crate) fn has_room(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// Every member: (room, id, member).
+    pub(crate) fn each(&self) -> impl Iterator<Item = (&str, &str, &Member<T>)> {
+        self.rooms.iter().flat_map(|(room, r)| {
+            r.members
+                .iter()
+                .map(move |(id, m)| (room.as_str(), id.as_str(), m))
+        })
+    }
+
     /// Puts `member` into `room` as `id`, making the room if it is new
     /// (with `creator()`'s token, which may refuse). The same connection
     /// joining again updates its name. Gives everyone else there, in id
