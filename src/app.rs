@@ -16,7 +16,7 @@ use crate::web::page;
 #[derive(Clone, PartialEq)]
 enum Config {
     Loading,
-    Ready(CallConfig, String),
+    Ready(CallConfig, Vec<String>),
     Broken(String),
 }
 
@@ -136,7 +136,7 @@ pub fn App() -> Html {
                 </section>
             }
         }
-        (Some(room), Config::Ready(call_config, relay_url)) => {
+        (Some(room), Config::Ready(call_config, relays)) => {
             let on_blocked = {
                 let blocked = blocked.clone();
                 Callback::from(move |why: String| blocked.set(Some(why)))
@@ -152,7 +152,7 @@ pub fn App() -> Html {
             call_config.relay_only |= *relay_only;
             html! {
                 <InCall key={room.clone()} room={room.clone()} {name} config={call_config}
-                        relay_url={relay_url.clone()} {on_hang_up} {on_blocked} />
+                        relays={relays.clone()} {on_hang_up} {on_blocked} />
             }
         }
     };

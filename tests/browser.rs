@@ -157,7 +157,7 @@ async fn call_screen_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unm
         room: "browsertest0000000000".into(),
         name: Some("Ada".into()),
         config: CallConfig::default(),
-        relay_url: "ws://127.0.0.1:9/ws".into(),
+        relays: vec!["ws://127.0.0.1:9/ws".into()],
         on_hang_up: Callback::noop(),
         on_blocked: Callback::noop(),
     };

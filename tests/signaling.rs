@@ -31,7 +31,7 @@ fn start(
 ) -> (String, SignalingClient, UnboundedReceiver<Update>) {
     let me = random_peer_id().unwrap();
     let (client, updates) = SignalingClient::start(Options {
-        url: url.to_owned(),
+        urls: vec![url.to_owned()],
         room: room.to_owned(),
         me: me.clone(),
         name: Some(name.to_owned()),
@@ -74,9 +74,11 @@ async fn two_clients_meet_signal_and_part_through_the_real_relay() {
     let url = relay_url();
     let room = random_peer_id().unwrap();
     let (alice, a, mut a_updates) = start(&url, &room, "Alice");
-    wait_for(&mut a_updates, "alice connected", |u| {
-        *u == Update::Connected
-    })
+    wait_for(
+        &mut a_updates,
+        "alice connected",
+        |u| matches!(u, Update::Connected { url: connected } if *connected == url),
+    )
     .await;
     wait_for(&mut a_updates, "alice welcomed", |u| {
         *u == Update::Room(Event::Welcomed)

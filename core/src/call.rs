@@ -364,6 +364,12 @@ impl CallCore {
         }
     }
 
+    /// The signaling connection now goes to the relay at `relay_ws` (one of
+    /// a cluster's): TURN credentials come from there from now on.
+    pub fn using_relay(&mut self, relay_ws: &str) {
+        self.credentials_url = self.config.credentials_url_for(relay_ws);
+    }
+
     /// The call begins: credentials first (the socket connects meanwhile),
     /// then any warning about the ICE setup.
     pub fn start(&mut self) {

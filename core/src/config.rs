@@ -4,10 +4,11 @@
 //! 1. built in at build time: `PEERCALL_ICE_SERVERS` (a JSON array of
 //!    `RTCIceServer`s) when `trunk build` ran, else [`DEFAULT_ICE_SERVERS`];
 //! 2. `config.json` next to the app: `{"iceServers": [...], "relay": "wss://..."}`
+//!    (`relay` may be a list of relays sharing rooms, tried in random order)
 //!    (either key may be left out), so a static deployment can point at its
 //!    own STUN/TURN servers and relay without a rebuild;
 //! 3. the page's query: `?ice=stun:a:3478,turn:b:3478` (or `ice=none`) with
-//!    `ice_username` and `ice_credential` for TURN, and `?relay=<ws(s) URL>`.
+//!    `ice_username` and `ice_credential` for TURN, and `?relay=<ws(s) URL>[,<ws(s) URL>...]`.
 //!
 //! On top of those, each call asks the relay for short-lived TURN
 //! credentials (`/ice-servers` beside its WebSocket, see [`crate::ice`])
@@ -23,7 +24,7 @@ use serde_json::Value;
 
 use crate::ice::{check_ice_servers, ice_servers_from, opt_string, parse_ice_servers, IceServer};
 use crate::room::MAX_PEOPLE;
-use crate::signaling::check_relay_url;
+use crate::signaling::check_relay_urls;
 
 /// Used when the build sets no `PEERCALL_ICE_SERVERS`.
 pub const DEFAULT_ICE_SERVERS: &str = r#"[{"urls":"stun:stun.l.google.com:19302"}]"#;
@@ -61,8 +62,9 @@ impl CredentialsUrl {
 pub struct CallConfig {
     /// ICE servers for every peer connection.
     pub ice_servers: Vec<IceServer>,
-    /// The relay's WebSocket URL; `None` means the page's own origin.
-    pub relay: Option<String>,
+    /// The relays' WebSocket URLs (several relays of one cluster, any of
+    /// which will do); empty means the page's own origin.
+    pub relays: Vec<String>,
     /// Media only through TURN (`iceTransportPolicy: "relay"`): hides
     /// addresses from the other side; for strict networks and tests.
     pub relay_only: bool,
@@ -76,7 +78,7 @@ impl Default for CallConfig {
     fn default() -> Self {
         Self {
             ice_servers: Vec::new(),
-            relay: None,
+            relays: Vec::new(),
             relay_only: false,
             credentials_url: CredentialsUrl::default(),
             max_people: MAX_PEOPLE,
@@ -98,7 +100,7 @@ fn max_people(value: &str, source: &str) -> Result<usize, ConfigError> {
 #[derive(Debug, Default)]
 struct ConfigFile {
     ice_servers: Option<Vec<IceServer>>,
-    relay: Option<String>,
+    relay: Option<Vec<String>>,
     ice_transport_policy: Option<String>,
     ice_servers_url: Option<String>,
     max_people: Option<usize>,
@@ -132,7 +134,17 @@ impl ConfigFile {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(ice_servers_from(v)?),
             },
-            relay: opt_string(o, "relay")?,
+            relay: match o.get("relay") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(vec![s.clone()]),
+                Some(Value::Array(list)) => Some(
+                    list.iter()
+                        .map(|v| v.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or("\"relay\" must be a URL or a list of URLs")?,
+                ),
+                Some(_) => return Err("\"relay\" must be a URL or a list of URLs".into()),
+            },
             ice_transport_policy: opt_string(o, "iceTransportPolicy")?,
             ice_servers_url: opt_string(o, "iceServersUrl")?,
             max_people: match o.get("maxPeople") {
@@ -188,8 +200,9 @@ impl CallConfig {
             check_ice_servers(&servers)?;
             self.ice_servers = servers;
         }
-        if let Some(relay) = file.relay {
-            self.relay = Some(check_relay_url(&relay).map_err(|e| format!("config.json: {e}"))?);
+        if let Some(relays) = file.relay {
+            self.relays = check_relay_urls(relays.iter().map(String::as_str))
+                .map_err(|e| format!("config.json: {e}"))?;
         }
         if let Some(policy) = file.ice_transport_policy {
             self.relay_only = relay_only(&policy, "config.json")?;
@@ -213,7 +226,7 @@ impl CallConfig {
         let mut credentials_url = None;
         for (key, value) in params {
             match key {
-                "relay" => self.relay = Some(check_relay_url(value)?),
+                "relay" => self.relays = check_relay_urls(value.split(','))?,
                 "ice_policy" => self.relay_only = relay_only(value, "the page address")?,
                 "ice_servers_url" => {
                     credentials_url = Some(CredentialsUrl::parse(value, "the page address")?)
@@ -293,7 +306,7 @@ mod tests {
     fn built_in_servers_parse() {
         let config = CallConfig::built_in();
         assert!(!config.ice_servers.is_empty() || option_env!("PEERCALL_ICE_SERVERS").is_some());
-        assert_eq!(config.relay, None);
+        assert!(config.relays.is_empty());
         assert!(parse_ice_servers(DEFAULT_ICE_SERVERS).is_ok());
     }
 
@@ -311,7 +324,13 @@ mod tests {
             .unwrap();
         assert_eq!(c.ice_servers[0].urls, ["turn:t:3478", "turns:t:5349"]);
         assert_eq!(c.ice_servers[0].username.as_deref(), Some("u"));
-        assert_eq!(c.relay.as_deref(), Some("wss://r.example/ws"));
+        assert_eq!(c.relays, ["wss://r.example/ws"]);
+        // Several relays of one cluster.
+        let c = base
+            .clone()
+            .with_file(r#"{"relay":["wss://a.example/ws","wss://b.example/ws"]}"#)
+            .unwrap();
+        assert_eq!(c.relays, ["wss://a.example/ws", "wss://b.example/ws"]);
         // An empty file changes nothing.
         assert_eq!(base.clone().with_file("{}").unwrap(), base);
         for bad in [
@@ -321,6 +340,8 @@ mod tests {
             r#"{"iceServers":[{"urls":"turn:x:3478"}]}"#,
             r#"{"iceServers":[{"urls":[]}]}"#,
             r#"{"relay":"http://x/ws"}"#,
+            r#"{"relay":[]}"#,
+            r#"{"relay":["wss://a/ws","x"]}"#,
             r#"{"iceTransportPolicy":"relays"}"#,
             r#"{"iceServersUrl":"ftp://x"}"#,
             r#"{"iceServerz":[]}"#,
@@ -332,6 +353,7 @@ mod tests {
             r#"{"maxPeople":-3}"#,
             r#"{"maxPeople":2.5}"#,
             r#"{"relay":7}"#,
+            r#"{"relay":["wss://a/ws",7]}"#,
             r#"{"iceServers":{"urls":"stun:s:1"}}"#,
             r#"{"iceServers":[{"urls":["stun:s:1", 2]}]}"#,
         ] {
@@ -439,10 +461,22 @@ mod tests {
             .unwrap();
         assert_eq!(c.ice_servers[0], stun("stun:s:3478"));
         assert_eq!(c.ice_servers[1].username.as_deref(), Some("u"));
-        assert_eq!(c.relay.as_deref(), Some("ws://127.0.0.1:9000/ws"));
+        assert_eq!(c.relays, ["ws://127.0.0.1:9000/ws"]);
+        let c = base
+            .clone()
+            .with_query([("relay", "ws://127.0.0.1:9000/ws,ws://127.0.0.1:9001/ws")])
+            .unwrap();
+        assert_eq!(
+            c.relays,
+            ["ws://127.0.0.1:9000/ws", "ws://127.0.0.1:9001/ws"]
+        );
         let none = base.clone().with_query([("ice", "none")]).unwrap();
         assert!(none.ice_servers.is_empty());
         assert!(base.clone().with_query([("relay", "nope")]).is_err());
+        assert!(base
+            .clone()
+            .with_query([("relay", "ws://a/ws,nope")])
+            .is_err());
         assert!(
             base.clone().with_query([("ice", "turn:t:1")]).is_err(),
             "TURN without credentials"

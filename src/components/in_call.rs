@@ -22,8 +22,8 @@ pub struct InCallProps {
     pub name: Option<String>,
     /// ICE servers and such.
     pub config: CallConfig,
-    /// The relay's WebSocket URL.
-    pub relay_url: String,
+    /// The relays' WebSocket URLs (several when they share the rooms).
+    pub relays: Vec<String>,
     /// The person hung up (the call is already closed and the camera off
     /// once this component unmounts).
     pub on_hang_up: Callback<()>,
@@ -44,7 +44,7 @@ pub fn InCall(props: &InCallProps) -> Html {
         &props.room,
         props.name.clone(),
         &props.config,
-        &props.relay_url,
+        &props.relays,
     );
     let show_stats = use_state(|| false);
     let show_devices = use_state(|| false);

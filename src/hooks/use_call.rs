@@ -170,13 +170,13 @@ pub fn use_call(
     room: &str,
     name: Option<String>,
     config: &CallConfig,
-    relay_url: &str,
+    relays: &[String],
 ) -> CallHandle {
     let screen = use_reducer(Screen::default);
     let call: Rc<RefCell<Option<Call>>> = use_mut_ref(|| None);
     {
         let (dispatch, call) = (screen.dispatcher(), call.clone());
-        let (room, config, relay_url) = (room.to_owned(), config.clone(), relay_url.to_owned());
+        let (room, config, relays) = (room.to_owned(), config.clone(), relays.to_vec());
         use_effect_with((), move |()| {
             let on_update = move |update: CallUpdate| {
                 dispatch.dispatch(match update {
@@ -185,7 +185,7 @@ pub fn use_call(
                     CallUpdate::State(action) => ScreenAction::Call(action),
                 })
             };
-            match Call::start(config, relay_url, room, name, on_update) {
+            match Call::start(config, relays, room, name, on_update) {
                 Ok(c) => *call.borrow_mut() = Some(c),
                 Err(e) => web_sys::console::error_1(&e.to_string().into()),
             }

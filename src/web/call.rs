@@ -80,16 +80,18 @@ impl Call {
     /// Joins `room`; our media follows with [`Call::set_local`].
     pub fn start(
         config: CallConfig,
-        relay_url: String,
+        relays: Vec<String>,
         room: String,
         name: Option<String>,
         on_update: impl Fn(CallUpdate) + 'static,
     ) -> Result<Self, JsError> {
         let me = random_peer_id()?;
         let outgoing = MediaStream::new().map_err(|e| JsError::new("new MediaStream()", &e))?;
-        let credentials_url = config.credentials_url_for(&relay_url);
+        // Credentials come from the relay in use (Update::Connected); the
+        // first one listed until then.
+        let credentials_url = config.credentials_url_for(relays.first().map_or("", String::as_str));
         let (signaling, updates) = SignalingClient::start(Options {
-            url: relay_url,
+            urls: relays,
             room: room.clone(),
             me: me.clone(),
             name,
@@ -666,7 +668,10 @@ impl Shell {
 
     fn on_signaling(&mut self, update: Update) {
         let input = match update {
-            Update::Connected => RelayInput::Connected,
+            Update::Connected { url } => {
+                self.core.using_relay(&url);
+                RelayInput::Connected
+            }
             Update::Disconnected {
                 reason,
                 retry_in_ms,

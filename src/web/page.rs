@@ -128,8 +128,9 @@ pub fn page_relay_url() -> Option<String> {
 }
 
 /// The call configuration: built in, then `config.json` beside the app
-/// (absent is fine), then the query string; and the relay URL to use.
-pub async fn load_config() -> Result<(CallConfig, String), String> {
+/// (absent is fine), then the query string; and the relay URLs to use
+/// (the page's own origin when none is configured).
+pub async fn load_config() -> Result<(CallConfig, Vec<String>), String> {
     let mut config = CallConfig::built_in();
     match Request::get("config.json").send().await {
         Ok(res) if res.ok() => {
@@ -149,9 +150,9 @@ pub async fn load_config() -> Result<(CallConfig, String), String> {
         .filter_map(|key| Some((*key, params.get(key)?)))
         .collect();
     config = config.with_query(pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
-    let relay = match &config.relay {
-        Some(url) => url.clone(),
-        None => page_relay_url().ok_or("cannot tell the page's address")?,
+    let relays = match config.relays.as_slice() {
+        [] => vec![page_relay_url().ok_or("cannot tell the page's address")?],
+        urls => urls.to_vec(),
     };
-    Ok((config, relay))
+    Ok((config, relays))
 }

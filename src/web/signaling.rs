@@ -1,6 +1,7 @@
 //! The signaling client in the browser: one WebSocket to the relay
 //! (gloo-net) feeding a [`Room`], heartbeats from a timer, and reconnection
-//! with backoff when the relay goes away. Every decision is made in
+//! with backoff when the relay goes away, to the next relay when several
+//! share the rooms ([`RelayList`]). Every decision is made in
 //! [`crate::room`] and [`crate::signaling`]; this module only moves frames.
 //!
 //! [`SignalingClient::start`] spawns the connection task and returns a
@@ -16,7 +17,7 @@ use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 
 use crate::room::{Event, Ignored, Room, Signal, Timing};
-use crate::signaling::reconnect_delay_ms;
+use crate::signaling::RelayList;
 
 /// Messages kept for sending while the relay is unreachable.
 const OUTBOX_LIMIT: usize = 256;
@@ -33,9 +34,12 @@ enum Command {
 /// What happens on the signaling connection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
-    /// The WebSocket is open and our `join` is sent (again, after a
-    /// reconnect: peers keep their calls).
-    Connected,
+    /// The WebSocket to the relay at `url` is open and our `join` is sent
+    /// (again, after a reconnect: peers keep their calls).
+    Connected {
+        /// The relay's WebSocket URL (one of [`Options::urls`]).
+        url: String,
+    },
     /// Something happened in the room (never [`Event::Ignored`]: those
     /// only go to the console).
     Room(Event),
@@ -54,8 +58,9 @@ pub enum Update {
 /// Where to connect, as whom.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The relay's WebSocket URL.
-    pub url: String,
+    /// The relays' WebSocket URLs (one, or several sharing the rooms):
+    /// tried in a random order, the next when one fails.
+    pub urls: Vec<String>,
     /// The room id.
     pub room: String,
     /// Our peer id ([`random_peer_id`]).
@@ -129,22 +134,21 @@ async fn run(
     let mut room = Room::new(&options.room, &options.me, options.name, options.timing)
         .with_capacity(options.capacity);
     let mut outbox = VecDeque::new();
-    let mut attempt = 0;
+    let mut relays = RelayList::new(options.urls, js_sys::Math::random);
     loop {
-        let reason = match WebSocket::open(&options.url) {
-            Err(e) => format!("cannot open {}: {e}", options.url),
-            Ok(ws) => match connected(&mut room, ws, &mut outbox, &mut commands, &updates).await {
-                Ended::Left => break,
-                Ended::Unreachable => "the relay is unreachable".to_owned(),
-                // It was open: the backoff starts over.
-                Ended::Closed(reason) => {
-                    attempt = 0;
-                    reason.unwrap_or_else(|| CLOSED.to_owned())
+        let url = relays.current().to_owned();
+        let (reason, opened) = match WebSocket::open(&url) {
+            Err(e) => (format!("cannot open {url}: {e}"), false),
+            Ok(ws) => {
+                match connected(&mut room, ws, &url, &mut outbox, &mut commands, &updates).await {
+                    Ended::Left => break,
+                    Ended::Unreachable => ("the relay is unreachable".to_owned(), false),
+                    // It was open: the backoff starts over.
+                    Ended::Closed(reason) => (reason.unwrap_or_else(|| CLOSED.to_owned()), true),
                 }
-            },
+            }
         };
-        let delay = reconnect_delay_ms(attempt, js_sys::Math::random());
-        attempt = attempt.saturating_add(1);
+        let delay = relays.failed(opened, js_sys::Math::random());
         let _ = updates.unbounded_send(Update::Disconnected {
             reason,
             retry_in_ms: delay,
@@ -202,6 +206,7 @@ fn queue(outbox: &mut VecDeque<String>, text: String) {
 async fn connected(
     room: &mut Room,
     mut ws: WebSocket,
+    url: &str,
     outbox: &mut VecDeque<String>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     updates: &mpsc::UnboundedSender<Update>,
@@ -217,7 +222,9 @@ async fn connected(
     if sink.send(Message::Text(join)).await.is_err() {
         return Ended::Unreachable;
     }
-    let _ = updates.unbounded_send(Update::Connected);
+    let _ = updates.unbounded_send(Update::Connected {
+        url: url.to_owned(),
+    });
     while let Some(text) = outbox.pop_front() {
         if sink.send(Message::Text(text)).await.is_err() {
             return Ended::Closed(None);
