@@ -126,6 +126,105 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// Its `/healthz`, as JSON.
+    pub async fn health(&self) -> Result<Value> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port()))
+            .await
+            .map_err(|e| format!("/healthz: {e}"))?;
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| format!("/healthz: {e}"))?;
+        let mut raw = String::new();
+        tcp.read_to_string(&mut raw)
+            .await
+            .map_err(|e| format!("/healthz: {e}"))?;
+        let body = raw.split("\r\n\r\n").nth(1).ok_or("/healthz: no body")?;
+        serde_json::from_str(body).map_err(|e| format!("/healthz: {e}: {body}"))
+    }
+
+    /// Its signaling WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port())
+    }
+
+    /// Waits until it says it is connected to Redis (`--redis`).
+    pub async fn until_in_cluster(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let h = self.health().await?;
+            if h["cluster"]["redis"] == "connected" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the relay never connected to Redis: {h}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A real Redis (Debian's `redis-server`, `PEERCALL_REDIS_SERVER_BIN`) on
+/// a free loopback port, with a generated config and nothing kept on
+/// disk, for relays that share rooms (`--redis`). Stopped on drop.
+pub struct Redis {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts it and waits until it accepts connections.
+    pub async fn start() -> Result<Self> {
+        let bin = env_path("PEERCALL_REDIS_SERVER_BIN", "redis-server");
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port();
+        let config = dir.path().join("redis.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndaemonize no\ndir {}\nlogfile {}\n",
+                dir.path().display(),
+                dir.path().join("redis.log").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let child = Command::new(&bin)
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (scripts/test.sh installs redis-server): {e}",
+                    bin.display()
+                )
+            })?;
+        wait_for_port(port, Duration::from_secs(20))
+            .await
+            .map_err(|_| format!("redis-server did not listen on 127.0.0.1:{port}"))?;
+        Ok(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// `redis://127.0.0.1:PORT/`, for `--redis`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
 /// A real TURN server: coturn's `turnserver` on a free loopback port,
 /// with the REST-API shared secret (`use-auth-secret`), as a deployment
 /// would run it, and loopback peers allowed (everything here is on

@@ -174,9 +174,10 @@ struct Args {
 
     // --- several relays as one (docs/PROTOCOL.md 5.9) ---
     /// Share rooms with every other relay on this Redis:
-    /// redis://HOST:PORT[/DB] (rediss:// for TLS, redis://:PASSWORD@HOST
-    /// for a password). Without it this relay is on its own.
-    #[arg(long, env = "PEERCALL_REDIS")]
+    /// redis://HOST:PORT[/DB] (redis://:PASSWORD@HOST:PORT with a
+    /// password; prefer the environment variable then). Without it this
+    /// relay is on its own.
+    #[arg(long, env = "PEERCALL_REDIS", hide_env_values = true)]
     redis: Option<String>,
     /// This relay's id in the cluster (letters, digits, - _ .); by default
     /// host-pid-random, new at each start.

@@ -192,6 +192,24 @@ impl Relay {
     async fn kill(mut self) {
         self.child.kill().await.unwrap();
     }
+
+    /// SIGTERM: a graceful stop.
+    fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits for the process to end well.
+    async fn exited(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the relay did not stop within 10 s of SIGTERM")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
 }
 
 async fn cluster(redis: &Redis, n: usize) -> Vec<Relay> {
@@ -434,6 +452,35 @@ async fn a_killed_relay_s_peers_are_announced_gone() {
     let (_alice, peers) = b.join("r", "alice").await;
     assert_eq!(peers, ["bob"]);
     let (_late, _) = b.join("r", "late").await;
+}
+
+#[tokio::test]
+async fn a_relay_that_stops_says_so_at_once() {
+    let redis = Redis::start().await;
+    let mut relays = cluster(&redis, 2).await;
+    let b = relays.pop().unwrap();
+    let a = relays.pop().unwrap();
+    let (_alice, _) = a.join("r", "alice").await;
+    let (mut bob, _) = b.join("r", "bob").await;
+    let stopped = Instant::now();
+    a.terminate();
+    // Alice's connection was closed (1001): she may be back on another
+    // relay, so "disconnected", and at once, not after the TTL.
+    let m = tokio::time::timeout(Duration::from_secs(2), next_text_any(&mut bob))
+        .await
+        .expect("no leave within 2 s of a graceful stop");
+    assert_eq!(
+        (&m["type"], &m["from"], &m["reason"]),
+        (&json!("leave"), &json!("alice"), &json!("disconnected")),
+        "{m}"
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(2));
+    a.exited().await;
+    // Her id is free for her next connection, on the relay left.
+    let (_alice, peers) = b.join("r", "alice").await;
+    assert_eq!(peers, ["bob"]);
+    let h = b.health().await;
+    assert_eq!(h["cluster"]["redis"], "connected", "{h}");
 }
 
 /// The next text message, waiting as long as the caller allows.
