@@ -4,7 +4,7 @@
 # twiggy), builds the release app, the relay and the load generator, and runs
 # bench/ (peercall-bench), which writes BENCHMARKS.md and bench/results.json.
 #
-# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay|soak]...
+# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...
 #        scripts/bench.sh --build-only
 #   --quick       fewer repetitions: a smoke run (minutes), not numbers to publish
 #   --build-only  install and build, then stop (the test command checks this)
@@ -30,6 +30,7 @@ node_relay() {
 setup() {
 	web_tools
 	browsers
+	redis_server
 	node_relay
 	TWIGGY_BIN=$(cargo_tool twiggy "$TWIGGY_VERSION" twiggy)
 	export TWIGGY_BIN

@@ -1,19 +1,21 @@
 //! `peercall-bench`: call setup against a plain-JavaScript page, the release
 //! build's shipped bytes, file transfer speed and memory, each
 //! participant's CPU and upload in group calls of 2, 3 and 4, and the
-//! relay's capacity against a Node relay, measured side by side in one run. Writes BENCHMARKS.md and
+//! relay's capacity against a Node relay, and relays sharing rooms through
+//! Redis against one relay alone, measured side by side in one run. Writes BENCHMARKS.md and
 //! bench/results.json. Run it through `scripts/bench.sh`, which installs
 //! what it needs and builds what it measures.
 //!
 //! ```text
-//! peercall-bench [--quick] [--only setup|size|transfer|mesh|relay]...
+//! peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...
 //! ```
 //! `--quick` runs every part with fewer repetitions (a smoke run, not
 //! numbers to publish). Environment (set by scripts/bench.sh):
 //! `PEERCALL_RELAY_BIN`, `PEERCALL_DIST`, `CHROME_BIN`, `CHROMEDRIVER_BIN`,
 //! `PEERCALL_WASM_NAMED` (the app's wasm with function names, for twiggy),
-//! `TWIGGY_BIN`, `PEERCALL_REPO`.
+//! `TWIGGY_BIN`, `PEERCALL_REPO`, `PEERCALL_REDIS_SERVER_BIN`.
 
+mod cluster;
 mod mesh;
 mod relay;
 mod report;
@@ -43,6 +45,8 @@ pub struct Results {
     pub relay: Option<RelayResults>,
     #[serde(default)]
     pub soak: Option<soak::SoakResults>,
+    #[serde(default)]
+    pub cluster: Option<cluster::ClusterResults>,
     /// Parts not measured in this run (`--only`), kept from bench/results.json
     /// as an earlier run wrote them: part name -> that run's machine facts.
     #[serde(default)]
@@ -127,11 +131,11 @@ async fn run() -> Result<(), String> {
             "--quick" => quick = true,
             "--only" => only.push(
                 args.next()
-                    .ok_or("--only needs setup, size, transfer, mesh, relay or soak")?,
+                    .ok_or("--only needs setup, size, transfer, mesh, relay, soak or cluster")?,
             ),
             "-h" | "--help" => {
                 println!(
-                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak]..."
+                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]..."
                 );
                 return Ok(());
             }
@@ -141,7 +145,7 @@ async fn run() -> Result<(), String> {
     for o in &only {
         if !PARTS.contains(&o.as_str()) {
             return Err(format!(
-                "--only {o}: not one of setup, size, transfer, mesh, relay, soak"
+                "--only {o}: not one of setup, size, transfer, mesh, relay, soak, cluster"
             ));
         }
     }
@@ -189,6 +193,13 @@ async fn run() -> Result<(), String> {
         );
         results.soak = Some(soak::measure(quick).await?);
     }
+    if wants("cluster") {
+        let programs = Programs {
+            peercall: env_path("PEERCALL_RELAY_BIN")?,
+            node_script: repo.join("bench/node-relay/relay.js"),
+        };
+        results.cluster = Some(cluster::measure(&programs, quick).await?);
+    }
     if !only.is_empty() {
         keep_earlier(&mut results, &repo.join("bench/results.json"));
     }
@@ -204,7 +215,9 @@ async fn run() -> Result<(), String> {
 }
 
 /// The parts of the benchmark, in the order a full run measures them.
-const PARTS: [&str; 6] = ["size", "transfer", "mesh", "setup", "relay", "soak"];
+const PARTS: [&str; 7] = [
+    "size", "transfer", "mesh", "setup", "relay", "soak", "cluster",
+];
 
 /// After a run of some parts, the others as the last run that measured them
 /// left them in `path`, each marked with that run's machine and commit.
@@ -242,12 +255,17 @@ fn keep_earlier(results: &mut Results, path: &std::path::Path) {
     keep("mesh", results.mesh.is_none() && old.mesh.is_some());
     keep("relay", results.relay.is_none() && old.relay.is_some());
     keep("soak", results.soak.is_none() && old.soak.is_some());
+    keep(
+        "cluster",
+        results.cluster.is_none() && old.cluster.is_some(),
+    );
     results.setup = results.setup.take().or(old.setup);
     results.size = results.size.take().or(old.size);
     results.transfer = results.transfer.take().or(old.transfer);
     results.mesh = results.mesh.take().or(old.mesh);
     results.relay = results.relay.take().or(old.relay);
     results.soak = results.soak.take().or(old.soak);
+    results.cluster = results.cluster.take().or(old.cluster);
 }
 
 async fn relay_bench(repo: &std::path::Path, quick: bool) -> Result<RelayResults, String> {

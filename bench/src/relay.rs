@@ -66,6 +66,12 @@ pub struct Server {
 
 impl Server {
     pub async fn start(which: Which, programs: &Programs) -> Result<Self> {
+        Self::start_with(which, programs, &[]).await
+    }
+
+    /// [`Server::start`] with more arguments for the peercall relay (the
+    /// cluster part's `--redis`).
+    pub async fn start_with(which: Which, programs: &Programs, extra: &[&str]) -> Result<Self> {
         let mut cmd = match which {
             Which::Peercall => {
                 let mut c = Command::new(&programs.peercall);
@@ -97,6 +103,7 @@ impl Server {
                     "--join-burst-per-ip",
                     "1000000000",
                 ])
+                .args(extra)
                 .env("PEERCALL_LOG", "warn");
                 c
             }
@@ -140,19 +147,24 @@ impl Server {
 
     /// CPU time the relay has used so far (user + system), in seconds.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .map_err(|e| format!("/proc/{}/stat: {e}", self.pid))?;
-        // Fields after the ")" closing the command name: utime is the 14th
-        // field of the line, stime the 15th.
-        let after = stat.rsplit_once(')').ok_or("bad stat")?.1;
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
-        Ok(ticks / 100.0)
+        cpu_seconds_of(self.pid)
     }
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// CPU time process `pid` has used so far (user + system), in seconds.
+pub fn cpu_seconds_of(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the ")" closing the command name: utime is the 14th
+    // field of the line, stime the 15th.
+    let after = stat.rsplit_once(')').ok_or("bad stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+    Ok(ticks / 100.0)
 }
 
 fn peer_id(n: usize) -> String {
@@ -193,9 +205,10 @@ async fn connect(server: &Server, which: Which, room: &str, id: &str) -> Result<
 }
 
 /// Opens `count` clients in rooms of `room_size`, numbered from `first`,
-/// at most `parallel` handshakes at a time.
+/// at most `parallel` handshakes at a time. With several servers (relays
+/// of one cluster) each room's members go round them in turn.
 async fn connect_many(
-    server: &Server,
+    servers: &[Server],
     which: Which,
     first: usize,
     count: usize,
@@ -204,6 +217,7 @@ async fn connect_many(
     let parallel = 128;
     let results: Vec<Result<(usize, Ws)>> =
         futures_util::stream::iter((first..first + count).map(|n| async move {
+            let server = &servers[(n % room_size) % servers.len()];
             let ws = connect(server, which, &room_id(n / room_size), &peer_id(n)).await?;
             Ok((n, ws))
         }))
@@ -244,7 +258,17 @@ pub fn rss_of(pid: u32) -> Result<u64> {
 }
 
 pub async fn idle(which: Which, programs: &Programs, steps: &[usize]) -> Result<IdleRun> {
-    let server = Server::start(which, programs).await?;
+    idle_with(which, programs, steps, &[]).await
+}
+
+/// [`idle`] with more arguments for the relay.
+pub async fn idle_with(
+    which: Which,
+    programs: &Programs,
+    steps: &[usize],
+    extra: &[&str],
+) -> Result<IdleRun> {
+    let server = Server::start_with(which, programs, extra).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let baseline = server.rss()?;
     let mut held: Vec<tokio::task::JoinHandle<()>> = Vec::new();
@@ -252,7 +276,8 @@ pub async fn idle(which: Which, programs: &Programs, steps: &[usize]) -> Result<
     for &target in steps {
         let have = held.len();
         if target > have {
-            for (_, ws) in connect_many(&server, which, have, target - have, 2).await? {
+            let servers = std::slice::from_ref(&server);
+            for (_, ws) in connect_many(servers, which, have, target - have, 2).await? {
                 // Keep reading (answers the relay's pings) and hold the socket.
                 held.push(tokio::spawn(async move {
                     let (_sink, mut stream) = ws.split();
@@ -294,8 +319,14 @@ pub struct FanoutStep {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Relay CPU use in the window (1.0 = one core busy).
+    /// Relay CPU use in the window (1.0 = one core busy), all relays.
     pub relay_cpu: f64,
+    /// Each relay's CPU use, with several relays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relay_cpus: Vec<f64>,
+    /// Redis's CPU use, in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_cpu: Option<f64>,
     /// Error messages from the relay or closed connections in the window.
     pub errors: u64,
     pub saturated: bool,
@@ -428,7 +459,33 @@ pub async fn fanout(
     window: Duration,
 ) -> Result<FanoutRun> {
     let server = Server::start(which, programs).await?;
-    let clients = connect_many(&server, which, 0, rooms * room_size, room_size).await?;
+    let run = fanout_over(
+        which,
+        std::slice::from_ref(&server),
+        None,
+        room_size,
+        rooms,
+        rates,
+        window,
+    )
+    .await;
+    server.stop().await;
+    run
+}
+
+/// A fan-out run over `servers` (relays sharing rooms when more than one,
+/// through the Redis with process id `redis`): each room's members go
+/// round the relays, so most deliveries cross the bus.
+pub async fn fanout_over(
+    which: Which,
+    servers: &[Server],
+    redis: Option<u32>,
+    room_size: usize,
+    rooms: usize,
+    rates: &[f64],
+    window: Duration,
+) -> Result<FanoutRun> {
+    let clients = connect_many(servers, which, 0, rooms * room_size, room_size).await?;
     let shared = Arc::new(Shared {
         base: std::time::Instant::now(),
         interval_ns: AtomicU64::new(0),
@@ -470,7 +527,14 @@ pub async fn fanout(
         shared.sent.store(0, Ordering::Relaxed);
         shared.received.store(0, Ordering::Relaxed);
         shared.errors.store(0, Ordering::Relaxed);
-        let cpu0 = server.cpu_seconds().unwrap_or(0.0);
+        let cpu = || -> Vec<f64> {
+            servers
+                .iter()
+                .map(|s| s.cpu_seconds().unwrap_or(0.0))
+                .chain(redis.map(|pid| cpu_seconds_of(pid).unwrap_or(0.0)))
+                .collect()
+        };
+        let cpu0 = cpu();
         let start = shared.now_us();
         shared.window_end.store(u64::MAX, Ordering::Relaxed);
         shared.window_start.store(start, Ordering::Relaxed);
@@ -478,7 +542,13 @@ pub async fn fanout(
         let end = shared.now_us();
         shared.window_end.store(end, Ordering::Relaxed);
         let secs = (end - start) as f64 / 1e6;
-        let cpu = (server.cpu_seconds().unwrap_or(0.0) - cpu0) / secs;
+        let mut cpus: Vec<f64> = cpu()
+            .iter()
+            .zip(&cpu0)
+            .map(|(after, before)| (after - before) / secs)
+            .collect();
+        let redis_cpu = redis.and_then(|_| cpus.pop());
+        let cpu: f64 = cpus.iter().sum();
         // Stop sending and let messages sent in the window land: they
         // count however late they arrive (that is their latency).
         shared.interval_ns.store(0, Ordering::Relaxed);
@@ -510,6 +580,8 @@ pub async fn fanout(
             p99_ms: p99,
             max_ms: all.last().map_or(f64::NAN, |&m| m as f64 / 1000.0),
             relay_cpu: cpu,
+            relay_cpus: if servers.len() > 1 { cpus } else { Vec::new() },
+            redis_cpu,
             errors,
             saturated,
         });
@@ -523,7 +595,6 @@ pub async fn fanout(
     for t in tasks {
         t.abort();
     }
-    server.stop().await;
     let sustained_delivered_per_s = steps
         .iter()
         .filter(|s| !s.saturated)

@@ -13,6 +13,8 @@ pub const SETUP_MS: f64 = 500.0;
 pub const IDLE_10K_BYTES: f64 = 200e6;
 pub const P99_MS_AT_5K: f64 = 5.0;
 pub const THROUGHPUT_RATIO: f64 = 2.0;
+pub const CLUSTER_P99_MS_AT_5K: f64 = 10.0;
+pub const CLUSTER_IDLE_RATIO: f64 = 1.5;
 
 fn yes(met: bool) -> &'static str {
     if met {
@@ -90,7 +92,202 @@ pub fn markdown(r: &Results) -> String {
     if let Some(s) = &r.soak {
         soak(&mut md, s);
     }
+    if let Some(c) = &r.cluster {
+        cluster(&mut md, c);
+    }
     md
+}
+
+/// The fan-out runs of one cluster layout.
+fn layout_runs(c: &crate::cluster::ClusterResults, relays: usize, redis: bool) -> Vec<FanoutRun> {
+    c.fanout
+        .iter()
+        .filter(|f| f.relays == relays && f.redis == redis)
+        .map(|f| f.run.clone())
+        .collect()
+}
+
+fn layout_name(relays: usize, redis: bool) -> String {
+    match (relays, redis) {
+        (1, false) => "1 relay, no Redis".into(),
+        (1, true) => "1 relay on Redis".into(),
+        (n, _) => format!("{n} relays on Redis"),
+    }
+}
+
+/// Median bytes per idle connection at the largest step, with or without Redis.
+fn cluster_idle_per_conn(c: &crate::cluster::ClusterResults, redis: bool) -> (usize, f64) {
+    let runs: Vec<_> = c.idle.iter().filter(|i| i.redis == redis).collect();
+    let top = runs
+        .iter()
+        .filter_map(|i| i.run.points.last().map(|p| p.conns))
+        .max()
+        .unwrap_or(0);
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|i| i.run.points.iter().find(|p| p.conns == top))
+        .map(|p| p.bytes_per_conn)
+        .collect();
+    (top, median(&v))
+}
+
+fn cluster_targets(md: &mut String, c: &crate::cluster::ClusterResults) {
+    for relays in [2, 3] {
+        let p99 = step_median(
+            &layout_runs(c, relays, true),
+            Which::Peercall,
+            6,
+            5000.0,
+            |s| s.p99_ms,
+        );
+        let _ = writeln!(
+            md,
+            "| cluster: cross-relay p99 under {CLUSTER_P99_MS_AT_5K} ms at 5k msg/s, rooms of 6, {relays} relays | {p99:.2} ms | {} |",
+            yes(p99 < CLUSTER_P99_MS_AT_5K)
+        );
+    }
+    let (conns, alone) = cluster_idle_per_conn(c, false);
+    let (_, on_redis) = cluster_idle_per_conn(c, true);
+    let ratio = on_redis / alone;
+    let _ = writeln!(
+        md,
+        "| cluster: idle memory per connection on Redis within {CLUSTER_IDLE_RATIO}x of alone ({conns} conns) | {:.1} vs {:.1} KB: {ratio:.2}x | {} |",
+        on_redis / 1e3,
+        alone / 1e3,
+        yes((ratio * 100.0).round() / 100.0 <= CLUSTER_IDLE_RATIO)
+    );
+}
+
+fn cluster(md: &mut String, c: &crate::cluster::ClusterResults) {
+    use crate::cluster::{LAYOUTS, ROOM_SIZE};
+    let _ = writeln!(
+        md,
+        "## Several relays (Redis)\n\n\
+         The fan-out of section 3 in rooms of {ROOM_SIZE} (20 rooms, 120 clients), with one relay \
+         alone, one relay on Redis, and the same clients spread over two and three relay \
+         processes on one Redis (`--redis`): each room's members go round the relays, so with \
+         two relays 3 of a message's 5 deliveries cross the bus, with three 4 of 5. Everything \
+         (relays, Redis, the load generator) shares this machine's cores. Medians over {} runs \
+         per layout, interleaved; CPU is per process (1.00 = one core).\n",
+        c.fanout
+            .iter()
+            .filter(|f| f.relays == 1 && !f.redis)
+            .count()
+    );
+    let _ = writeln!(
+        md,
+        "| layout | sustained deliveries/s | saturated at (msg/s offered) | p50 / p99 at 5k msg/s | relay CPU at 5k | Redis CPU at 5k |\n|---|---|---|---|---|---|"
+    );
+    for (relays, redis) in LAYOUTS {
+        let runs = layout_runs(c, relays, redis);
+        if runs.is_empty() {
+            continue;
+        }
+        let sustained = median(
+            &runs
+                .iter()
+                .map(|r| r.sustained_delivered_per_s)
+                .collect::<Vec<_>>(),
+        );
+        let saturated: Vec<f64> = runs.iter().filter_map(|r| r.saturated_at_per_s).collect();
+        let saturated = if saturated.len() == runs.len() {
+            format!("{:.0}", median(&saturated))
+        } else {
+            "not within the rates tried".into()
+        };
+        let at = |f: &dyn Fn(&crate::relay::FanoutStep) -> f64| {
+            step_median(&runs, Which::Peercall, ROOM_SIZE, 5000.0, f)
+        };
+        let cpus: Vec<String> = (0..relays)
+            .map(|i| {
+                format!(
+                    "{:.2}",
+                    at(&|s| if s.relay_cpus.is_empty() {
+                        s.relay_cpu
+                    } else {
+                        s.relay_cpus.get(i).copied().unwrap_or(f64::NAN)
+                    })
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {sustained:.0} | {saturated} | {:.2} / {:.2} ms | {} | {} |",
+            layout_name(relays, redis),
+            at(&|s| s.p50_ms),
+            at(&|s| s.p99_ms),
+            cpus.join(" + "),
+            if redis {
+                format!("{:.2}", at(&|s| s.redis_cpu.unwrap_or(f64::NAN)))
+            } else {
+                "-".into()
+            }
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nEvery rate, median p99 in ms (deliveries/s in brackets); a dash where the runs had \
+         saturated before:\n"
+    );
+    let mut header = String::from("| offered msg/s |");
+    let mut rule = String::from("|---|");
+    for (relays, redis) in LAYOUTS {
+        let _ = write!(header, " {} |", layout_name(relays, redis));
+        rule.push_str("---|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for &rate in RATES {
+        let mut row = format!("| {rate:.0} |");
+        let mut any = false;
+        for (relays, redis) in LAYOUTS {
+            let runs = layout_runs(c, relays, redis);
+            let p99 = step_median(&runs, Which::Peercall, ROOM_SIZE, rate, |s| s.p99_ms);
+            let delivered = step_median(&runs, Which::Peercall, ROOM_SIZE, rate, |s| {
+                s.delivered_per_s
+            });
+            if p99.is_nan() {
+                row.push_str(" - |");
+            } else {
+                any = true;
+                let _ = write!(row, " {p99:.2} ({delivered:.0}) |");
+            }
+        }
+        if any {
+            let _ = writeln!(md, "{row}");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n### Idle connections on Redis\n\nThe idle part of section 3 (rooms of 2) with one relay \
+         alone and one on Redis (each join admitted by Redis, each member held in it):\n\n\
+         | connections | RSS alone | RSS on Redis | per connection alone | per connection on Redis |\n|---|---|---|---|---|"
+    );
+    let steps: Vec<usize> = c
+        .idle
+        .first()
+        .map(|i| i.run.points.iter().map(|p| p.conns).collect())
+        .unwrap_or_default();
+    for conns in steps {
+        let of = |redis: bool, f: &dyn Fn(&crate::relay::IdlePoint) -> f64| {
+            let v: Vec<f64> = c
+                .idle
+                .iter()
+                .filter(|i| i.redis == redis)
+                .filter_map(|i| i.run.points.iter().find(|p| p.conns == conns))
+                .map(f)
+                .collect();
+            median(&v)
+        };
+        let _ = writeln!(
+            md,
+            "| {conns} | {:.1} MB | {:.1} MB | {:.1} KB | {:.1} KB |",
+            of(false, &|p| p.rss_bytes as f64) / 1e6,
+            of(true, &|p| p.rss_bytes as f64) / 1e6,
+            of(false, &|p| p.bytes_per_conn) / 1e3,
+            of(true, &|p| p.bytes_per_conn) / 1e3,
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn soak(md: &mut String, s: &crate::soak::SoakResults) {
@@ -386,6 +583,9 @@ fn targets(md: &mut String, r: &Results) {
                 yes(ratio >= THROUGHPUT_RATIO)
             );
         }
+    }
+    if let Some(c) = &r.cluster {
+        cluster_targets(md, c);
     }
     let _ = writeln!(md);
 }

@@ -561,36 +561,47 @@ async fn connected(
     let mut tick = tokio::time::interval(BEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        tokio::select! {
-            message = messages.next() => match message {
-                Some(m) => match Wire::decode(m.get_payload_bytes()) {
-                    Some(wire) => state.rooms.on_bus(state, wire),
-                    None => tracing::warn!("cluster: an unreadable message on the bus, dropped"),
-                },
-                None => return Some("the subscription ended".into()),
-            },
-            n = jobs.recv_many(&mut batch, BATCH) => {
-                if n == 0 {
-                    return None;
-                }
-                if let Err(e) = carry_out(cluster, scripts, &mut conn, &mut batch).await {
-                    return Some(e.to_string());
-                }
+    // What comes for this relay is delivered while commands are under way
+    // (both are polled by the one select below, neither waits for the
+    // other's round trips).
+    let receive = async {
+        while let Some(m) = messages.next().await {
+            match Wire::decode(m.get_payload_bytes()) {
+                Some(wire) => state.rooms.on_bus(state, wire),
+                None => tracing::warn!("cluster: an unreadable message on the bus, dropped"),
             }
-            _ = tick.tick() => {
-                if let Err(e) = beat(state, cluster, scripts, &mut conn).await {
-                    return Some(e.to_string());
-                }
-                if cluster.unannounced.swap(false, Ordering::AcqRel) {
-                    if let Err(e) = announce(state, cluster, scripts, &mut conn).await {
-                        cluster.unannounced.store(true, Ordering::Release);
+        }
+        "the subscription ended".to_owned()
+    };
+    let work = async {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            tokio::select! {
+                n = jobs.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return None;
+                    }
+                    if let Err(e) = carry_out(cluster, scripts, &mut conn, &mut batch).await {
                         return Some(e.to_string());
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = beat(state, cluster, scripts, &mut conn).await {
+                        return Some(e.to_string());
+                    }
+                    if cluster.unannounced.swap(false, Ordering::AcqRel) {
+                        if let Err(e) = announce(state, cluster, scripts, &mut conn).await {
+                            cluster.unannounced.store(true, Ordering::Release);
+                            return Some(e.to_string());
+                        }
                     }
                 }
             }
         }
+    };
+    tokio::select! {
+        why = receive => Some(why),
+        why = work => why,
     }
 }
 
