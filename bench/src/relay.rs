@@ -324,6 +324,11 @@ pub struct FanoutStep {
     /// Each relay's CPU use, with several relays.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relay_cpus: Vec<f64>,
+    /// Latency of the deliveries between clients on different relays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_p99_ms: Option<f64>,
     /// Redis's CPU use, in a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_cpu: Option<f64>,
@@ -358,6 +363,18 @@ struct Shared {
     received: AtomicU64,
     errors: AtomicU64,
     latencies: Vec<Mutex<Vec<u32>>>,
+    /// The same, for deliveries between clients on different relays.
+    cross: Vec<Mutex<Vec<u32>>>,
+    /// How clients are spread: room size and relay count (relay of client
+    /// n: n % room size % relays).
+    room_size: usize,
+    relays: usize,
+}
+
+impl Shared {
+    fn relay_of(&self, n: usize) -> usize {
+        (n % self.room_size) % self.relays
+    }
 }
 
 impl Shared {
@@ -413,7 +430,7 @@ fn field(text: &str, name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-async fn receiver(shared: Arc<Shared>, mut stream: SplitStream<Ws>, slot: usize) {
+async fn receiver(shared: Arc<Shared>, mut stream: SplitStream<Ws>, slot: usize, me: usize) {
     while let Some(msg) = stream.next().await {
         let Ok(Message::Text(text)) = msg else {
             if msg.is_err() {
@@ -436,6 +453,14 @@ async fn receiver(shared: Arc<Shared>, mut stream: SplitStream<Ws>, slot: usize)
         shared.received.fetch_add(1, Ordering::Relaxed);
         let us = now.saturating_sub(t).min(u32::MAX as u64) as u32;
         shared.latencies[slot].lock().unwrap().push(us);
+        let from = text
+            .split(r#""from":""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok());
+        if from.is_some_and(|n| shared.relay_of(n) != shared.relay_of(me)) {
+            shared.cross[slot].lock().unwrap().push(us);
+        }
     }
 }
 
@@ -497,6 +522,9 @@ pub async fn fanout_over(
         received: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         latencies: (0..clients.len()).map(|_| Mutex::new(Vec::new())).collect(),
+        cross: (0..clients.len()).map(|_| Mutex::new(Vec::new())).collect(),
+        room_size,
+        relays: servers.len(),
     });
     let n_clients = clients.len();
     let mut tasks = Vec::new();
@@ -508,7 +536,7 @@ pub async fn fanout_over(
             room_id(n / room_size),
             peer_id(n),
         )));
-        tasks.push(tokio::spawn(receiver(shared.clone(), stream, slot)));
+        tasks.push(tokio::spawn(receiver(shared.clone(), stream, slot, n)));
     }
     // Let the joins' own traffic settle.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -521,7 +549,7 @@ pub async fn fanout_over(
             .interval_ns
             .store(per_client_ns.max(1), Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(500)).await; // warm-up
-        for l in &shared.latencies {
+        for l in shared.latencies.iter().chain(&shared.cross) {
             l.lock().unwrap().clear();
         }
         shared.sent.store(0, Ordering::Relaxed);
@@ -559,6 +587,11 @@ pub async fn fanout_over(
             all.append(&mut l.lock().unwrap());
         }
         all.sort_unstable();
+        let mut cross: Vec<u32> = Vec::new();
+        for l in &shared.cross {
+            cross.append(&mut l.lock().unwrap());
+        }
+        cross.sort_unstable();
         let received = all.len() as u64;
         let errors = shared.errors.load(Ordering::Relaxed);
         let expected = sent * (room_size as u64 - 1);
@@ -581,6 +614,8 @@ pub async fn fanout_over(
             max_ms: all.last().map_or(f64::NAN, |&m| m as f64 / 1000.0),
             relay_cpu: cpu,
             relay_cpus: if servers.len() > 1 { cpus } else { Vec::new() },
+            cross_p50_ms: (!cross.is_empty()).then(|| percentile_sorted(&cross, 50.0) / 1000.0),
+            cross_p99_ms: (!cross.is_empty()).then(|| percentile_sorted(&cross, 99.0) / 1000.0),
             redis_cpu,
             errors,
             saturated,

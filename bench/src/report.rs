@@ -138,7 +138,7 @@ fn cluster_targets(md: &mut String, c: &crate::cluster::ClusterResults) {
             Which::Peercall,
             6,
             5000.0,
-            |s| s.p99_ms,
+            |s| s.cross_p99_ms.unwrap_or(f64::NAN),
         );
         let _ = writeln!(
             md,
@@ -176,7 +176,7 @@ fn cluster(md: &mut String, c: &crate::cluster::ClusterResults) {
     );
     let _ = writeln!(
         md,
-        "| layout | sustained deliveries/s | saturated at (msg/s offered) | p50 / p99 at 5k msg/s | relay CPU at 5k | Redis CPU at 5k |\n|---|---|---|---|---|---|"
+        "| layout | sustained deliveries/s | saturated at (msg/s offered) | p50 / p99 at 5k msg/s | across relays: p50 / p99 at 5k | relay CPU at 5k | Redis CPU at 5k |\n|---|---|---|---|---|---|---|"
     );
     for (relays, redis) in LAYOUTS {
         let runs = layout_runs(c, relays, redis);
@@ -212,10 +212,19 @@ fn cluster(md: &mut String, c: &crate::cluster::ClusterResults) {
             .collect();
         let _ = writeln!(
             md,
-            "| {} | {sustained:.0} | {saturated} | {:.2} / {:.2} ms | {} | {} |",
+            "| {} | {sustained:.0} | {saturated} | {:.2} / {:.2} ms | {} | {} | {} |",
             layout_name(relays, redis),
             at(&|s| s.p50_ms),
             at(&|s| s.p99_ms),
+            if relays > 1 {
+                format!(
+                    "{:.2} / {:.2} ms",
+                    at(&|s| s.cross_p50_ms.unwrap_or(f64::NAN)),
+                    at(&|s| s.cross_p99_ms.unwrap_or(f64::NAN))
+                )
+            } else {
+                "-".into()
+            },
             cpus.join(" + "),
             if redis {
                 format!("{:.2}", at(&|s| s.redis_cpu.unwrap_or(f64::NAN)))
@@ -226,8 +235,8 @@ fn cluster(md: &mut String, c: &crate::cluster::ClusterResults) {
     }
     let _ = writeln!(
         md,
-        "\nEvery rate, median p99 in ms (deliveries/s in brackets); a dash where the runs had \
-         saturated before:\n"
+        "\nEvery rate, median p99 in ms over all deliveries (deliveries/s in brackets); a dash \
+         where the runs had saturated before:\n"
     );
     let mut header = String::from("| offered msg/s |");
     let mut rule = String::from("|---|");

@@ -637,3 +637,19 @@ fn relay_only_without_turn_warns_before_anyone_joins() {
     c.credentials(Credentials::Unavailable("HTTP 500".into()), Vec::new());
     assert!(matches!(ui(&drain(&mut c))[..], [CallAction::Warning(w)] if w.contains("HTTP 500")));
 }
+
+#[test]
+fn credentials_come_from_the_relay_in_use() {
+    let mut a = relay_only_with_turn_credentials("a");
+    connected(&mut a, "b", T0);
+    // The app moved to another relay of the cluster: the next fetch (stale
+    // credentials before a restart) goes to that relay's /ice-servers.
+    a.using_relay("wss://relay2.example/ws");
+    a.peer("b", state(ConnectionState::Failed), T0 + 3_550_000);
+    assert_eq!(
+        drain(&mut a)[0],
+        Output::FetchCredentials {
+            url: "https://relay2.example/ice-servers".into()
+        }
+    );
+}
