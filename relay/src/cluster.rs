@@ -551,10 +551,12 @@ async fn connected(
     while let Ok(job) = jobs.try_recv() {
         refuse(job);
     }
+    // Connected from here: what the first beat reaps is told to the
+    // other relays, and joins queue behind the announcement.
+    cluster.connected.store(true, Ordering::Release);
     if let Err(e) = beat(state, cluster, scripts, &mut conn).await {
         return Some(e.to_string());
     }
-    cluster.connected.store(true, Ordering::Release);
     if let Err(e) = announce(state, cluster, scripts, &mut conn).await {
         return Some(e.to_string());
     }
