@@ -303,7 +303,12 @@ impl std::fmt::Debug for Job {
 impl Cluster {
     /// Checks the URL; connects later, in [`run`].
     pub(crate) fn new(url: &str, id: &str, ttl: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis {url:?}: {e}"))?;
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|e| format!("--redis {url:?}: {e}"))?;
+        // Messages should leave at once, as on the clients' sockets.
+        let nodelay = info.tcp_settings().clone().set_nodelay(true);
+        let client = redis::Client::open(info.set_tcp_settings(nodelay))
+            .map_err(|e| format!("--redis {url:?}: {e}"))?;
         let (jobs, rx) = mpsc::unbounded_channel();
         Ok(Self {
             id: id.into(),
