@@ -419,7 +419,7 @@ async fn remote_ufrag(b: &Browser) -> Value {
 async fn the_call_survives_the_relay_restarting_and_an_ice_restart() {
     let relay = Relay::start(&[]).await.unwrap();
     let port = relay.port();
-    let (a, b) = pair(&relay, Kind::Chromium, Kind::Firefox).await;
+    let (a, b) = pair(&relay, Kind::Chromium, Kind::Chromium).await;
 
     // The relay dies: both sides say so, and the media goes on.
     relay.kill().await;
