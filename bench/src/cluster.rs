@@ -10,80 +10,27 @@
 //!   without Redis: the memory a connection costs in a cluster.
 //!
 //! Redis is Debian's `redis-server` (`PEERCALL_REDIS_SERVER_BIN`), a fresh
-//! one per measurement on a free loopback port, keeping nothing on disk.
+//! one per measurement on a free loopback port, keeping nothing on disk
+//! (the e2e harness's [`Redis`]).
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use peercall_e2e::Redis;
 use serde::{Deserialize, Serialize};
-use tokio::process::{Child, Command};
 
 use crate::relay::{self, FanoutRun, IdleRun, Programs, Server, Which, RATES};
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
-/// A redis-server of our own.
-struct Redis {
-    child: Child,
-    pid: u32,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    async fn start() -> Result<Self> {
-        let bin =
-            std::env::var_os("PEERCALL_REDIS_SERVER_BIN").unwrap_or_else(|| "redis-server".into());
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let config = dir.path().join("redis.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndaemonize no\ndir {}\n\
-                 logfile {}\nmaxclients 1000\n",
-                dir.path().display(),
-                dir.path().join("redis.log").display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        let child = Command::new(&bin)
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!("cannot start redis-server (scripts/bench.sh installs it): {e}")
-            })?;
-        let pid = child.id().ok_or("redis-server exited at once")?;
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(Self {
-                    child,
-                    pid,
-                    port,
-                    _dir: dir,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Err("redis-server did not listen within 5 s".into())
+/// A fresh Redis when `on` (the harness's: loopback, nothing on disk),
+/// and the relay arguments that use it.
+async fn redis_if(on: bool) -> Result<(Option<Redis>, Vec<String>)> {
+    if !on {
+        return Ok((None, Vec::new()));
     }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
+    let redis = Redis::start().await?;
+    let args = vec!["--redis".to_owned(), redis.url()];
+    Ok((Some(redis), args))
 }
 
 /// Waits until the relay at `ws` says it is connected to Redis.
@@ -155,16 +102,8 @@ pub async fn measure(programs: &Programs, quick: bool) -> Result<ClusterResults>
                 "==> cluster fan-out: {relays} relay(s){}, rooms of {ROOM_SIZE} (run {rep}/{reps})",
                 if on_redis { " on Redis" } else { " alone" }
             );
-            let redis = if on_redis {
-                Some(Redis::start().await?)
-            } else {
-                None
-            };
-            let url = redis.as_ref().map(Redis::url);
-            let extra: Vec<&str> = match &url {
-                Some(url) => vec!["--redis", url],
-                None => Vec::new(),
-            };
+            let (redis, args) = redis_if(on_redis).await?;
+            let extra: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut servers = Vec::new();
             for _ in 0..relays {
                 let server = Server::start_with(Which::Peercall, programs, &extra).await?;
@@ -176,7 +115,7 @@ pub async fn measure(programs: &Programs, quick: bool) -> Result<ClusterResults>
             let run = relay::fanout_over(
                 Which::Peercall,
                 &servers,
-                redis.as_ref().map(|r| r.pid),
+                redis.as_ref().and_then(Redis::pid),
                 ROOM_SIZE,
                 120 / ROOM_SIZE,
                 RATES,
@@ -186,9 +125,7 @@ pub async fn measure(programs: &Programs, quick: bool) -> Result<ClusterResults>
             for s in servers {
                 s.stop().await;
             }
-            if let Some(r) = redis {
-                r.stop().await;
-            }
+            drop(redis);
             let run = run?;
             for s in &run.steps {
                 eprintln!(
@@ -214,20 +151,10 @@ pub async fn measure(programs: &Programs, quick: bool) -> Result<ClusterResults>
                 "==> cluster idle connections: {} (run {rep}/{reps})",
                 if on_redis { "on Redis" } else { "alone" }
             );
-            let redis = if on_redis {
-                Some(Redis::start().await?)
-            } else {
-                None
-            };
-            let url = redis.as_ref().map(Redis::url);
-            let extra: Vec<&str> = match &url {
-                Some(url) => vec!["--redis", url],
-                None => Vec::new(),
-            };
+            let (redis, args) = redis_if(on_redis).await?;
+            let extra: Vec<&str> = args.iter().map(String::as_str).collect();
             let run = relay::idle_with(Which::Peercall, programs, idle_steps, &extra).await;
-            if let Some(r) = redis {
-                r.stop().await;
-            }
+            drop(redis);
             let run = run?;
             for p in &run.points {
                 eprintln!(

@@ -101,14 +101,13 @@ impl Wire {
             Kind::Leave => "l",
             Kind::Message => "m",
         };
-        let name = self.name.as_deref().map(|n| format!("={n}"));
         format!(
             "{kind}\n{}\n{}\n{}\n{}\n{}\n{}",
             self.room,
             self.from,
             self.to.as_deref().unwrap_or_default(),
             self.relay,
-            name.as_deref().unwrap_or_default(),
+            name_field(self.name.as_deref()),
             self.text.as_str()
         )
         .into_bytes()
@@ -143,10 +142,15 @@ impl Wire {
     }
 }
 
-/// A member's value in its room's hash.
+/// A name as the bus and the room hashes carry it: `=name`, or nothing.
+fn name_field(name: Option<&str>) -> String {
+    name.map(|n| format!("={n}")).unwrap_or_default()
+}
+
+/// A member's value in its room's hash (as [`ADMIT`] writes it).
+#[cfg(test)]
 fn member_value(relay: &str, conn: u64, name: Option<&str>) -> String {
-    let name = name.map(|n| format!("={n}"));
-    format!("{relay}\t{conn}\t{}", name.as_deref().unwrap_or_default())
+    format!("{relay}\t{conn}\t{}", name_field(name))
 }
 
 fn parse_member(value: &str) -> Option<Remote> {
@@ -436,6 +440,32 @@ struct Scripts {
     bye: Script,
 }
 
+impl Scripts {
+    /// [`ADMIT`] for `peer` of relay `me`'s connection `conn` into `room`.
+    fn admit(
+        &self,
+        me: &str,
+        room: &str,
+        peer: &str,
+        conn: u64,
+        name: Option<&str>,
+        max: usize,
+    ) -> redis::ScriptInvocation<'_> {
+        let mut invocation = self.admit.prepare_invoke();
+        invocation
+            .key(room_key(room))
+            .key(members_key(me))
+            .arg(peer)
+            .arg(me)
+            .arg(conn)
+            .arg(name_field(name))
+            .arg(max)
+            .arg(room)
+            .arg(PREFIX);
+        invocation
+    }
+}
+
 /// The bus: connects to Redis (again and again, with backoff), and while
 /// connected carries out jobs, delivers what comes for this relay, beats
 /// and reaps. Runs until the process ends.
@@ -639,21 +669,8 @@ async fn carry_out(
                 max,
                 ..
             } => {
-                let value = member_value(&cluster.id, *id, name.as_deref());
-                let name_field = value.splitn(3, '\t').nth(2).unwrap_or_default().to_owned();
-                pipe.invoke_script(
-                    scripts
-                        .admit
-                        .key(room_key(room))
-                        .key(members_key(&cluster.id))
-                        .arg(peer)
-                        .arg(&*cluster.id)
-                        .arg(id)
-                        .arg(name_field)
-                        .arg(max)
-                        .arg(room)
-                        .arg(PREFIX),
-                );
+                let admit = scripts.admit(&cluster.id, room, peer, *id, name.as_deref(), *max);
+                pipe.invoke_script(&admit);
             }
             Job::Gone {
                 room,
@@ -795,21 +812,16 @@ async fn announce(
     }
     let mut pipe = redis::pipe();
     for (room, peer, id, name) in &locals {
-        let value = member_value(&cluster.id, *id, name.as_deref());
-        let name_field = value.splitn(3, '\t').nth(2).unwrap_or_default().to_owned();
-        pipe.invoke_script(
-            scripts
-                .admit
-                .key(room_key(room))
-                .key(members_key(&cluster.id))
-                .arg(peer)
-                .arg(&*cluster.id)
-                .arg(id)
-                .arg(name_field)
-                .arg(usize::MAX / 2)
-                .arg(room)
-                .arg(PREFIX),
+        // Members already in their calls: no room limit.
+        let admit = scripts.admit(
+            &cluster.id,
+            room,
+            peer,
+            *id,
+            name.as_deref(),
+            usize::MAX / 2,
         );
+        pipe.invoke_script(&admit);
     }
     let answers: Vec<Value> = pipe.query_async(conn).await?;
     let mut rooms: HashMap<String, BTreeMap<String, Remote>> = HashMap::new();

@@ -185,35 +185,30 @@ impl Rooms {
 /// A `leave` the relay says for `peer`: plain if it hung up, else
 /// `reason: disconnected` (it may be back).
 pub(crate) fn leave_text(room: &str, peer: &str, clean: bool) -> Utf8Bytes {
-    encode(&Envelope {
-        v: PROTOCOL_VERSION,
-        room: room.to_owned(),
-        from: peer.to_owned(),
-        to: None,
-        seq: None,
-        body: Body::Leave {
-            reason: if clean {
-                LeaveReason::Hangup
-            } else {
-                LeaveReason::Disconnected
-            },
-        },
-    })
-    .into()
+    let reason = if clean {
+        LeaveReason::Hangup
+    } else {
+        LeaveReason::Disconnected
+    };
+    said_for(room, peer, Body::Leave { reason })
 }
 
 /// A `join` the relay says for `peer`, on another relay, after Redis was
 /// away: the members here answer it with `present`.
 fn join_text(room: &str, peer: &str, name: Option<&str>) -> Utf8Bytes {
+    let name = name.map(str::to_owned);
+    said_for(room, peer, Body::Join { name })
+}
+
+/// A room-wide message the relay says on `peer`'s behalf.
+fn said_for(room: &str, peer: &str, body: Body) -> Utf8Bytes {
     encode(&Envelope {
         v: PROTOCOL_VERSION,
         room: room.to_owned(),
         from: peer.to_owned(),
         to: None,
         seq: None,
-        body: Body::Join {
-            name: name.map(str::to_owned),
-        },
+        body,
     })
     .into()
 }
