@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use client::{assert_silent, expect_error, next_json, next_text, send, Client};
+use client::{assert_silent, expect_error, next_json, next_text, relayed, send, Client};
 use common::msg;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -130,15 +130,7 @@ impl Relay {
     }
 
     async fn health(&self) -> Value {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.unwrap();
-        serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+        client::health_at(self.addr).await
     }
 
     /// Waits until `/healthz` says Redis is `state`; gives how long it took.
@@ -255,22 +247,10 @@ async fn rooms_span_relays() {
     assert_eq!(next(&mut bob).await["from"], "carol");
 
     // Unicast across relays, unchanged, to that peer only.
-    let offer = msg(
-        "r",
-        "bob",
-        Some("alice"),
-        json!({"type": "offer", "sdp": "v=0"}),
-    );
-    send(&mut bob, offer.clone()).await;
-    assert_eq!(next_text(&mut alice).await, offer);
-    let answer = msg(
-        "r",
-        "alice",
-        Some("bob"),
-        json!({"type": "answer", "sdp": "v=0"}),
-    );
-    send(&mut alice, answer.clone()).await;
-    assert_eq!(next_text(&mut bob).await, answer);
+    let offer = json!({"type": "offer", "sdp": "v=0"});
+    relayed(&mut bob, msg("r", "bob", Some("alice"), offer), &mut alice).await;
+    let answer = json!({"type": "answer", "sdp": "v=0"});
+    relayed(&mut alice, msg("r", "alice", Some("bob"), answer), &mut bob).await;
     assert_silent(&mut carol).await;
 
     // Room-wide from one relay reaches the other relay's members.

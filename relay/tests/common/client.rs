@@ -25,17 +25,22 @@ impl Relay {
     }
 
     pub async fn health(&self) -> serde_json::Value {
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.unwrap();
-        let body = raw.split("\r\n\r\n").nth(1).unwrap();
-        serde_json::from_str(body).unwrap()
+        health_at(self.addr).await
     }
+}
+
+/// `/healthz` of the relay at `addr`, as JSON.
+pub async fn health_at(addr: std::net::SocketAddr) -> serde_json::Value {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let body = raw.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(body).unwrap()
 }
 
 pub async fn next_text(client: &mut Client) -> String {
