@@ -62,6 +62,70 @@ async fn until_connected(server: &Server) -> Result<()> {
     Err(format!("the relay at {addr} did not connect to Redis"))
 }
 
+/// One message at a time between two clients, on one relay or on two
+/// relays of one Redis: the cost of the hop through Redis with nothing
+/// else running.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OneAtATime {
+    pub across_relays: bool,
+    pub messages: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Sends `n` messages from a client to another, each after the previous
+/// arrived: on two relays of one Redis, or both on one of them.
+async fn one_at_a_time(programs: &Programs, across: bool, n: usize) -> Result<OneAtATime> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (redis, args) = redis_if(true).await?;
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let server = Server::start_with(Which::Peercall, programs, &extra).await?;
+        until_connected(&server).await?;
+        servers.push(server);
+    }
+    let mut a = relay::connect(&servers[0], Which::Peercall, "solo", "a").await?;
+    let mut b = relay::connect(&servers[usize::from(across)], Which::Peercall, "solo", "b").await?;
+    let text = r#"{"v":1,"room":"solo","from":"a","to":"b","type":"ping"}"#;
+    let mut took = Vec::with_capacity(n);
+    let mut failed = None;
+    'messages: for _ in 0..n {
+        let start = std::time::Instant::now();
+        if let Err(e) = a.send(Message::text(text)).await {
+            failed = Some(e.to_string());
+            break;
+        }
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), b.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.contains(r#""type":"ping""#) => break,
+                Ok(Some(Ok(_))) => continue,
+                other => {
+                    failed = Some(format!("no message: {other:?}"));
+                    break 'messages;
+                }
+            }
+        }
+        took.push(start.elapsed().as_micros() as u32);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for s in servers {
+        s.stop().await;
+    }
+    drop(redis);
+    if let Some(e) = failed {
+        return Err(format!("one message at a time: {e}"));
+    }
+    took.sort_unstable();
+    Ok(OneAtATime {
+        across_relays: across,
+        messages: n,
+        p50_ms: crate::stats::percentile_sorted(&took, 50.0) / 1000.0,
+        p99_ms: crate::stats::percentile_sorted(&took, 99.0) / 1000.0,
+    })
+}
+
 /// A fan-out run with `relays` relays, on Redis or not.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterFanout {
@@ -81,6 +145,8 @@ pub struct ClusterIdle {
 pub struct ClusterResults {
     pub fanout: Vec<ClusterFanout>,
     pub idle: Vec<ClusterIdle>,
+    #[serde(default)]
+    pub one_at_a_time: Vec<OneAtATime>,
 }
 
 /// The layouts measured: (relays, on Redis).
@@ -97,6 +163,19 @@ pub async fn measure(programs: &Programs, quick: bool) -> Result<ClusterResults>
     };
     let mut out = ClusterResults::default();
     for rep in 1..=reps {
+        for across in [false, true] {
+            eprintln!(
+                "==> cluster: one message at a time, {} (run {rep}/{reps})",
+                if across {
+                    "across two relays"
+                } else {
+                    "on one relay"
+                }
+            );
+            let r = one_at_a_time(programs, across, if quick { 300 } else { 2000 }).await?;
+            eprintln!("    p50 {:.3} ms, p99 {:.3} ms", r.p50_ms, r.p99_ms);
+            out.one_at_a_time.push(r);
+        }
         for (relays, on_redis) in LAYOUTS {
             eprintln!(
                 "==> cluster fan-out: {relays} relay(s){}, rooms of {ROOM_SIZE} (run {rep}/{reps})",

@@ -28,7 +28,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::stats::percentile_sorted;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Which relay.
@@ -178,7 +178,7 @@ fn room_id(n: usize) -> String {
 /// Connects one client to `room` as `id` and joins. With the peercall relay
 /// waits for `welcome`; the Node relay has no join step (it forwards the
 /// `join` to the room like any message).
-async fn connect(server: &Server, which: Which, room: &str, id: &str) -> Result<Ws> {
+pub(crate) async fn connect(server: &Server, which: Which, room: &str, id: &str) -> Result<Ws> {
     let url = format!("{}/{room}", server.ws);
     // Like a browser: small messages go out at once (no Nagle).
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);

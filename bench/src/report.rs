@@ -233,6 +233,30 @@ fn cluster(md: &mut String, c: &crate::cluster::ClusterResults) {
             }
         );
     }
+    if !c.one_at_a_time.is_empty() {
+        let of = |across: bool, f: &dyn Fn(&crate::cluster::OneAtATime) -> f64| {
+            let v: Vec<f64> = c
+                .one_at_a_time
+                .iter()
+                .filter(|o| o.across_relays == across)
+                .map(f)
+                .collect();
+            median(&v)
+        };
+        let _ = writeln!(
+            md,
+            "\nOne message at a time (a client sends to another, then waits for it to arrive; \
+             {} messages, nothing else running), two relays on one Redis:\n\n\
+             | path | p50 | p99 |\n|---|---|---|\n\
+             | both clients on one relay | {:.3} ms | {:.3} ms |\n\
+             | across the two relays, through Redis | {:.3} ms | {:.3} ms |",
+            c.one_at_a_time[0].messages,
+            of(false, &|o| o.p50_ms),
+            of(false, &|o| o.p99_ms),
+            of(true, &|o| o.p50_ms),
+            of(true, &|o| o.p99_ms),
+        );
+    }
     let _ = writeln!(
         md,
         "\nEvery rate, median p99 in ms over all deliveries (deliveries/s in brackets); a dash \
