@@ -88,6 +88,14 @@ async fn one_at_a_time(programs: &Programs, across: bool, n: usize) -> Result<On
     }
     let mut a = relay::connect(&servers[0], Which::Peercall, "solo", "a").await?;
     let mut b = relay::connect(&servers[usize::from(across)], Which::Peercall, "solo", "b").await?;
+    // As a client would: send to b once its join has arrived.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), a.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains(r#""type":"join""#) => break,
+            Ok(Some(Ok(_))) => continue,
+            other => return Err(format!("b's join did not reach a: {other:?}")),
+        }
+    }
     let text = r#"{"v":1,"room":"solo","from":"a","to":"b","type":"ping"}"#;
     let mut took = Vec::with_capacity(n);
     let mut failed = None;
