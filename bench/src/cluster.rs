@@ -164,11 +164,7 @@ pub const ROOM_SIZE: usize = 6;
 pub async fn measure(programs: &Programs, quick: bool) -> Result<ClusterResults> {
     let reps = if quick { 1 } else { 3 };
     let window = Duration::from_secs(if quick { 1 } else { 2 });
-    let idle_steps: &[usize] = if quick {
-        &[1000]
-    } else {
-        &[1000, 5000, 10_000]
-    };
+    let idle_steps = relay::idle_steps(quick);
     let mut out = ClusterResults::default();
     for rep in 1..=reps {
         for across in [false, true] {

@@ -194,11 +194,7 @@ async fn run() -> Result<(), String> {
         results.soak = Some(soak::measure(quick).await?);
     }
     if wants("cluster") {
-        let programs = Programs {
-            peercall: env_path("PEERCALL_RELAY_BIN")?,
-            node_script: repo.join("bench/node-relay/relay.js"),
-        };
-        results.cluster = Some(cluster::measure(&programs, quick).await?);
+        results.cluster = Some(cluster::measure(&programs(&repo)?, quick).await?);
     }
     if !only.is_empty() {
         keep_earlier(&mut results, &repo.join("bench/results.json"));
@@ -268,17 +264,18 @@ fn keep_earlier(results: &mut Results, path: &std::path::Path) {
     results.cluster = results.cluster.take().or(old.cluster);
 }
 
-async fn relay_bench(repo: &std::path::Path, quick: bool) -> Result<RelayResults, String> {
-    let programs = Programs {
+/// The relays the relay and cluster parts start.
+fn programs(repo: &std::path::Path) -> Result<Programs, String> {
+    Ok(Programs {
         peercall: env_path("PEERCALL_RELAY_BIN")?,
         node_script: repo.join("bench/node-relay/relay.js"),
-    };
+    })
+}
+
+async fn relay_bench(repo: &std::path::Path, quick: bool) -> Result<RelayResults, String> {
+    let programs = programs(repo)?;
     let reps = if quick { 1 } else { 3 };
-    let idle_steps: &[usize] = if quick {
-        &[1000]
-    } else {
-        &[1000, 5000, 10_000]
-    };
+    let idle_steps = relay::idle_steps(quick);
     let mut out = RelayResults::default();
     // A, B, A, B...: both relays see the same machine conditions.
     for rep in 1..=reps {

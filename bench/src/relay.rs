@@ -257,6 +257,15 @@ pub fn rss_of(pid: u32) -> Result<u64> {
     Ok(kib * 1024)
 }
 
+/// The idle parts' connection counts.
+pub fn idle_steps(quick: bool) -> &'static [usize] {
+    if quick {
+        &[1000]
+    } else {
+        &[1000, 5000, 10_000]
+    }
+}
+
 pub async fn idle(which: Which, programs: &Programs, steps: &[usize]) -> Result<IdleRun> {
     idle_with(which, programs, steps, &[]).await
 }

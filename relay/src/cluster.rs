@@ -336,7 +336,8 @@ impl Cluster {
         u64::try_from(self.everywhere.load(Ordering::Relaxed)).ok()
     }
 
-    /// Asks Redis to admit `peer` into `room`.
+    /// Asks Redis to admit `peer` into `room`. A join Redis did not
+    /// decide (it is away, or too slow) is announced when it is back.
     pub(crate) async fn admit(
         &self,
         room: &str,
@@ -345,8 +346,22 @@ impl Cluster {
         name: Option<&str>,
         max: usize,
     ) -> Admission {
-        if !self.connected() {
+        let admission = self.ask(room, peer, conn, name, max).await;
+        if matches!(admission, Admission::Alone) {
             self.unannounced.store(true, Ordering::Release);
+        }
+        admission
+    }
+
+    async fn ask(
+        &self,
+        room: &str,
+        peer: &str,
+        conn: u64,
+        name: Option<&str>,
+        max: usize,
+    ) -> Admission {
+        if !self.connected() {
             return Admission::Alone;
         }
         let (reply, answer) = oneshot::channel();
@@ -362,16 +377,8 @@ impl Cluster {
             return Admission::Alone;
         }
         match tokio::time::timeout(ADMIT_TIMEOUT, answer).await {
-            Ok(Ok(admission)) => {
-                if matches!(admission, Admission::Alone) {
-                    self.unannounced.store(true, Ordering::Release);
-                }
-                admission
-            }
-            _ => {
-                self.unannounced.store(true, Ordering::Release);
-                Admission::Alone
-            }
+            Ok(Ok(admission)) => admission,
+            _ => Admission::Alone,
         }
     }
 

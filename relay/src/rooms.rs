@@ -100,8 +100,7 @@ impl Rooms {
         if !inner.table.has_room(&wire.room) {
             return;
         }
-        let me = state.cluster.as_ref().map(|c| c.id.clone());
-        if me.as_deref() == Some(&*wire.relay) {
+        if state.cluster.as_ref().is_some_and(|c| c.id == wire.relay) {
             // Our own member, said by a relay that reaped it wrongly (we
             // were cut off): it is still here.
             if inner.table.member(&wire.room, &wire.from).is_some() {
@@ -162,9 +161,8 @@ impl Rooms {
         let relays = relays_of(&now);
         let locals: Vec<(String, Option<String>)> = inner
             .table
-            .each()
-            .filter(|(r, ..)| *r == room)
-            .map(|(_, id, m)| (id.to_owned(), m.name.clone()))
+            .members(room)
+            .map(|(id, m)| (id.to_owned(), m.name.clone()))
             .collect();
         for (id, name) in locals {
             let wire = Wire {

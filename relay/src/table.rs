@@ -69,11 +69,18 @@ impl<T: Clone, C> RoomTable<T, C> {
 
     /// Every member: (room, id, member).
     pub(crate) fn each(&self) -> impl Iterator<Item = (&str, &str, &Member<T>)> {
-        self.rooms.iter().flat_map(|(room, r)| {
-            r.members
-                .iter()
-                .map(move |(id, m)| (room.as_str(), id.as_str(), m))
+        self.rooms.keys().flat_map(|room| {
+            self.members(room)
+                .map(move |(id, m)| (room.as_str(), id, m))
         })
+    }
+
+    /// The members of `room`, by id (none if it has none).
+    pub(crate) fn members(&self, room: &str) -> impl Iterator<Item = (&str, &Member<T>)> {
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flat_map(|r| r.members.iter().map(|(id, m)| (id.as_str(), m)))
     }
 
     /// Puts `member` into `room` as `id`, making the room if it is new
