@@ -21,6 +21,7 @@ mod conn;
 mod dumb;
 mod frames;
 mod limits;
+mod origin;
 mod outbox;
 mod rooms;
 mod server;
@@ -30,6 +31,7 @@ mod turn;
 mod upgrade;
 
 pub use limits::{AddrKey, PerAddr};
+pub use origin::Origins;
 pub use turn::{credential as turn_credential, TurnConfig};
 
 use std::net::IpAddr;
@@ -152,6 +154,10 @@ pub struct Config {
     /// How long a relay that stops beating counts as alive: its members
     /// are announced gone within this plus a second.
     pub cluster_ttl: Duration,
+    /// Origins (`scheme://host[:port]`, or `*`) whose pages may open the
+    /// WebSocket and read `/ice-servers`, besides the relay's own when it
+    /// serves the app; with no app and none named, any (see [`Origins`]).
+    pub allowed_origins: Vec<String>,
 }
 
 /// Descriptors kept free besides the connections: the listener, files the
@@ -192,6 +198,7 @@ impl Config {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        Origins::new(&self.allowed_origins, self.static_dir.is_some())?;
         if self.max_header_bytes < 8192 {
             return Err("--max-header-bytes must be at least 8192".into());
         }
@@ -262,6 +269,7 @@ impl Default for Config {
             redis: None,
             relay_id: None,
             cluster_ttl: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -337,8 +345,12 @@ pub struct State {
     tasks: TaskTracker,
     /// Refused upgrades, logged once per 5 s.
     refused: Hush,
+    /// Requests from origins not allowed, logged once per 5 s.
+    foreign: Hush,
     /// The other relays, with `--redis`.
     cluster: Option<Arc<cluster::Cluster>>,
+    /// Whose pages may use the relay.
+    origins: Origins,
 }
 
 impl State {
@@ -363,8 +375,10 @@ impl State {
                 )?))
             }
         };
+        let origins = Origins::new(&config.allowed_origins, config.static_dir.is_some())?;
         Ok(Self {
             cluster,
+            origins,
             addrs: limits::Addresses::new(config.per_addr),
             rooms: rooms::Rooms::new(&config),
             config,
@@ -376,6 +390,7 @@ impl State {
             http: Arc::default(),
             tasks: TaskTracker::new(),
             refused: Hush::default(),
+            foreign: Hush::default(),
         })
     }
 
@@ -420,14 +435,16 @@ impl State {
 
 /// The relay's HTTP service: `/ws` and `/ws/{room}` (signaling), `/healthz`,
 /// `/ice-servers` (TURN credentials), and the static app when [`Config::static_dir`] is set.
+///
+/// Panics if `config` names an origin that is not one
+/// ([`Config::validate`] says so in words).
 pub fn app(config: Config) -> Router {
     let config = Config {
         redis: None,
         ..config
     };
-    router(Arc::new(
-        State::new(config).expect("a relay without Redis always starts"),
-    ))
+    let state = State::new(config).unwrap_or_else(|e| panic!("app(): {e}"));
+    router(Arc::new(state))
 }
 
 /// `host-pid-random`: unique enough among a deployment's relays.

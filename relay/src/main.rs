@@ -171,6 +171,16 @@ struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<IpAddr>,
+    /// An origin (scheme://host[:port]) whose pages may open the WebSocket
+    /// and read /ice-servers (repeat, or separate with commas; * for any).
+    /// Serving the app, the relay allows its own origin besides these; not
+    /// serving it and given none, it allows any.
+    #[arg(
+        long = "allowed-origin",
+        env = "PEERCALL_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
 
     // --- several relays as one (docs/PROTOCOL.md 5.9) ---
     /// Share rooms with every other relay on this Redis:
@@ -308,6 +318,7 @@ async fn main() -> ExitCode {
         redis: args.redis.clone(),
         relay_id: args.relay_id.clone(),
         cluster_ttl: Duration::from_secs_f64(args.cluster_ttl),
+        allowed_origins: args.allowed_origins.clone(),
     };
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");

@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, Query, Request, State as AxumState};
-use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, RETRY_AFTER};
-use axum::http::StatusCode;
+use axum::http::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, RETRY_AFTER, VARY,
+};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
@@ -24,6 +26,7 @@ use serde_json::json;
 use sha1::Sha1;
 
 use crate::limits::AddrKey;
+use crate::origin::Verdict;
 use crate::State;
 
 /// The TURN servers the relay hands credentials out for.
@@ -80,16 +83,37 @@ pub(crate) async fn ice_servers(
     Query(params): Query<Params>,
     req: Request,
 ) -> Response {
-    let headers = [
-        (CACHE_CONTROL, "no-store"),
-        // Readable by the app wherever it is hosted; it carries nothing the
-        // page could not fetch by opening the relay's own copy of the app.
-        (ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-    ];
+    // Readable by the pages of the origins allowed to use the relay
+    // (origin.rs): `*` when that is any, else the page's own origin echoed.
+    let allow = match state.origins.check(req.headers()) {
+        Verdict::Refused(origin) => {
+            if let Some(n) = state.foreign.due() {
+                tracing::warn!(origin, refused = n, "refused TURN credentials to a page of another origin (--allowed-origin; one line per 5 s)");
+            }
+            return (
+                StatusCode::FORBIDDEN,
+                [(CACHE_CONTROL, "no-store")],
+                Json(json!({
+                    "error": "origin_not_allowed",
+                    "message": format!("pages from {origin} may not use this relay"),
+                })),
+            )
+                .into_response();
+        }
+        _ if state.origins.any() => Some(HeaderValue::from_static("*")),
+        Verdict::Allowed(origin) => HeaderValue::from_str(origin).ok(),
+        Verdict::NoOrigin => None,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(VARY, HeaderValue::from_static("Origin"));
+    if let Some(allow) = allow {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+    }
     let Some(turn) = &state.config.turn else {
         return (
             StatusCode::NOT_FOUND,
-            headers,
+            headers.clone(),
             Json(json!({
                 "error": "no_turn",
                 "message": "this relay hands out no TURN credentials (start it with --turn-secret and --turn-url)",
@@ -109,11 +133,8 @@ pub(crate) async fn ice_servers(
         let wait = wait.ceil().max(1.0);
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            [
-                (CACHE_CONTROL, "no-store".to_owned()),
-                (ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
-                (RETRY_AFTER, format!("{wait:.0}")),
-            ],
+            headers.clone(),
+            [(RETRY_AFTER, format!("{wait:.0}"))],
             Json(json!({
                 "error": "rate_limited",
                 "message": format!("TURN credentials asked for too often from your address; try again in {wait:.0} s"),

@@ -24,6 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::conn::{self, Places};
 use crate::frames::{MessageClock, Watched};
 use crate::limits::{AddrKey, Kind};
+use crate::origin::Verdict;
 use crate::State;
 
 /// Bytes read from a WebSocket at a time: tungstenite's default is a
@@ -66,6 +67,16 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
         return (StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key").into_response();
     };
+    if let Verdict::Refused(origin) = state.origins.check(headers) {
+        if let Some(n) = state.foreign.due() {
+            tracing::warn!(origin, refused = n, "refused a WebSocket from a page of another origin (--allowed-origin; one line per 5 s)");
+        }
+        return (
+            StatusCode::FORBIDDEN,
+            format!("pages from {origin} may not use this relay (its operator allows others with --allowed-origin)"),
+        )
+            .into_response();
+    }
     let accept_key = derive_accept_key(key.as_bytes());
     let Some(&ConnectInfo(remote)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
         return (
