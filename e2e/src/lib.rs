@@ -144,6 +144,26 @@ impl Relay {
         serde_json::from_str(body).map_err(|e| format!("/healthz: {e}: {body}"))
     }
 
+    /// How many Content-Security-Policy violations browsers reported to it
+    /// (`/csp-report`; the relay's log, on stderr, says what was blocked).
+    pub async fn csp_reports(&self) -> Result<u64> {
+        self.health().await?["csp_reports"]
+            .as_u64()
+            .ok_or_else(|| "/healthz has no csp_reports".to_owned())
+    }
+
+    /// Panics if any page of the app it served had something blocked by
+    /// its Content-Security-Policy. Reports leave the browser as the
+    /// violation happens; a moment is allowed for them to arrive.
+    pub async fn assert_nothing_blocked(&self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let n = self.csp_reports().await.unwrap();
+        assert_eq!(
+            n, 0,
+            "the app's Content-Security-Policy blocked something {n} time(s): see the relay's log line above"
+        );
+    }
+
     /// Its signaling WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port())

@@ -101,6 +101,7 @@ async fn call_between(first: Kind, second: Kind, relay_args: &[&str], screenshot
     for side in [&a, &b] {
         assert_receiving(side).await;
     }
+    relay.assert_nothing_blocked().await;
     a.close().await;
     b.close().await;
 }

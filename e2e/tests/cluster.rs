@@ -70,10 +70,19 @@ async fn a_call_across_relays_survives_one_being_killed() {
     let redis = Redis::start().await.unwrap();
     // Chromium's page comes from the first relay and may connect to the
     // second: a page of another origin, which each relay is told to allow
-    // (docs/PROTOCOL.md 5.10).
+    // (docs/PROTOCOL.md 5.10), and a relay the page's Content-Security-
+    // Policy must let it connect to (5.11; a deployment lists its relays in
+    // config.json instead, which the policy takes in by itself).
     let first = free_port();
     let page = format!("http://127.0.0.1:{first}");
-    let cluster = ["--redis", &redis.url(), "--allowed-origin", &page];
+    let cluster = [
+        "--redis",
+        &redis.url(),
+        "--allowed-origin",
+        &page,
+        "--connect-src",
+        "ws://127.0.0.1:*",
+    ];
     let mut relays = Vec::new();
     for port in [first, 0, 0] {
         let relay = Relay::start_at(port, &cluster).await.unwrap();

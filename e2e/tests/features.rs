@@ -185,6 +185,7 @@ async fn mute_camera_off_and_device_switch_reach_the_other_side() {
         "frames keep decoding after the switch: {f0} -> {f1}"
     );
     assert_receiving(&b).await;
+    relay.assert_nothing_blocked().await;
     a.close().await;
     b.close().await;
 }
@@ -221,6 +222,7 @@ async fn screen_share_reaches_the_far_side_and_reverts() {
     let back = outbound(&a).await["track"].clone();
     assert_eq!(back["id"], camera["id"], "the camera again: {back}");
     assert_receiving(&b).await;
+    relay.assert_nothing_blocked().await;
     a.close().await;
     b.close().await;
 }
@@ -382,6 +384,7 @@ async fn chat_and_files_go_both_ways_and_a_cancel_cleans_up() {
         a.js(TRANSFERS).await.unwrap()
     );
     assert_receiving(&a).await;
+    relay.assert_nothing_blocked().await;
     a.close().await;
     b.close().await;
 }
@@ -476,6 +479,7 @@ async fn the_call_survives_the_relay_restarting_and_an_ice_restart() {
         connected(side).await;
         assert_receiving(side).await;
     }
+    relay.assert_nothing_blocked().await;
     drop(relay);
     a.close().await;
     b.close().await;

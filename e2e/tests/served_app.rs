@@ -104,6 +104,24 @@ async fn local_preview_shows(kind: Kind) {
         );
     }
 
+    // The page runs under the relay's Content-Security-Policy with nothing
+    // blocked; what the policy forbids (a connection to another origin) is
+    // blocked and reported.
+    relay.assert_nothing_blocked().await;
+    browser
+        .js("fetch('http://127.0.0.1:9/not-allowed').catch(() => {}); return true")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while relay.csp_reports().await.unwrap() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}: a fetch the policy forbids was not reported",
+            kind.name()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
         let path = PathBuf::from(dir).join(format!("local-preview-{}.png", kind.name()));
         browser.screenshot(&path).await.unwrap();

@@ -20,13 +20,16 @@ pub mod compress;
 mod conn;
 mod dumb;
 mod frames;
+mod headers;
 mod limits;
 mod origin;
 mod outbox;
+pub mod redirect;
 mod rooms;
 mod server;
 mod statics;
 mod table;
+pub mod tls;
 mod turn;
 mod upgrade;
 
@@ -40,10 +43,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Request, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -158,6 +162,19 @@ pub struct Config {
     /// WebSocket and read `/ice-servers`, besides the relay's own when it
     /// serves the app; with no app and none named, any (see [`Origins`]).
     pub allowed_origins: Vec<String>,
+    /// More sources for the served app's CSP `connect-src` (relays and
+    /// credential URLs that `config.json` does not name), e.g.
+    /// `wss://relay2.example.com`.
+    pub connect_src: Vec<String>,
+    /// HTTPS: where the certificate comes from; `None` serves plain HTTP.
+    /// Used by [`serve`].
+    pub tls: Option<tls::Tls>,
+    /// A TLS handshake not finished within this long is dropped.
+    pub tls_handshake_timeout: Duration,
+    /// TLS handshakes in progress at once; a connection past them is
+    /// closed at once (handshakes cost CPU: a flood of them must not
+    /// starve the calls).
+    pub max_tls_handshakes: usize,
 }
 
 /// Descriptors kept free besides the connections: the listener, files the
@@ -193,12 +210,24 @@ impl Config {
             ),
             ("--max-connections-per-ip", self.per_addr.websockets),
             ("--max-rooms-per-ip", self.per_addr.rooms),
+            ("--max-tls-handshakes", self.max_tls_handshakes),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
         }
         Origins::new(&self.allowed_origins, self.static_dir.is_some())?;
+        for source in &self.connect_src {
+            if source.is_empty()
+                || source
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || ";,'\"".contains(c))
+            {
+                return Err(format!(
+                    "--connect-src {source:?} is not a CSP source: give e.g. wss://relay.example.com"
+                ));
+            }
+        }
         if self.max_header_bytes < 8192 {
             return Err("--max-header-bytes must be at least 8192".into());
         }
@@ -270,6 +299,10 @@ impl Default for Config {
             relay_id: None,
             cluster_ttl: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            connect_src: Vec::new(),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_tls_handshakes: 256,
         }
     }
 }
@@ -351,6 +384,14 @@ pub struct State {
     cluster: Option<Arc<cluster::Cluster>>,
     /// Whose pages may use the relay.
     origins: Origins,
+    /// CSP violation reports received (`/csp-report`).
+    csp_reports: AtomicU64,
+    csp_hush: Hush,
+    /// HTTPS, when configured.
+    tls: Option<tls::Server>,
+    /// TLS handshakes in progress.
+    handshakes: Arc<Gauge>,
+    tls_hush: Hush,
 }
 
 impl State {
@@ -376,6 +417,7 @@ impl State {
             }
         };
         let origins = Origins::new(&config.allowed_origins, config.static_dir.is_some())?;
+        let tls = config.tls.as_ref().map(tls::Server::new).transpose()?;
         Ok(Self {
             cluster,
             origins,
@@ -391,6 +433,11 @@ impl State {
             tasks: TaskTracker::new(),
             refused: Hush::default(),
             foreign: Hush::default(),
+            csp_reports: AtomicU64::new(0),
+            csp_hush: Hush::default(),
+            tls,
+            handshakes: Arc::default(),
+            tls_hush: Hush::default(),
         })
     }
 
@@ -441,6 +488,7 @@ impl State {
 pub fn app(config: Config) -> Router {
     let config = Config {
         redis: None,
+        tls: None,
         ..config
     };
     let state = State::new(config).unwrap_or_else(|e| panic!("app(): {e}"));
@@ -482,11 +530,20 @@ fn router(state: Arc<State>) -> Router {
         .route(&format!("{WS_PATH}/{{room}}"), get(upgrade_in_room))
         .route("/healthz", get(health))
         .route("/ice-servers", get(turn::ice_servers))
+        .route(
+            headers::REPORT_PATH,
+            post(headers::report).layer(DefaultBodyLimit::max(headers::MAX_REPORT)),
+        )
         .with_state(state.clone());
     if let Some(dir) = &state.config.static_dir {
-        router = router.fallback_service(statics::service(dir));
+        router = router.fallback_service(statics::service(dir, &state.config.connect_src));
     }
-    router.layer(TraceLayer::new_for_http())
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::everywhere,
+        ))
+        .layer(TraceLayer::new_for_http())
 }
 
 async fn upgrade(AxumState(state): AxumState<Arc<State>>, req: Request) -> Response {
@@ -533,6 +590,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
         "rooms": rooms,
         "peers": peers,
         "turn": state.config.turn.is_some(),
+        "csp_reports": state.csp_reports.load(Ordering::Relaxed),
     }))
 }
 
@@ -552,10 +610,18 @@ pub async fn serve(
         tracing::info!(relay = %cluster.id, "cluster: this relay's id");
     }
     let bus = tokio::spawn(cluster::run(state.clone()));
+    let keeper = state
+        .tls
+        .as_ref()
+        .and_then(|t| lock(&t.background).take())
+        .map(tokio::spawn);
     let served = server::run(listener, state.clone(), shutdown).await;
     if let Some(cluster) = &state.cluster {
         cluster.bye().await;
     }
     bus.abort();
+    if let Some(keeper) = keeper {
+        keeper.abort();
+    }
     served
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::time::Duration;
 
+use peercall_relay::tls::Tls;
 use peercall_relay::{serve, Config, Mode, PerAddr, TurnConfig, WS_PATH};
 use tracing_subscriber::EnvFilter;
 
@@ -181,6 +182,69 @@ struct Args {
         value_delimiter = ','
     )]
     allowed_origins: Vec<String>,
+    /// A source the served app may connect to besides its own origin and
+    /// what its config.json names (repeat, or separate with commas), e.g.
+    /// wss://relay2.example.com for a relay the app is pointed at with
+    /// ?relay=. Goes into the page's Content-Security-Policy.
+    #[arg(
+        long = "connect-src",
+        env = "PEERCALL_CONNECT_SRC",
+        value_delimiter = ','
+    )]
+    connect_src: Vec<String>,
+
+    // --- HTTPS (docs/PROTOCOL.md 5.12) ---
+    /// Serve HTTPS with this certificate chain (PEM, leaf first; certbot's
+    /// fullchain.pem). Reloaded when the file changes: renewals need no
+    /// restart.
+    #[arg(long, env = "PEERCALL_TLS_CERT", requires = "tls_key", group = "tls")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM; certbot's privkey.pem).
+    #[arg(long, env = "PEERCALL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate for this name from an ACME CA (repeat
+    /// for more names), got and renewed by the relay itself. The CA checks
+    /// the name by TLS-ALPN-01: the relay must be reachable as port 443 of
+    /// each name (--port 443, or a port forward). Using it agrees to the
+    /// CA's terms of service.
+    #[arg(
+        long = "acme",
+        env = "PEERCALL_ACME",
+        value_delimiter = ',',
+        group = "tls"
+    )]
+    acme: Vec<String>,
+    /// The ACME CA's directory URL.
+    #[arg(long, default_value = peercall_relay::tls::LETS_ENCRYPT, requires = "acme")]
+    acme_directory: String,
+    /// A contact for the ACME account, e.g. mailto:ops@example.com (repeat).
+    #[arg(long, requires = "acme")]
+    acme_contact: Vec<String>,
+    /// PEM of the CA behind the ACME directory's own HTTPS certificate, when
+    /// it is not a public one (a test CA).
+    #[arg(long, requires = "acme")]
+    acme_directory_ca: Option<PathBuf>,
+    /// Serve HTTPS with a certificate made here for this machine's names and
+    /// addresses, from a local CA kept in --tls-dir: for a trial on a LAN.
+    /// Prints how to make browsers trust it.
+    #[arg(long, group = "tls")]
+    tls_self_signed: bool,
+    /// Where --acme and --tls-self-signed keep their account, certificates
+    /// and CA (default: $STATE_DIRECTORY, else
+    /// $XDG_STATE_HOME/peercall-relay, else ~/.local/state/peercall-relay).
+    #[arg(long, env = "PEERCALL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
+    /// With HTTPS, also listen for plain HTTP on this port and redirect
+    /// every request to HTTPS (e.g. 80).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Seconds a client has to finish its TLS handshake.
+    #[arg(long, default_value_t = Config::default().tls_handshake_timeout.as_secs_f64(), value_parser = seconds)]
+    tls_handshake_timeout: f64,
+    /// TLS handshakes in progress at once; more connections are closed at
+    /// once.
+    #[arg(long, default_value_t = Config::default().max_tls_handshakes)]
+    max_tls_handshakes: usize,
 
     // --- several relays as one (docs/PROTOCOL.md 5.9) ---
     /// Share rooms with every other relay on this Redis:
@@ -197,6 +261,42 @@ struct Args {
     /// as alive; its peers are announced gone within this plus a second.
     #[arg(long, default_value_t = Config::default().cluster_ttl.as_secs_f64(), value_parser = seconds)]
     cluster_ttl: f64,
+}
+
+/// The HTTPS settings from the flags (clap has already refused two ways
+/// at once).
+fn tls_config(args: &Args) -> Option<Tls> {
+    let dir = || {
+        args.tls_dir.clone().unwrap_or_else(|| {
+            let env = |k: &str| {
+                std::env::var_os(k)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            };
+            env("STATE_DIRECTORY")
+                .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("peercall-relay")))
+                .or_else(|| env("HOME").map(|h| h.join(".local/state/peercall-relay")))
+                .unwrap_or_else(|| PathBuf::from("peercall-relay-state"))
+        })
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        Some(Tls::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        })
+    } else if !args.acme.is_empty() {
+        Some(Tls::Acme {
+            domains: args.acme.clone(),
+            directory: args.acme_directory.clone(),
+            contact: args.acme_contact.clone(),
+            directory_ca: args.acme_directory_ca.clone(),
+            dir: dir(),
+        })
+    } else if args.tls_self_signed {
+        Some(Tls::SelfSigned { dir: dir() })
+    } else {
+        None
+    }
 }
 
 /// The TURN settings from the flags, or a sentence saying what is wrong.
@@ -268,6 +368,11 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     give_memory_back_now_and_then();
+    let tls = tls_config(&args);
+    if args.http_port.is_some() && tls.is_none() {
+        eprintln!("error: --http-port redirects to HTTPS: give --tls-cert/--tls-key, --acme or --tls-self-signed too");
+        return ExitCode::FAILURE;
+    }
     let turn = match turn_config(&args) {
         Ok(turn) => turn,
         Err(e) => {
@@ -319,6 +424,10 @@ async fn main() -> ExitCode {
         relay_id: args.relay_id.clone(),
         cluster_ttl: Duration::from_secs_f64(args.cluster_ttl),
         allowed_origins: args.allowed_origins.clone(),
+        connect_src: args.connect_src.clone(),
+        tls: tls.clone(),
+        tls_handshake_timeout: Duration::from_secs_f64(args.tls_handshake_timeout),
+        max_tls_handshakes: args.max_tls_handshakes,
     };
     if let Err(e) = config.validate() {
         eprintln!("error: {e}");
@@ -335,6 +444,13 @@ async fn main() -> ExitCode {
         Err(e) => tracing::warn!("cannot read or raise the open-file limit: {e}"),
     }
 
+    let tls_name = match tls.as_ref().map(peercall_relay::tls::check).transpose() {
+        Ok(name) => name.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = SocketAddr::new(args.addr, args.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -346,25 +462,75 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .expect("bound listener has an address");
+    let (http, ws, shown) = match &tls {
+        None => ("http", "ws", local.to_string()),
+        Some(_) => (
+            "https",
+            "wss",
+            if local.port() == 443 {
+                tls_name.clone()
+            } else {
+                format!("{tls_name}:{}", local.port())
+            },
+        ),
+    };
     if args.static_dir.is_some() {
-        println!("peercall is running: open http://{local}/");
+        println!("peercall is running: open {http}://{shown}/");
     }
     println!(
-        "signaling WebSocket: ws://{local}{WS_PATH} ({} mode)",
+        "signaling WebSocket: {ws}://{shown}{WS_PATH} ({} mode)",
         args.mode.name()
     );
+    if let Some(Tls::SelfSigned { dir }) = &tls {
+        let ca = peercall_relay::tls::ca_file(dir);
+        println!(
+            "self-signed HTTPS: browsers warn until they trust {} (Chromium: Settings, Privacy \
+             and security, Security, Manage certificates, Authorities, Import; Firefox: Settings, \
+             Privacy & Security, View Certificates, Authorities, Import); it is kept, so trust it once",
+            ca.display()
+        );
+    }
+    let redirect = match args.http_port {
+        None => None,
+        Some(port) => {
+            let plain = SocketAddr::new(args.addr, port);
+            match tokio::net::TcpListener::bind(plain).await {
+                Ok(l) => {
+                    println!("plain HTTP on {plain} redirects to HTTPS");
+                    Some(l)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen on {plain} (--http-port): {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let (stop_redirect, redirect_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = redirect {
+        tokio::spawn(peercall_relay::redirect::serve(
+            listener,
+            local.port(),
+            Duration::from_secs_f64(args.header_timeout),
+            async {
+                let _ = redirect_stopped.await;
+            },
+        ));
+    }
     if let Some(redis) = &args.redis {
         println!("cluster: sharing rooms through {}", redacted(redis));
     }
     if let Some(turn) = &turn {
         println!(
-            "TURN credentials: http://{local}/ice-servers ({}, valid {} s)",
+            "TURN credentials: {http}://{shown}/ice-servers ({}, valid {} s)",
             turn.urls.join(" "),
             turn.ttl.as_secs()
         );
     }
 
-    match serve(listener, config, shutdown_signal()).await {
+    let served = serve(listener, config, shutdown_signal()).await;
+    drop(stop_redirect);
+    match served {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -25,9 +25,12 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::either::Either;
 use tower::ServiceExt;
 
 use crate::limits::{AddrKey, Kind};
@@ -88,6 +91,44 @@ impl Pool {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// A connection as accepted, or after its TLS handshake.
+type Io = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// With TLS, the handshake: within the deadline, and only while fewer
+/// than `max_tls_handshakes` are in progress. `None`: the connection is
+/// done (refused, failed, too slow, or an ACME validation).
+async fn handshake(state: &State, tcp: TcpStream, remote: SocketAddr) -> Option<Io> {
+    let Some(tls) = &state.tls else {
+        return Some(Either::Left(tcp));
+    };
+    let config = &state.config;
+    let Some(_handshaking) = state.handshakes.take(config.max_tls_handshakes) else {
+        if let Some(n) = state.tls_hush.due() {
+            tracing::warn!(%remote, limit = config.max_tls_handshakes, closed = n, "closed at once: too many TLS handshakes in progress (one line per 5 s)");
+        }
+        return None;
+    };
+    match tokio::time::timeout(config.tls_handshake_timeout, tls.acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            if crate::tls::is_acme_challenge(stream.get_ref().1) {
+                tracing::info!(%remote, "ACME: answered a TLS-ALPN-01 validation");
+                return None;
+            }
+            Some(Either::Right(stream))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            if let Some(n) = state.tls_hush.due() {
+                tracing::info!(%remote, closed = n, "closed: TLS handshake not finished within {} s (one line per 5 s)", config.tls_handshake_timeout.as_secs_f64());
+            }
+            None
         }
     }
 }
@@ -189,23 +230,31 @@ pub(crate) async fn run(
                 response
             }
         });
-        let conn = http
-            .serve_connection(TokioIo::new(tcp), service)
-            .with_upgrades();
+        let http = http.clone();
         let mut down = state.shutdown.subscribe();
         let pool = pool.clone();
+        let task_state = state.clone();
         state.spawn(async move {
             let _places = (held, per_addr);
-            tokio::pin!(conn);
             let result = tokio::select! {
-                result = conn.as_mut() => result,
-                () = async { let _ = down.wait_for(|&down| down).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-                // It was idle (no request in progress) when picked: close
-                // it now, so its place is free at once. (A browser retries
-                // a request that meets a kept-alive connection closing.)
+                result = async {
+                    let Some(io) = handshake(&task_state, tcp, remote).await else {
+                        return Ok(());
+                    };
+                    let conn = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => result,
+                        () = async { let _ = down.wait_for(|&down| down).await; } => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    }
+                } => result,
+                // It was idle (no request in progress, or still in its TLS
+                // handshake) when picked: close it now, so its place is
+                // free at once. (A browser retries a request that meets a
+                // kept-alive connection closing.)
                 () = evict.notified() => Ok(()),
             };
             pool.remove(id);

@@ -28,6 +28,7 @@ use axum::Router;
 use tower_http::compression::CompressionLayer;
 
 use crate::compress::{brotli_best, gzip_best};
+use crate::headers::ConnectSources;
 use tower_http::services::{ServeDir, ServeFile};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -36,7 +37,7 @@ const REVALIDATE: &str = "no-cache";
 /// Serves `dir`, with `index.html` for `/` and for unknown paths (the app
 /// routes on the client), gzip or brotli as the client accepts, and cache
 /// headers.
-pub(crate) fn service(dir: &Path) -> Router {
+pub(crate) fn service(dir: &Path, connect_src: &[String]) -> Router {
     let files = ServeDir::new(dir)
         .append_index_html_on_directories(true)
         .fallback(ServeFile::new(dir.join("index.html")));
@@ -46,6 +47,10 @@ pub(crate) fn service(dir: &Path) -> Router {
         .fallback_service(files)
         .layer(middleware::from_fn_with_state(cache, precompressed))
         .layer(middleware::from_fn(cache_headers))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(ConnectSources::new(dir, connect_src)),
+            crate::headers::pages,
+        ))
         .layer(CompressionLayer::new())
 }
 
