@@ -249,6 +249,17 @@ redis_server() {
 	export PEERCALL_REDIS_SERVER_BIN
 }
 
+# pebble_server: Debian's pebble (a test ACME CA) and openssl for the HTTPS
+# test; exports PEERCALL_PEBBLE_BIN. The test (e2e/tests/https.rs) starts
+# its own on free loopback ports with a generated config; none runs as a
+# service.
+pebble_server() {
+	apt_ensure pebble openssl curl
+	PEERCALL_PEBBLE_BIN=$(command -v pebble || echo /usr/bin/pebble)
+	[ -x "$PEERCALL_PEBBLE_BIN" ] || die "pebble installed no pebble binary"
+	export PEERCALL_PEBBLE_BIN
+}
+
 # run_e2e [cargo test args...]: the end-to-end tests against the release
 # build in dist/ and the relay binary, one browser test at a time.
 run_e2e() {

@@ -19,6 +19,7 @@ setup() {
 	browsers
 	turn_server
 	redis_server
+	pebble_server
 }
 
 wasm_browser_tests() {

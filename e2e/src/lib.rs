@@ -346,6 +346,175 @@ impl Kind {
     }
 }
 
+/// Runs `openssl` with `args`; its standard output.
+pub fn openssl(args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run openssl (scripts/test.sh installs it): {e}"))?;
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// A real test ACME CA (Debian's `pebble`, `PEERCALL_PEBBLE_BIN`) on free
+/// loopback ports with a generated config: validation switched off
+/// (`PEBBLE_VA_ALWAYS_VALID=1`), no random sleeps or refused nonces, and
+/// certificates that live `validity` seconds. Stopped on drop.
+pub struct Pebble {
+    child: Child,
+    port: u16,
+    management: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Pebble {
+    /// Starts it and waits until its directory answers.
+    pub async fn start(validity: u64) -> Result<Self> {
+        let bin = env_path("PEERCALL_PEBBLE_BIN", "pebble");
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let d = |f: &str| dir.path().join(f).display().to_string();
+        // Its own HTTPS certificate: a CA, and a leaf for 127.0.0.1 from it.
+        // (Temporary folders have no spaces in their paths.)
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        std::fs::write(
+            dir.path().join("ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .map_err(|e| e.to_string())?;
+        for line in [
+            format!(
+                "req -x509 {ec} -keyout {} -out {} -days 2 -subj /CN=pebble-https-CA",
+                d("ca.key"),
+                d("ca.pem")
+            ),
+            format!(
+                "req {ec} -keyout {} -out {} -subj /CN=localhost",
+                d("key.pem"),
+                d("leaf.csr")
+            ),
+            format!(
+                "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -out {} -days 2 -extfile {}",
+                d("leaf.csr"),
+                d("ca.pem"),
+                d("ca.key"),
+                d("cert.pem"),
+                d("ext")
+            ),
+        ] {
+            openssl(&line.split_whitespace().collect::<Vec<_>>(), None)?;
+        }
+        let (port, management) = (free_port(), free_port());
+        let config = json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": d("cert.pem"),
+            "privateKey": d("key.pem"),
+            "httpPort": free_port(),
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "certificateValidityPeriod": validity,
+        }});
+        std::fs::write(dir.path().join("pebble.json"), config.to_string())
+            .map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(dir.path().join("pebble.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&bin)
+            .arg("-config")
+            .arg(dir.path().join("pebble.json"))
+            .env("PEBBLE_VA_ALWAYS_VALID", "1")
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (scripts/test.sh installs pebble): {e}",
+                    bin.display()
+                )
+            })?;
+        for p in [port, management] {
+            wait_for_port(p, Duration::from_secs(20))
+                .await
+                .map_err(|_| format!("pebble did not listen on 127.0.0.1:{p}"))?;
+        }
+        Ok(Self {
+            child,
+            port,
+            management,
+            dir,
+        })
+    }
+
+    /// The ACME directory URL, for `--acme-directory`.
+    pub fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+
+    /// The CA of the directory's HTTPS certificate, for `--acme-directory-ca`.
+    pub fn https_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The root and intermediate that sign what it issues (PEM), from its
+    /// management interface: what a browser must trust.
+    pub fn issuers(&self) -> Result<(String, String)> {
+        let get = |path: &str| -> Result<String> {
+            let out = std::process::Command::new("curl")
+                .args(["-fsS", "--max-time", "10", "--cacert"])
+                .arg(self.https_ca())
+                .arg(format!("https://127.0.0.1:{}{path}", self.management))
+                .output()
+                .map_err(|e| format!("curl: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "pebble {path}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        Ok((get("/roots/0")?, get("/intermediates/0")?))
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate: what
+/// Chromium's `--ignore-certificate-errors-spki-list` takes.
+pub fn spki_hash(pem: &str) -> Result<String> {
+    let key = openssl(&["x509", "-pubkey", "-noout"], Some(pem.as_bytes()))?;
+    let der = openssl(&["pkey", "-pubin", "-outform", "der"], Some(&key))?;
+    let digest = openssl(&["dgst", "-sha256", "-binary"], Some(&der))?;
+    let b64 = openssl(&["base64", "-A"], Some(&digest))?;
+    Ok(String::from_utf8_lossy(&b64).trim().to_owned())
+}
+
 /// One headless browser process with its own WebDriver server and profile.
 pub struct Browser {
     /// The WebDriver session.
@@ -360,6 +529,12 @@ impl Browser {
     /// Starts a browser with a fake camera and microphone that are granted
     /// without a prompt, and a 1280x800 window.
     pub async fn launch(kind: Kind) -> Result<Self> {
+        Self::launch_with(kind, &[]).await
+    }
+
+    /// [`Browser::launch`] with more command-line arguments (Chromium's
+    /// `--host-resolver-rules`, say).
+    pub async fn launch_with(kind: Kind, extra: &[String]) -> Result<Self> {
         let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         // The fake-media flags and prefs are the ones the wasm-bindgen
@@ -377,6 +552,7 @@ impl Browser {
                     json!("--window-size=1280,800"),
                     json!(format!("--user-data-dir={}", profile.path().display())),
                 ]);
+                args.extend(extra.iter().map(|a| json!(a)));
                 caps["browserName"] = json!("chrome");
                 caps.as_object_mut().unwrap().remove("moz:firefoxOptions");
                 (
@@ -396,6 +572,10 @@ impl Browser {
                     "-profile",
                     profile.path(),
                 ]);
+                options["args"]
+                    .as_array_mut()
+                    .expect("firefox args")
+                    .extend(extra.iter().map(|a| json!(a)));
                 caps["browserName"] = json!("firefox");
                 caps.as_object_mut().unwrap().remove("goog:chromeOptions");
                 (
