@@ -20,6 +20,8 @@ pub mod compress;
 mod conn;
 mod dumb;
 mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod limits;
 mod origin;

@@ -220,7 +220,7 @@ pub(crate) struct Session {
     /// connection, even after a `leave`.
     bound: Option<(String, String)>,
     /// In the room now.
-    joined: bool,
+    pub(crate) joined: bool,
 }
 
 impl Session {
