@@ -15,6 +15,7 @@
 //! `PEERCALL_WASM_NAMED` (the app's wasm with function names, for twiggy),
 //! `TWIGGY_BIN`, `PEERCALL_REPO`, `PEERCALL_REDIS_SERVER_BIN`.
 
+mod churn;
 mod cluster;
 mod mesh;
 mod relay;
