@@ -63,7 +63,14 @@ pub(crate) struct RateLimit {
     burst: f64,
     bucket: Bucket,
     last_complaint: Option<Instant>,
+    /// Frames refused in a row for want of a token.
+    refused_in_a_row: u32,
 }
+
+/// A connection that sends this many frames in a row past its rate limit
+/// is not a client that slipped: it is closed (1008), so a flood does not
+/// keep costing the relay the reading of it.
+pub(crate) const FLOOD_CLOSE_AFTER: u32 = 2000;
 
 impl RateLimit {
     pub(crate) fn new(per_sec: f64, burst: f64) -> Self {
@@ -73,12 +80,25 @@ impl RateLimit {
             burst,
             bucket: Bucket::full(burst, std::time::Instant::now()),
             last_complaint: None,
+            refused_in_a_row: 0,
         }
     }
 
     /// Takes a token if there is one.
     pub(crate) fn allow(&mut self, now: Instant) -> bool {
-        self.bucket.take(self.per_sec, self.burst, now.into_std())
+        let ok = self.bucket.take(self.per_sec, self.burst, now.into_std());
+        self.refused_in_a_row = if ok {
+            0
+        } else {
+            self.refused_in_a_row.saturating_add(1)
+        };
+        ok
+    }
+
+    /// Whether the sender has gone [`FLOOD_CLOSE_AFTER`] frames past its
+    /// limit without a pause.
+    pub(crate) fn flooding(&self) -> bool {
+        self.refused_in_a_row >= FLOOD_CLOSE_AFTER
     }
 
     /// Whether to tell the client it is being limited: once a second at
@@ -173,8 +193,13 @@ pub(crate) async fn run(
                                 tracing::warn!(conn = id, %addr, len = text.len(), "oversized message dropped");
                             }
                         } else if text.len() > config.max_message_bytes {
-                            tracing::warn!(conn = id, %addr, len = text.len(), "oversized message refused");
-                            if rate.allow(now) {
+                            // Logged once a second at most: a flood of them
+                            // must not become a flood of log lines.
+                            let allowed = rate.allow(now);
+                            if allowed || rate.should_complain(now) {
+                                tracing::warn!(conn = id, %addr, len = text.len(), "oversized message refused");
+                            }
+                            if allowed {
                                 error_to_self(
                                     &conn,
                                     &session,
@@ -204,8 +229,11 @@ pub(crate) async fn run(
                         }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
-                        tracing::warn!(conn = id, %addr, len = bytes.len(), "binary frame refused");
-                        if config.mode == Mode::Rooms && rate.allow(now) {
+                        let allowed = rate.allow(now);
+                        if allowed || rate.should_complain(now) {
+                            tracing::warn!(conn = id, %addr, len = bytes.len(), "binary frame refused");
+                        }
+                        if config.mode == Mode::Rooms && allowed {
                             error_to_self(
                                     &conn,
                                 &session,
@@ -253,6 +281,10 @@ pub(crate) async fn run(
                         tracing::debug!(conn = id, error = %e, "read failed");
                         break ("read error", None);
                     }
+                }
+                if rate.flooding() {
+                    tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: frames far past the rate limit without a pause");
+                    break ("flooding", Some((CloseCode::Policy, "far over the rate limit")));
                 }
             }
             Some(text) = queue.recv() => {

@@ -867,3 +867,42 @@ async fn memory_taken_by_a_flood_is_given_back() {
         "RSS {baseline} before, {peak} at the peak, still {now} 15 s after the flood"
     );
 }
+
+#[tokio::test]
+async fn a_sender_far_past_the_rate_limit_is_closed_and_the_room_goes_on() {
+    let relay = Relay::start(Config::default()).await;
+    let mut alice = relay.joined(2, "r", "alice").await;
+    let mut flood = relay.joined(3, "r", "flood").await;
+    assert_eq!(next_json(&mut alice).await["type"], "join");
+    // Binary frames as fast as they go: the first few get an error each
+    // (within the rate), the rest are dropped, and past 2000 dropped in a
+    // row the connection is closed with 1008.
+    let sender = tokio::spawn(async move {
+        for _ in 0..3000 {
+            if flood.feed(Message::binary(vec![7u8; 64])).await.is_err() {
+                break;
+            }
+        }
+        let _ = flood.flush().await;
+        flood
+    });
+    let mut flood = sender.await.unwrap();
+    assert_eq!(
+        close_code(&mut flood, Duration::from_secs(5)).await,
+        Some(CloseCode::Policy)
+    );
+    let leave = next_json(&mut alice).await;
+    assert_eq!(leave["type"], "leave", "{leave}");
+    assert_eq!(leave["from"], "flood");
+    // A client within its limit is never closed: bursts it recovers from.
+    let mut bob = relay.joined(4, "r", "bob").await;
+    assert_eq!(next_json(&mut alice).await["type"], "join");
+    for i in 0..50 {
+        send(
+            &mut bob,
+            msg("r", "bob", None, json!({"type": "ping", "n": i})),
+        )
+        .await;
+    }
+    assert_eq!(next_json(&mut alice).await["n"], 0);
+}
