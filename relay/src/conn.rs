@@ -63,14 +63,15 @@ pub(crate) struct RateLimit {
     burst: f64,
     bucket: Bucket,
     last_complaint: Option<Instant>,
-    /// Frames refused in a row for want of a token.
-    refused_in_a_row: u32,
+    /// Frames refused for want of a token in the current second (its
+    /// start, the count).
+    refused: (Option<Instant>, u32),
 }
 
-/// A connection that sends this many frames in a row past its rate limit
-/// is not a client that slipped: it is closed (1008), so a flood does not
-/// keep costing the relay the reading of it.
-pub(crate) const FLOOD_CLOSE_AFTER: u32 = 2000;
+/// A connection that sends this many frames past its rate limit within
+/// one second is not a client that slipped: it is closed (1008), so a
+/// flood does not keep costing the relay the reading of it.
+pub(crate) const FLOOD_CLOSE_AFTER: u32 = 1000;
 
 impl RateLimit {
     pub(crate) fn new(per_sec: f64, burst: f64) -> Self {
@@ -80,25 +81,28 @@ impl RateLimit {
             burst,
             bucket: Bucket::full(burst, std::time::Instant::now()),
             last_complaint: None,
-            refused_in_a_row: 0,
+            refused: (None, 0),
         }
     }
 
     /// Takes a token if there is one.
     pub(crate) fn allow(&mut self, now: Instant) -> bool {
         let ok = self.bucket.take(self.per_sec, self.burst, now.into_std());
-        self.refused_in_a_row = if ok {
-            0
-        } else {
-            self.refused_in_a_row.saturating_add(1)
-        };
+        if !ok {
+            match &mut self.refused {
+                (Some(start), n) if now.duration_since(*start) < Duration::from_secs(1) => {
+                    *n = n.saturating_add(1)
+                }
+                window => *window = (Some(now), 1),
+            }
+        }
         ok
     }
 
-    /// Whether the sender has gone [`FLOOD_CLOSE_AFTER`] frames past its
-    /// limit without a pause.
+    /// Whether the sender went [`FLOOD_CLOSE_AFTER`] frames past its limit
+    /// within one second.
     pub(crate) fn flooding(&self) -> bool {
-        self.refused_in_a_row >= FLOOD_CLOSE_AFTER
+        self.refused.1 >= FLOOD_CLOSE_AFTER
     }
 
     /// Whether to tell the client it is being limited: once a second at
@@ -283,7 +287,7 @@ pub(crate) async fn run(
                     }
                 }
                 if rate.flooding() {
-                    tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: frames far past the rate limit without a pause");
+                    tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: that many frames past the rate limit within a second");
                     break ("flooding", Some((CloseCode::Policy, "far over the rate limit")));
                 }
             }
