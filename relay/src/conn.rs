@@ -69,9 +69,10 @@ pub(crate) struct RateLimit {
 }
 
 /// A connection that sends this many frames past its rate limit within
-/// one second is not a client that slipped: it is closed (1008), so a
+/// one second (as many again as the burst a client may send) is not a
+/// client that slipped: it is closed (1008), so a
 /// flood does not keep costing the relay the reading of it.
-pub(crate) const FLOOD_CLOSE_AFTER: u32 = 1000;
+pub(crate) const FLOOD_CLOSE_AFTER: u32 = 200;
 
 impl RateLimit {
     pub(crate) fn new(per_sec: f64, burst: f64) -> Self {

@@ -875,7 +875,7 @@ async fn a_sender_far_past_the_rate_limit_is_closed_and_the_room_goes_on() {
     let mut flood = relay.joined(3, "r", "flood").await;
     assert_eq!(next_json(&mut alice).await["type"], "join");
     // Binary frames as fast as they go: the first few get an error each
-    // (within the rate), the rest are dropped, and past 1000 dropped
+    // (within the rate), the rest are dropped, and past 200 dropped
     // within a second the connection is closed with 1008.
     let sender = tokio::spawn(async move {
         for _ in 0..3000 {
