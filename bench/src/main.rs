@@ -197,6 +197,10 @@ async fn run() -> Result<(), String> {
     if wants("cluster") {
         results.cluster = Some(cluster::measure(&programs(&repo)?, quick).await?);
     }
+    if soak::only_some().is_some() {
+        eprintln!("PEERCALL_SOAK_LOADS is set: nothing written");
+        return Ok(());
+    }
     if !only.is_empty() {
         keep_earlier(&mut results, &repo.join("bench/results.json"));
     }

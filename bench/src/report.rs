@@ -363,7 +363,7 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
         "The relay binary with its default flags serves a call between two headless Chromium \
          processes (fake camera, video both ways) while each load of the hostile probe of \
          issue 24 (at full size), then the frame-level loads of issue 23, runs against it, \
-         one after another, from 127.1.x.y (many \
+         one after another, each from addresses of its own (127.N.x.y: many \
          addresses where the probe's load came from many clients). *Held at 15 s*: the \
          attacker's connections still open as the attacker saw them 15 s after the load \
          began (the header and message deadlines are 10 s; a flood still running counts \
@@ -374,7 +374,9 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
          `/healthz` within 5 s, and two WebSocket clients from another address joining a \
          new room with one's offer reaching the other. Relay memory is its resident size \
          before, at its peak, and 5 s after the load ended; the baseline with the call \
-         running was {} MB.\n",
+         running was {} MB. *Relay CPU*: its use through the first 15 s of the load, in \
+         cores (1.00 = one core busy; this machine has 2, shared with the attacker and the \
+         browsers).\n",
         mb(s.baseline_rss)
     );
     let _ = writeln!(
@@ -385,12 +387,12 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
     );
     let _ = writeln!(
         md,
-        "| load | opened | held at 15 s | relay holds (HTTP, WS) | what the relay did | relay MB before / peak / after | call frames (s) | health | new call | signaling: arrived, p99 |\n|---|---:|---:|---:|---|---:|---:|---|---:|---:|"
+        "| load | opened | held at 15 s | relay holds (HTTP, WS) | what the relay did | relay MB before / peak / after | relay CPU | call frames (s) | health | new call | signaling: arrived, p99 |\n|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
     );
     for st in &s.steps {
         let _ = writeln!(
             md,
-            "| {}: {} | {} | {} | {}, {} | {} | {} / {} / {} | {} ({:.0}) | {} | {} | {} |",
+            "| {}: {} | {} | {} | {}, {} | {} | {} / {} / {} | {} | {} ({:.0}) | {} | {} | {} |",
             st.name,
             st.load,
             st.opened,
@@ -402,6 +404,7 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
             mb(st.relay_rss_before),
             mb(st.relay_rss_peak),
             mb(st.relay_rss_after),
+            st.relay_cpu.map_or("-".into(), |c| format!("{c:.2}")),
             st.call_frames,
             st.call_seconds,
             if st.health_ok { "ok" } else { "**failed**" },

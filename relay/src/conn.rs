@@ -247,8 +247,13 @@ pub(crate) async fn run(
                             );
                         }
                     }
-                    // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    // Pings are answered by the WebSocket layer itself;
+                    // they count against the rate (each costs a pong), so
+                    // a ping flood is closed like any other.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        rate.allow(now);
+                    }
+                    Some(Ok(Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite has queued the answering close frame.
                         let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
@@ -360,6 +365,10 @@ pub(crate) async fn run(
         Handler::Broadcast => state.dumb.remove(id),
     }
     drop(queue);
+    let abuse = ABUSE.contains(&reason);
+    if abuse && state.addrs.abused(key) {
+        tracing::warn!(%addr, key = %key, for_s = crate::limits::SHUT_OUT_FOR.as_secs(), "address shut out: too many of its connections closed for abuse");
+    }
     if let Some((code, words)) = farewell {
         // A client that went quiet will not answer the close either.
         let grace = if reason == "idle timeout" {
@@ -367,33 +376,63 @@ pub(crate) async fn run(
         } else {
             CLOSE_GRACE
         };
-        goodbye(&mut sink, &mut stream, code, words, grace).await;
+        goodbye(&mut sink, &mut stream, code, words, grace, abuse).await;
     }
     drop(places);
     tracing::info!(conn = id, %addr, reason, "disconnected");
 }
 
+/// Why a connection may end that no client of the protocol causes: its
+/// address is charged for each (`limits::ABUSE_BURST`).
+const ABUSE: [&str; 5] = [
+    "flooding",
+    "invalid UTF-8",
+    "frame too big",
+    "protocol error",
+    "message timeout",
+];
+/// Closing for abuse, the relay reads at most this many more frames while
+/// it waits for the client's close: a flood goes on until the sender
+/// notices, and reading it all through the grace would cost as much as
+/// the flood itself.
+const GOODBYE_FRAMES: usize = 16;
+
 /// Sends a close frame and waits (briefly) for the client's answer, so the
-/// close is not lost to a TCP reset from unread data.
+/// close is not lost to a TCP reset from unread data. After `abuse`, only
+/// [`GOODBYE_FRAMES`] are read: then the rest of the grace is waited out
+/// without reading (the client's sends stall in TCP, which costs nothing)
+/// so it can still read the close before the connection goes.
 async fn goodbye(
     sink: &mut Sink,
     stream: &mut futures_util::stream::SplitStream<Socket>,
     code: CloseCode,
     reason: &'static str,
     grace: Duration,
+    abuse: bool,
 ) {
     let sent = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
     if !matches!(sent, Ok(Ok(()))) || grace.is_zero() {
         return;
     }
-    let _ = tokio::time::timeout(grace, async {
+    let budget = if abuse { GOODBYE_FRAMES } else { usize::MAX };
+    let until = Instant::now() + grace;
+    let answered = tokio::time::timeout_at(until, async {
+        let mut read = 0;
         while let Some(Ok(msg)) = stream.next().await {
             if msg.is_close() {
-                break;
+                return true;
+            }
+            read += 1;
+            if read >= budget {
+                return false;
             }
         }
+        true
     })
     .await;
+    if matches!(answered, Ok(false)) {
+        tokio::time::sleep_until(until).await;
+    }
 }
 
 enum Handler {

@@ -74,7 +74,26 @@ struct Entry {
     rooms: usize,
     joins: Bucket,
     ice: Bucket,
+    /// Connections it may still have closed for abuse before it is shut
+    /// out ([`ABUSE_BURST`], refilled at [`ABUSE_PER_SEC`]).
+    abuse: Bucket,
+    /// Shut out until then: its new connections are closed at accept.
+    shut_out_until: Option<Instant>,
 }
+
+/// How many of an address's connections may be closed for abuse (a flood
+/// past the rate limit, invalid UTF-8, a WebSocket protocol error, a frame
+/// over the hard size limit, a message not finished in time) in a burst,
+/// and how fast that allowance comes back. No client of the protocol
+/// causes any of these; a program that does it in a loop reconnects as
+/// fast as it is closed, and each round costs the relay an HTTP request
+/// and a WebSocket handshake.
+pub(crate) const ABUSE_BURST: f64 = 20.0;
+pub(crate) const ABUSE_PER_SEC: f64 = 1.0;
+/// An address past its abuse allowance is shut out this long: its new
+/// TCP connections are closed as they are accepted (and its upgrades
+/// through a trusted proxy answered 429).
+pub(crate) const SHUT_OUT_FOR: Duration = Duration::from_secs(30);
 
 impl PerAddr {
     fn limit(&self, kind: Kind) -> usize {
@@ -184,7 +203,36 @@ impl Addresses {
             rooms: 0,
             joins: Bucket::full(l.joins_burst, now),
             ice: Bucket::full(l.ice_burst, now),
+            abuse: Bucket::full(ABUSE_BURST, now),
+            shut_out_until: None,
         })
+    }
+
+    /// Counts one of `key`'s connections closed for abuse. True when that
+    /// was one too many: the address is shut out from now on, for
+    /// [`SHUT_OUT_FOR`].
+    pub(crate) fn abused(&self, key: AddrKey) -> bool {
+        let now = Instant::now();
+        let mut map = lock(&self.map);
+        let e = self.entry(&mut map, key, now);
+        if e.shut_out_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        if e.abuse.take(ABUSE_PER_SEC, ABUSE_BURST, now) {
+            return false;
+        }
+        e.shut_out_until = Some(now + SHUT_OUT_FOR);
+        true
+    }
+
+    /// Whether `key` is shut out now, and if so for how much longer.
+    pub(crate) fn shut_out(&self, key: AddrKey) -> Option<Duration> {
+        let now = Instant::now();
+        lock(&self.map)
+            .get(&key)
+            .and_then(|e| e.shut_out_until)
+            .and_then(|t| t.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
     }
 
     /// Takes one `kind` for `key`, or gives back the limit it is at.
@@ -240,9 +288,15 @@ impl Addresses {
         map.retain(|_, e| {
             e.joins.refill(l.joins_per_sec, l.joins_burst, now);
             e.ice.refill(l.ice_per_sec, l.ice_burst, now);
+            e.abuse.refill(ABUSE_PER_SEC, ABUSE_BURST, now);
+            if e.shut_out_until.is_some_and(|t| t <= now) {
+                e.shut_out_until = None;
+            }
             e.http + e.websockets + e.rooms > 0
                 || e.joins.tokens < l.joins_burst
                 || e.ice.tokens < l.ice_burst
+                || e.abuse.tokens < ABUSE_BURST
+                || e.shut_out_until.is_some()
         });
         if map.capacity() > 64 && map.capacity() > 4 * map.len() {
             map.shrink_to_fit();
@@ -319,5 +373,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2100));
         addrs.sweep();
         assert_eq!(addrs.len(), 0);
+    }
+
+    #[test]
+    fn an_address_past_its_abuse_allowance_is_shut_out_and_others_are_not() {
+        let addrs = Addresses::new(limits());
+        let a = AddrKey::of("10.0.0.1".parse().unwrap());
+        let b = AddrKey::of("10.0.0.2".parse().unwrap());
+        for _ in 0..ABUSE_BURST as usize {
+            assert!(!addrs.abused(a));
+        }
+        assert_eq!(addrs.shut_out(a), None);
+        assert!(addrs.abused(a), "one past the burst shuts it out");
+        let left = addrs.shut_out(a).expect("shut out");
+        assert!(left > SHUT_OUT_FOR - Duration::from_secs(1) && left <= SHUT_OUT_FOR);
+        assert!(!addrs.abused(a), "shut out once, not again while it lasts");
+        assert_eq!(addrs.shut_out(b), None);
+        // Remembered while shut out, though it holds nothing.
+        addrs.sweep();
+        assert!(addrs.len() >= 1);
     }
 }

@@ -10,6 +10,8 @@
 //!   cannot lock new clients out; only when every connection is busy is the
 //!   new one closed at once. Past the per-address limit, the new one is
 //!   closed at once.
+//! - An address shut out for abuse (`limits::ABUSE_BURST`) has its
+//!   connections closed as they are accepted, before a byte is read.
 //! - hyper's HTTP/1 server with a timer: headers must arrive within
 //!   `header_timeout` (which also ends idle kept-alive connections), and
 //!   may take at most `max_header_bytes`.
@@ -160,7 +162,7 @@ pub(crate) async fn run(
     let pool = Arc::new(Pool::default());
     let mut next_id = 0u64;
     // Floods: one log line per 5 s for each.
-    let (over_global, evicted, over_addr, accept_errors) = <[Hush; 4]>::default().into();
+    let (over_global, evicted, over_addr, accept_errors, shut_out) = <[Hush; 5]>::default().into();
     tokio::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -178,6 +180,15 @@ pub(crate) async fn run(
                 }
             },
         };
+        let proxied = config.trusted_proxies.contains(&remote.ip());
+        if !proxied {
+            if let Some(left) = state.addrs.shut_out(AddrKey::of(remote.ip())) {
+                if let Some(n) = shut_out.due() {
+                    tracing::info!(%remote, closed = n, left_s = left.as_secs(), "closed at accept: the address is shut out for abuse (one line per 5 s)");
+                }
+                continue;
+            }
+        }
         let max = config.max_http_connections;
         let held = state.http.take(max).or_else(|| {
             if !pool.evict_oldest() {
@@ -194,7 +205,7 @@ pub(crate) async fn run(
             }
             continue;
         };
-        let per_addr = if config.trusted_proxies.contains(&remote.ip()) {
+        let per_addr = if proxied {
             None
         } else {
             match state.addrs.take(AddrKey::of(remote.ip()), Kind::Http) {

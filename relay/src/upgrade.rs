@@ -89,6 +89,16 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
     let addr = SocketAddr::new(ip, remote.port());
     let key = AddrKey::of(ip);
 
+    if let Some(left) = state.addrs.shut_out(key) {
+        // Reached only through a trusted proxy: other addresses are closed
+        // at accept.
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, left.as_secs().max(1).to_string())],
+            "too many connections from your address were closed for breaking the protocol; try again later",
+        )
+            .into_response();
+    }
     let config = &state.config;
     let Some(websocket) = state.websockets.take(config.max_connections) else {
         if let Some(n) = state.refused.due() {
