@@ -106,6 +106,13 @@ impl PerAddr {
 }
 
 impl Entry {
+    /// How much longer it is shut out, if it is.
+    fn shut_out_left(&self, now: Instant) -> Option<Duration> {
+        self.shut_out_until
+            .and_then(|t| t.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
+    }
+
     fn count(&mut self, kind: Kind) -> &mut usize {
         match kind {
             Kind::Http => &mut self.http,
@@ -215,7 +222,7 @@ impl Addresses {
         let now = Instant::now();
         let mut map = lock(&self.map);
         let e = self.entry(&mut map, key, now);
-        if e.shut_out_until.is_some_and(|t| t > now) {
+        if e.shut_out_left(now).is_some() {
             return false;
         }
         if e.abuse.take(ABUSE_PER_SEC, ABUSE_BURST, now) {
@@ -228,11 +235,7 @@ impl Addresses {
     /// Whether `key` is shut out now, and if so for how much longer.
     pub(crate) fn shut_out(&self, key: AddrKey) -> Option<Duration> {
         let now = Instant::now();
-        lock(&self.map)
-            .get(&key)
-            .and_then(|e| e.shut_out_until)
-            .and_then(|t| t.checked_duration_since(now))
-            .filter(|left| !left.is_zero())
+        lock(&self.map).get(&key).and_then(|e| e.shut_out_left(now))
     }
 
     /// Takes one `kind` for `key`, or gives back the limit it is at.
@@ -289,7 +292,7 @@ impl Addresses {
             e.joins.refill(l.joins_per_sec, l.joins_burst, now);
             e.ice.refill(l.ice_per_sec, l.ice_burst, now);
             e.abuse.refill(ABUSE_PER_SEC, ABUSE_BURST, now);
-            if e.shut_out_until.is_some_and(|t| t <= now) {
+            if e.shut_out_left(now).is_none() {
                 e.shut_out_until = None;
             }
             e.http + e.websockets + e.rooms > 0

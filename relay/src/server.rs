@@ -181,8 +181,9 @@ pub(crate) async fn run(
             },
         };
         let proxied = config.trusted_proxies.contains(&remote.ip());
+        let key = AddrKey::of(remote.ip());
         if !proxied {
-            if let Some(left) = state.addrs.shut_out(AddrKey::of(remote.ip())) {
+            if let Some(left) = state.addrs.shut_out(key) {
                 if let Some(n) = shut_out.due() {
                     tracing::info!(%remote, closed = n, left_s = left.as_secs(), "closed at accept: the address is shut out for abuse (one line per 5 s)");
                 }
@@ -208,7 +209,7 @@ pub(crate) async fn run(
         let per_addr = if proxied {
             None
         } else {
-            match state.addrs.take(AddrKey::of(remote.ip()), Kind::Http) {
+            match state.addrs.take(key, Kind::Http) {
                 Ok(slot) => Some(slot),
                 Err(limit) => {
                     if let Some(n) = over_addr.due() {

@@ -868,25 +868,32 @@ async fn memory_taken_by_a_flood_is_given_back() {
     );
 }
 
+/// Sends 3000 of `frame()` on `c` as fast as they go (stopping if the
+/// relay closes it), then gives it back.
+async fn flood_with(mut c: Client, frame: fn() -> Message) -> Client {
+    tokio::spawn(async move {
+        for _ in 0..3000 {
+            if c.feed(frame()).await.is_err() {
+                break;
+            }
+        }
+        let _ = c.flush().await;
+        c
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_sender_far_past_the_rate_limit_is_closed_and_the_room_goes_on() {
     let relay = Relay::start(Config::default()).await;
     let mut alice = relay.joined(2, "r", "alice").await;
-    let mut flood = relay.joined(3, "r", "flood").await;
+    let flood = relay.joined(3, "r", "flood").await;
     assert_eq!(next_json(&mut alice).await["type"], "join");
     // Binary frames as fast as they go: the first few get an error each
     // (within the rate), the rest are dropped, and past 200 dropped
     // within a second the connection is closed with 1008.
-    let sender = tokio::spawn(async move {
-        for _ in 0..3000 {
-            if flood.feed(Message::binary(vec![7u8; 64])).await.is_err() {
-                break;
-            }
-        }
-        let _ = flood.flush().await;
-        flood
-    });
-    let mut flood = sender.await.unwrap();
+    let mut flood = flood_with(flood, || Message::binary(vec![7u8; 64])).await;
     assert_eq!(
         close_code(&mut flood, Duration::from_secs(5)).await,
         Some(CloseCode::Policy)
@@ -911,19 +918,10 @@ async fn a_sender_far_past_the_rate_limit_is_closed_and_the_room_goes_on() {
 async fn a_ping_flood_is_closed_like_any_other() {
     let relay = Relay::start(Config::default()).await;
     let mut alice = relay.joined(2, "r", "alice").await;
-    let mut flood = relay.joined(3, "r", "flood").await;
+    let flood = relay.joined(3, "r", "flood").await;
     assert_eq!(next_json(&mut alice).await["type"], "join");
     // Each ping costs the relay a pong: they are counted like messages.
-    let sender = tokio::spawn(async move {
-        for _ in 0..3000 {
-            if flood.feed(Message::Ping(Default::default())).await.is_err() {
-                break;
-            }
-        }
-        let _ = flood.flush().await;
-        flood
-    });
-    let mut flood = sender.await.unwrap();
+    let mut flood = flood_with(flood, || Message::Ping(Default::default())).await;
     assert_eq!(
         close_code(&mut flood, Duration::from_secs(5)).await,
         Some(CloseCode::Policy)
@@ -937,14 +935,11 @@ async fn an_address_that_keeps_breaking_the_protocol_is_shut_out_and_no_other() 
     let bad = || Frame::message(vec![b'{', 0xff, b'}'], OpCode::Data(Data::Text), true);
     // Each of these is closed with 1007; the address may have 20 such
     // closes in a burst (then one a second).
-    let mut closed = 0;
     for _ in 0..21 {
         let mut c = relay.ws(5).await;
         c.send(Message::Frame(bad())).await.unwrap();
         assert_eq!(close_code(&mut c, WAIT).await, Some(CloseCode::Invalid));
-        closed += 1;
     }
-    assert_eq!(closed, 21);
     // The 21st shut the address out: its connections are closed as they
     // are accepted, before the upgrade.
     let refused = tokio::time::timeout(WAIT, relay.ws_with(5, &[])).await;
