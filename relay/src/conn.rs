@@ -66,6 +66,32 @@ pub(crate) struct RateLimit {
     /// Frames refused for want of a token in the current second (its
     /// start, the count).
     refused: (Option<Instant>, u32),
+    /// Whether the last frame was refused.
+    over: bool,
+}
+
+/// One log line a second at most for one connection's refusals, so a
+/// flood of them is not a flood of log lines (each costs the relay more
+/// than the refusal).
+#[derive(Debug, Default)]
+struct LogHush {
+    last: Option<Instant>,
+    skipped: u32,
+}
+
+impl LogHush {
+    /// Some(lines skipped since the last one) when a line is due.
+    fn due(&mut self, now: Instant) -> Option<u32> {
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            self.skipped = self.skipped.saturating_add(1);
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.skipped))
+    }
 }
 
 /// A connection that sends this many frames past its rate limit within
@@ -83,12 +109,14 @@ impl RateLimit {
             bucket: Bucket::full(burst, std::time::Instant::now()),
             last_complaint: None,
             refused: (None, 0),
+            over: false,
         }
     }
 
     /// Takes a token if there is one.
     pub(crate) fn allow(&mut self, now: Instant) -> bool {
         let ok = self.bucket.take(self.per_sec, self.burst, now.into_std());
+        self.over = !ok;
         if !ok {
             match &mut self.refused {
                 (Some(start), n) if now.duration_since(*start) < Duration::from_secs(1) => {
@@ -98,6 +126,11 @@ impl RateLimit {
             }
         }
         ok
+    }
+
+    /// Whether the last frame was over the limit.
+    pub(crate) fn over(&self) -> bool {
+        self.over
     }
 
     /// Whether the sender went [`FLOOD_CLOSE_AFTER`] frames past its limit
@@ -164,6 +197,7 @@ pub(crate) async fn run(
         }
     };
     let mut rate = RateLimit::new(config.rate_per_sec, config.rate_burst);
+    let mut logs = LogHush::default();
     let every = [
         TICK,
         config.ping_interval,
@@ -201,8 +235,8 @@ pub(crate) async fn run(
                             // Logged once a second at most: a flood of them
                             // must not become a flood of log lines.
                             let allowed = rate.allow(now);
-                            if allowed || rate.should_complain(now) {
-                                tracing::warn!(conn = id, %addr, len = text.len(), "oversized message refused");
+                            if let Some(skipped) = logs.due(now) {
+                                tracing::warn!(conn = id, %addr, len = text.len(), skipped, "oversized message refused (skipped: lines not written in the second before)");
                             }
                             if allowed {
                                 error_to_self(
@@ -235,8 +269,8 @@ pub(crate) async fn run(
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         let allowed = rate.allow(now);
-                        if allowed || rate.should_complain(now) {
-                            tracing::warn!(conn = id, %addr, len = bytes.len(), "binary frame refused");
+                        if let Some(skipped) = logs.due(now) {
+                            tracing::warn!(conn = id, %addr, len = bytes.len(), skipped, "binary frame refused (skipped: lines not written in the second before)");
                         }
                         if config.mode == Mode::Rooms && allowed {
                             error_to_self(
@@ -287,6 +321,12 @@ pub(crate) async fn run(
                         tracing::warn!(conn = id, %addr, error = %e, "WebSocket protocol error");
                         break ("protocol error", Some((CloseCode::Protocol, "protocol error")));
                     }
+                    Some(Err(WsError::Io(e))) if crate::frames::is_over_budget(&e) => {
+                        if let Some(n) = state.arriving_hush.due() {
+                            tracing::warn!(conn = id, %addr, refused = n, "closed: the budget for messages still arriving is spent (one line per 5 s)");
+                        }
+                        break ("relay busy", Some((CloseCode::Again, "relay busy: too many large messages arriving; try again")));
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(conn = id, error = %e, "read failed");
                         break ("read error", None);
@@ -295,6 +335,13 @@ pub(crate) async fn run(
                 if rate.flooding() {
                     tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: that many frames past the rate limit within a second");
                     break ("flooding", Some((CloseCode::Policy, "far over the rate limit")));
+                }
+                if rate.over() {
+                    // A sender over its limit waits its turn after each
+                    // frame, so a flood takes the relay's threads from
+                    // the other connections a frame at a time, not a
+                    // scheduling budget (128 frames) at a time.
+                    tokio::task::yield_now().await;
                 }
             }
             Some(text) = queue.recv() => {
@@ -401,7 +448,8 @@ const GOODBYE_FRAMES: usize = 16;
 /// close is not lost to a TCP reset from unread data. After `abuse`, only
 /// [`GOODBYE_FRAMES`] are read: then the rest of the grace is waited out
 /// without reading (the client's sends stall in TCP, which costs nothing)
-/// so it can still read the close before the connection goes.
+/// so it can still read the close before the connection goes. The same
+/// after the budget for messages still arriving refused the connection.
 async fn goodbye(
     sink: &mut Sink,
     stream: &mut futures_util::stream::SplitStream<Socket>,
@@ -418,16 +466,21 @@ async fn goodbye(
     let until = Instant::now() + grace;
     let answered = tokio::time::timeout_at(until, async {
         let mut read = 0;
-        while let Some(Ok(msg)) = stream.next().await {
-            if msg.is_close() {
-                return true;
-            }
-            read += 1;
-            if read >= budget {
-                return false;
+        loop {
+            match stream.next().await {
+                Some(Ok(msg)) if msg.is_close() => return true,
+                Some(Ok(_)) => {
+                    read += 1;
+                    if read >= budget {
+                        return false;
+                    }
+                }
+                // Nothing more is read past the budget for messages still
+                // arriving: wait, so the client can still read the close.
+                Some(Err(WsError::Io(e))) if crate::frames::is_over_budget(&e) => return false,
+                _ => return true,
             }
         }
-        true
     })
     .await;
     if matches!(answered, Ok(false)) {

@@ -8,10 +8,18 @@
 //! frame headers (RFC 6455 5.2) of the bytes going by, and records when the
 //! message now being received began, so the connection can close one that
 //! is not finished within its deadline and free what it holds.
+//!
+//! It also charges what a message still arriving makes tungstenite hold
+//! (the declared lengths of its data frames, past the first
+//! [`FREE_BYTES`]) to [`Arriving`], one budget for the whole relay: a
+//! frame that would take the budget over is not read, and the connection
+//! is closed (1013). Without it, many connections each starting a large
+//! message at once cost the relay the reading, copying and holding of all
+//! of them.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,6 +38,10 @@ pub(crate) struct FrameParser {
     /// Whether a data message (text, binary, or its continuations) has
     /// started and its final frame has not ended yet.
     in_message: bool,
+    /// The declared payload lengths of the message in progress's data
+    /// frames so far (what tungstenite reserves for it as each header
+    /// comes in); 0 when no message is in progress.
+    message_bytes: u64,
 }
 
 /// What a chunk of bytes did to the message in progress.
@@ -66,6 +78,9 @@ impl FrameParser {
                     bytes = &bytes[1..];
                     if let Some(len) = self.header_complete() {
                         self.have = 0;
+                        if is_data(self.head[0] & 0x0f) && self.in_message {
+                            self.message_bytes = self.message_bytes.saturating_add(len);
+                        }
                         self.finish_payload(len);
                     }
                 }
@@ -90,7 +105,13 @@ impl FrameParser {
         let (fin, opcode) = (self.head[0] & 0x80 != 0, self.head[0] & 0x0f);
         if fin && is_data(opcode) && self.in_message {
             self.in_message = false;
+            self.message_bytes = 0;
         }
+    }
+
+    /// The bytes the message in progress has declared so far.
+    pub(crate) fn message_bytes(&self) -> u64 {
+        self.message_bytes
     }
 
     /// The payload length once the whole header is in.
@@ -149,20 +170,109 @@ impl MessageClock {
     }
 }
 
+/// Each message still arriving may hold this much without charge: every
+/// signaling message our clients send (offers included) is well under it,
+/// so an attack on the budget cannot hold up ordinary signaling.
+pub(crate) const FREE_BYTES: u64 = 16 * 1024;
+
+/// The relay's budget for messages still arriving, over all connections:
+/// bytes past the first [`FREE_BYTES`] of each.
+#[derive(Debug)]
+pub(crate) struct Arriving {
+    held: AtomicUsize,
+    max: usize,
+}
+
+impl Arriving {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            held: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes `bytes` more, if the budget has them.
+    fn take(&self, bytes: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|&n| n <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// The bytes now charged, over all connections.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+/// The read error of a connection whose message in progress would take
+/// [`Arriving`] over its budget: the frame is not read, nor anything after.
+#[derive(Debug)]
+pub(crate) struct OverBudget;
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the relay's budget for messages still arriving is spent")
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+/// Whether a read error is [`OverBudget`].
+pub(crate) fn is_over_budget(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<OverBudget>())
+}
+
 /// An I/O stream whose reads are followed by a [`FrameParser`].
 pub(crate) struct Watched<T> {
     inner: T,
     parser: FrameParser,
     clock: Arc<MessageClock>,
+    arriving: Arc<Arriving>,
+    /// What this connection's message in progress has taken of `arriving`.
+    charged: usize,
+    /// Set once the budget refused it: no more is read.
+    refused: bool,
 }
 
 impl<T> Watched<T> {
-    pub(crate) fn new(inner: T, clock: Arc<MessageClock>) -> Self {
+    pub(crate) fn new(inner: T, clock: Arc<MessageClock>, arriving: Arc<Arriving>) -> Self {
         Self {
             inner,
             parser: FrameParser::default(),
             clock,
+            arriving,
+            charged: 0,
+            refused: false,
         }
+    }
+
+    /// Brings the charge to what the message in progress now holds; false
+    /// when the budget cannot take it.
+    fn charge(&mut self) -> bool {
+        let want = usize::try_from(self.parser.message_bytes().saturating_sub(FREE_BYTES))
+            .unwrap_or(usize::MAX);
+        if want > self.charged {
+            if !self.arriving.take(want - self.charged) {
+                return false;
+            }
+        } else {
+            self.arriving.give_back(self.charged - want);
+        }
+        self.charged = want;
+        true
+    }
+}
+
+impl<T> Drop for Watched<T> {
+    fn drop(&mut self) {
+        self.arriving.give_back(self.charged);
     }
 }
 
@@ -173,6 +283,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let over = || Poll::Ready(Err(io::Error::other(OverBudget)));
+        if this.refused {
+            return over();
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {
@@ -180,6 +294,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                 Change::None => {}
                 Change::Started => this.clock.set(Some(Instant::now())),
                 Change::Ended => this.clock.set(None),
+            }
+            if !this.charge() {
+                // tungstenite never sees these bytes: what it would have
+                // reserved for them is not reserved.
+                this.refused = true;
+                buf.set_filled(before);
+                return over();
             }
         }
         poll
@@ -298,6 +419,91 @@ mod tests {
     }
 
     #[test]
+    fn a_message_counts_its_data_frames_declared_lengths_until_it_ends() {
+        let mut p = FrameParser::default();
+        let first = frame(false, 1, &vec![b'a'; 1000]);
+        // Only the header of the first frame: its whole length is declared.
+        p.feed(&first[..8]);
+        assert_eq!(p.message_bytes(), 1000);
+        p.feed(&first[8..]);
+        p.feed(&frame(true, 9, b"ping"));
+        assert_eq!(
+            p.message_bytes(),
+            1000,
+            "control frames are not the message"
+        );
+        p.feed(&frame(false, 0, &vec![b'b'; 70_000]));
+        assert_eq!(p.message_bytes(), 71_000);
+        p.feed(&frame(true, 0, b"end"));
+        assert_eq!(p.message_bytes(), 0);
+        p.feed(&frame(true, 1, b"whole"));
+        assert_eq!(p.message_bytes(), 0);
+    }
+
+    /// Reads `bytes` through a [`Watched`] in chunks of 4 KiB until they are
+    /// all read or the budget refuses.
+    async fn read_all(w: &mut Watched<&[u8]>) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0; 4096];
+        let mut total = 0;
+        loop {
+            match w.read(&mut buf).await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_still_arriving_share_one_budget_and_give_it_back() {
+        let arriving = Arc::new(Arriving::new(300_000));
+        let clock = || Arc::new(MessageClock::default());
+        // Alice's unfinished message takes 200 KB past the free part.
+        let alice_bytes = frame(false, 1, &vec![b'a'; 200_000 + FREE_BYTES as usize]);
+        let mut alice = Watched::new(&alice_bytes[..], clock(), arriving.clone());
+        assert_eq!(read_all(&mut alice).await.unwrap(), alice_bytes.len());
+        assert_eq!(arriving.held(), 200_000);
+        // Mallory's would take the budget over: refused at its header,
+        // before tungstenite is handed (and reserves for) any of it.
+        let mallory_bytes = frame(false, 1, &vec![b'm'; 150_000]);
+        let mut mallory = Watched::new(&mallory_bytes[..], clock(), arriving.clone());
+        let e = read_all(&mut mallory).await.unwrap_err();
+        assert!(is_over_budget(&e), "{e}");
+        assert_eq!(arriving.held(), 200_000);
+        // And stays refused.
+        assert!(read_all(&mut mallory).await.is_err());
+        // Small messages are free, however many: Bob's offers go through.
+        let mut offers = Vec::new();
+        for _ in 0..100 {
+            offers.extend(frame(true, 1, &vec![b'o'; 6000]));
+        }
+        offers.extend(frame(false, 1, &vec![b'o'; 9000]));
+        let mut bob = Watched::new(&offers[..], clock(), arriving.clone());
+        assert_eq!(read_all(&mut bob).await.unwrap(), offers.len());
+        assert_eq!(arriving.held(), 200_000);
+        // A connection that goes gives back what its message held.
+        drop(alice);
+        assert_eq!(arriving.held(), 0);
+        drop((mallory, bob));
+        assert_eq!(arriving.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_message_that_ends_gives_its_charge_back_at_once() {
+        let arriving = Arc::new(Arriving::new(300_000));
+        let mut bytes = frame(false, 1, &vec![b'a'; 250_000]);
+        let half = bytes.len();
+        bytes.extend(frame(true, 0, b"]"));
+        let mut w = Watched::new(&bytes[..half], Arc::default(), arriving.clone());
+        read_all(&mut w).await.unwrap();
+        assert_eq!(arriving.held(), 250_000 - FREE_BYTES as usize);
+        // The rest of the stream: the final continuation.
+        w.inner = &bytes[half..];
+        read_all(&mut w).await.unwrap();
+        assert_eq!(arriving.held(), 0);
+    }
+
+    #[test]
     fn the_clock_reports_how_long_a_message_has_been_coming() {
         let clock = MessageClock::default();
         let now = Instant::now();
@@ -305,8 +511,9 @@ mod tests {
         clock.set(Some(now));
         let later = now + Duration::from_secs(3);
         let d = clock.in_progress_for(later).unwrap();
+        // The clock keeps whole milliseconds: it may read up to one over.
         assert!(
-            d >= Duration::from_millis(2990) && d <= Duration::from_secs(3),
+            d >= Duration::from_millis(2990) && d <= Duration::from_millis(3001),
             "{d:?}"
         );
         clock.set(None);

@@ -145,6 +145,12 @@ pub struct Config {
     /// closed with 1008 and what it held freed. Pings in between do not
     /// extend it.
     pub message_timeout: Duration,
+    /// Bytes the relay holds, over all connections, for messages still
+    /// arriving (past the first 16 KiB of each): a frame that would take it
+    /// over is not read and its connection is closed with 1013, so many
+    /// large messages started at once cost a bounded amount of memory and
+    /// reading. At least the hard frame limit (4 x `max_message_bytes`).
+    pub max_arriving_bytes: usize,
     /// On shutdown, how long to wait for clients to take their close frame
     /// and for HTTP requests to finish.
     pub shutdown_timeout: Duration,
@@ -236,6 +242,12 @@ impl Config {
         if self.max_queue_bytes < self.max_message_bytes {
             return Err("--max-queue-bytes must be at least --max-message-bytes".into());
         }
+        if self.max_arriving_bytes < conn::hard_limit(self.max_message_bytes) {
+            return Err(format!(
+                "--max-arriving-bytes must be at least 4 x --max-message-bytes ({}), the largest frame the relay reads",
+                conn::hard_limit(self.max_message_bytes)
+            ));
+        }
         Ok(())
     }
 
@@ -295,6 +307,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             max_queue_bytes: 1024 * 1024,
             message_timeout: Duration::from_secs(10),
+            max_arriving_bytes: 32 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
             redis: None,
@@ -393,6 +406,9 @@ pub struct State {
     tls: Option<tls::Server>,
     /// TLS handshakes in progress.
     handshakes: Arc<Gauge>,
+    /// What messages still arriving hold, over all connections.
+    arriving: Arc<frames::Arriving>,
+    arriving_hush: Hush,
     tls_hush: Hush,
 }
 
@@ -425,6 +441,7 @@ impl State {
             origins,
             addrs: limits::Addresses::new(config.per_addr),
             rooms: rooms::Rooms::new(&config),
+            arriving: Arc::new(frames::Arriving::new(config.max_arriving_bytes)),
             config,
             dumb: dumb::Everyone::default(),
             shutdown: watch::channel(false).0,
@@ -439,6 +456,7 @@ impl State {
             csp_hush: Hush::default(),
             tls,
             handshakes: Arc::default(),
+            arriving_hush: Hush::default(),
             tls_hush: Hush::default(),
         })
     }

@@ -160,6 +160,11 @@ struct Args {
     /// of it); then it is closed with 1008. Pings do not extend it.
     #[arg(long, default_value_t = Config::default().message_timeout.as_secs_f64(), value_parser = seconds)]
     message_timeout: f64,
+    /// Bytes held, over all connections, for messages still arriving (past
+    /// the first 16 KiB of each); a frame that would take it over closes
+    /// its connection with 1013.
+    #[arg(long, default_value_t = Config::default().max_arriving_bytes)]
+    max_arriving_bytes: usize,
     /// Seconds to wait on shutdown for clients to take their close frame.
     #[arg(long, default_value_t = Config::default().shutdown_timeout.as_secs_f64(), value_parser = seconds)]
     shutdown_timeout: f64,
@@ -418,6 +423,7 @@ async fn main() -> ExitCode {
         write_timeout: Duration::from_secs_f64(args.write_timeout),
         max_queue_bytes: args.max_queue_bytes,
         message_timeout: Duration::from_secs_f64(args.message_timeout),
+        max_arriving_bytes: args.max_arriving_bytes,
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
         trusted_proxies: args.trusted_proxies.clone(),
         redis: args.redis.clone(),

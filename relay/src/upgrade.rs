@@ -157,7 +157,11 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
             }
         };
         let clock = Arc::new(MessageClock::default());
-        let stream = Watched::new(TokioIo::new(upgraded), clock.clone());
+        let stream = Watched::new(
+            TokioIo::new(upgraded),
+            clock.clone(),
+            task_state.arriving.clone(),
+        );
         let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
         conn::run(socket, task_state, addr, key, room, clock, places).await;
     });

@@ -627,6 +627,61 @@ async fn a_slow_but_steady_message_within_the_deadline_is_fine() {
     assert_eq!(next_json(&mut bob).await["type"], "pong");
 }
 
+#[tokio::test]
+async fn large_messages_started_at_once_share_one_budget_and_signaling_goes_on() {
+    // Room for four unfinished 245 KiB messages (each charged past its
+    // first 16 KiB), not for eight.
+    let relay = Relay::start(Config {
+        max_arriving_bytes: 1024 * 1024,
+        message_timeout: Duration::from_secs(2),
+        ..Config::default()
+    })
+    .await;
+    let mut alice = relay.joined(2, "r", "alice").await;
+    let mut bob = relay.joined(2, "r", "bob").await;
+    assert_eq!(next_json(&mut alice).await["type"], "join");
+    let mut held = Vec::new();
+    for k in 0..8 {
+        let mut c = relay.ws(10 + k).await;
+        let first = Frame::message(vec![b'{'; 245 * 1024], OpCode::Data(Data::Text), false);
+        tokio::time::timeout(WAIT, c.send(Message::Frame(first)))
+            .await
+            .expect("the frame is taken by TCP")
+            .unwrap();
+        held.push(c);
+        // One at a time, so which are over the budget is known.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The last four are closed at once with 1013, the first four are not.
+    let mut codes = Vec::new();
+    for c in &mut held[4..] {
+        codes.push(close_code(c, Duration::from_secs(1)).await);
+    }
+    assert_eq!(codes, vec![Some(CloseCode::Again); 4]);
+    // Ordinary signaling is not charged: offers go through meanwhile.
+    let offer = msg(
+        "r",
+        "alice",
+        Some("bob"),
+        json!({"type": "offer", "sdp": "v=0"}),
+    );
+    send(&mut alice, offer).await;
+    assert_eq!(next_json(&mut bob).await["type"], "offer");
+    // The first four are closed by the message deadline (1008); once they
+    // are gone, what they held is given back: a large message is read
+    // again (and refused in words, as it is over the message limit).
+    for c in &mut held[..4] {
+        assert_eq!(
+            close_code(c, Duration::from_secs(4)).await,
+            Some(CloseCode::Policy)
+        );
+    }
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&mut alice, "x".repeat(200 * 1024)).await;
+    assert_eq!(next_json(&mut alice).await["code"], "too_large");
+}
+
 // --- 6. names -----------------------------------------------------------
 
 #[tokio::test]
