@@ -376,7 +376,7 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
          before, at its peak, and 5 s after the load ended; the baseline with the call \
          running was {} MB. *Relay CPU*: its use through the first 15 s of the load, in \
          cores (1.00 = one core busy; this machine has 2, shared with the attacker and the \
-         browsers).\n",
+         browsers), and the load generator's own (attacker and probe) over the same time.\n",
         mb(s.baseline_rss)
     );
     let _ = writeln!(
@@ -387,7 +387,7 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
     );
     let _ = writeln!(
         md,
-        "| load | opened | held at 15 s | relay holds (HTTP, WS) | what the relay did | relay MB before / peak / after | relay CPU | call frames (s) | health | new call | signaling: arrived, p99 |\n|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
+        "| load | opened | held at 15 s | relay holds (HTTP, WS) | what the relay did | relay MB before / peak / after | CPU: relay, load generator | call frames (s) | health | new call | signaling: arrived, p99 |\n|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
     );
     for st in &s.steps {
         let _ = writeln!(
@@ -404,7 +404,11 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
             mb(st.relay_rss_before),
             mb(st.relay_rss_peak),
             mb(st.relay_rss_after),
-            st.relay_cpu.map_or("-".into(), |c| format!("{c:.2}")),
+            format!(
+                "{}, {}",
+                st.relay_cpu.map_or("-".into(), |c| format!("{c:.2}")),
+                st.load_cpu.map_or("-".into(), |c| format!("{c:.2}"))
+            ),
             st.call_frames,
             st.call_seconds,
             if st.health_ok { "ok" } else { "**failed**" },
