@@ -392,7 +392,7 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
     for st in &s.steps {
         let _ = writeln!(
             md,
-            "| {}: {} | {} | {} | {}, {} | {} | {} / {} / {} | {} | {} ({:.0}) | {} | {} | {} |",
+            "| {}: {} | {} | {} | {}, {} | {} | {} / {} / {} | {}, {} | {} ({:.0}) | {} | {} | {} |",
             st.name,
             st.load,
             st.opened,
@@ -404,11 +404,8 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
             mb(st.relay_rss_before),
             mb(st.relay_rss_peak),
             mb(st.relay_rss_after),
-            format!(
-                "{}, {}",
-                st.relay_cpu.map_or("-".into(), |c| format!("{c:.2}")),
-                st.load_cpu.map_or("-".into(), |c| format!("{c:.2}"))
-            ),
+            st.relay_cpu.map_or("-".into(), |c| format!("{c:.2}")),
+            st.load_cpu.map_or("-".into(), |c| format!("{c:.2}")),
             st.call_frames,
             st.call_seconds,
             if st.health_ok { "ok" } else { "**failed**" },
