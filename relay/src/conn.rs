@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::frames::{MessageClock, Watched};
+use crate::frames::{refusal, MessageClock, Refusal, Watched};
 use crate::limits::{AddrKey, Bucket, Slot};
 use crate::outbox::{Conn, Outbox};
 use crate::{Held, Mode, State};
@@ -321,11 +321,15 @@ pub(crate) async fn run(
                         tracing::warn!(conn = id, %addr, error = %e, "WebSocket protocol error");
                         break ("protocol error", Some((CloseCode::Protocol, "protocol error")));
                     }
-                    Some(Err(WsError::Io(e))) if crate::frames::is_over_budget(&e) => {
+                    Some(Err(WsError::Io(e))) if refusal(&e) == Some(Refusal::OverBudget) => {
                         if let Some(n) = state.arriving_hush.due() {
                             tracing::warn!(conn = id, %addr, refused = n, "closed: the budget for messages still arriving is spent (one line per 5 s)");
                         }
                         break ("relay busy", Some((CloseCode::Again, "relay busy: too many large messages arriving; try again")));
+                    }
+                    Some(Err(WsError::Io(e))) if refusal(&e) == Some(Refusal::Flooding) => {
+                        tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: that many continuation frames past the rate limit within a second");
+                        break ("flooding", Some((CloseCode::Policy, "far over the rate limit")));
                     }
                     Some(Err(e)) => {
                         tracing::debug!(conn = id, error = %e, "read failed");
@@ -449,7 +453,7 @@ const GOODBYE_FRAMES: usize = 16;
 /// [`GOODBYE_FRAMES`] are read: then the rest of the grace is waited out
 /// without reading (the client's sends stall in TCP, which costs nothing)
 /// so it can still read the close before the connection goes. The same
-/// after the budget for messages still arriving refused the connection.
+/// once [`Watched`] stopped reading (a [`Refusal`]).
 async fn goodbye(
     sink: &mut Sink,
     stream: &mut futures_util::stream::SplitStream<Socket>,
@@ -477,7 +481,7 @@ async fn goodbye(
                 }
                 // Nothing more is read past the budget for messages still
                 // arriving: wait, so the client can still read the close.
-                Some(Err(WsError::Io(e))) if crate::frames::is_over_budget(&e) => return false,
+                Some(Err(WsError::Io(e))) if refusal(&e).is_some() => return false,
                 _ => return true,
             }
         }

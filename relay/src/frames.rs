@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::conn::RateLimit;
+
 /// The frame-header parser: pure, fed any chunks of the byte stream.
 #[derive(Debug, Default)]
 pub(crate) struct FrameParser {
@@ -42,6 +44,9 @@ pub(crate) struct FrameParser {
     /// frames so far (what tungstenite reserves for it as each header
     /// comes in); 0 when no message is in progress.
     message_bytes: u64,
+    /// Continuation frames whose header came in since the last
+    /// [`FrameParser::take_continuations`].
+    continuations: u32,
 }
 
 /// What a chunk of bytes did to the message in progress.
@@ -81,6 +86,9 @@ impl FrameParser {
                         if is_data(self.head[0] & 0x0f) && self.in_message {
                             self.message_bytes = self.message_bytes.saturating_add(len);
                         }
+                        if self.head[0] & 0x0f == 0 {
+                            self.continuations = self.continuations.saturating_add(1);
+                        }
                         self.finish_payload(len);
                     }
                 }
@@ -107,6 +115,13 @@ impl FrameParser {
             self.in_message = false;
             self.message_bytes = 0;
         }
+    }
+
+    /// The continuation frames seen since the last call. tungstenite joins
+    /// them into their message without showing them, so the rate limit
+    /// would not see a flood of them.
+    pub(crate) fn take_continuations(&mut self) -> u32 {
+        std::mem::take(&mut self.continuations)
     }
 
     /// The bytes the message in progress has declared so far.
@@ -211,22 +226,32 @@ impl Arriving {
     }
 }
 
-/// The read error of a connection whose message in progress would take
-/// [`Arriving`] over its budget: the frame is not read, nor anything after.
-#[derive(Debug)]
-pub(crate) struct OverBudget;
+/// Why [`Watched`] stopped reading a connection: the read error it gives
+/// from then on, so the connection closes it (nothing more is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The message in progress would take [`Arriving`] over its budget:
+    /// the frame is not read, nor anything after.
+    OverBudget,
+    /// Continuation frames far over the message rate
+    /// ([`crate::conn::FLOOD_CLOSE_AFTER`] past it within a second).
+    Flooding,
+}
 
-impl std::fmt::Display for OverBudget {
+impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the relay's budget for messages still arriving is spent")
+        f.write_str(match self {
+            Refusal::OverBudget => "the relay's budget for messages still arriving is spent",
+            Refusal::Flooding => "continuation frames far over the rate limit",
+        })
     }
 }
 
-impl std::error::Error for OverBudget {}
+impl std::error::Error for Refusal {}
 
-/// Whether a read error is [`OverBudget`].
-pub(crate) fn is_over_budget(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<OverBudget>())
+/// The [`Refusal`] a read error is, if it is one.
+pub(crate) fn refusal(e: &io::Error) -> Option<Refusal> {
+    e.get_ref()?.downcast_ref::<Refusal>().copied()
 }
 
 /// An I/O stream whose reads are followed by a [`FrameParser`].
@@ -237,20 +262,43 @@ pub(crate) struct Watched<T> {
     arriving: Arc<Arriving>,
     /// What this connection's message in progress has taken of `arriving`.
     charged: usize,
-    /// Set once the budget refused it: no more is read.
-    refused: bool,
+    /// Continuation frames count against a rate of their own (the
+    /// connection's message rate), as they never reach the connection.
+    continuations: RateLimit,
+    /// Set once it stopped reading, and why.
+    refused: Option<Refusal>,
 }
 
 impl<T> Watched<T> {
-    pub(crate) fn new(inner: T, clock: Arc<MessageClock>, arriving: Arc<Arriving>) -> Self {
+    pub(crate) fn new(
+        inner: T,
+        clock: Arc<MessageClock>,
+        arriving: Arc<Arriving>,
+        continuations: RateLimit,
+    ) -> Self {
         Self {
             inner,
             parser: FrameParser::default(),
             clock,
             arriving,
             charged: 0,
-            refused: false,
+            continuations,
+            refused: None,
         }
+    }
+
+    /// Charges the continuation frames just seen to their rate; false once
+    /// they are a flood.
+    fn count_continuations(&mut self) -> bool {
+        let n = self.parser.take_continuations();
+        if n == 0 {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        for _ in 0..n {
+            self.continuations.allow(now);
+        }
+        !self.continuations.flooding()
     }
 
     /// Brings the charge to what the message in progress now holds; false
@@ -283,9 +331,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let over = || Poll::Ready(Err(io::Error::other(OverBudget)));
-        if this.refused {
-            return over();
+        let refuse = |why: Refusal| Poll::Ready(Err(io::Error::other(why)));
+        if let Some(why) = this.refused {
+            return refuse(why);
         }
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
@@ -295,13 +343,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                 Change::Started => this.clock.set(Some(Instant::now())),
                 Change::Ended => this.clock.set(None),
             }
-            if !this.charge() {
-                // tungstenite never sees these bytes: what it would have
-                // reserved for them is not reserved.
-                this.refused = true;
-                buf.set_filled(before);
-                return over();
-            }
+            let why = if !this.charge() {
+                Refusal::OverBudget
+            } else if !this.count_continuations() {
+                Refusal::Flooding
+            } else {
+                return poll;
+            };
+            // tungstenite never sees these bytes: what it would have
+            // reserved for them is not reserved.
+            this.refused = Some(why);
+            buf.set_filled(before);
+            return refuse(why);
         }
         poll
     }
@@ -440,6 +493,32 @@ mod tests {
         assert_eq!(p.message_bytes(), 0);
     }
 
+    fn rate() -> RateLimit {
+        RateLimit::new(50.0, 200.0)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_continuation_frames_is_stopped_and_a_fragmented_message_is_not() {
+        // A message in 100 fragments: within the burst.
+        let mut ok = frame(false, 1, b"[");
+        for _ in 0..98 {
+            ok.extend(frame(false, 0, b"1,"));
+        }
+        ok.extend(frame(true, 0, b"1]"));
+        let arriving = Arc::new(Arriving::new(1 << 20));
+        let mut w = Watched::new(&ok[..], Arc::default(), arriving.clone(), rate());
+        assert_eq!(read_all(&mut w).await.unwrap(), ok.len());
+        // 1-byte continuations, as fast as they go: the burst (200) and 200
+        // more, then it is a flood.
+        let mut flood = frame(false, 1, b"[");
+        for _ in 0..1000 {
+            flood.extend(frame(false, 0, b"1"));
+        }
+        let mut w = Watched::new(&flood[..], Arc::default(), arriving, rate());
+        let e = read_all(&mut w).await.unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::Flooding), "{e}");
+    }
+
     /// Reads `bytes` through a [`Watched`] in chunks of 4 KiB until they are
     /// all read or the budget refuses.
     async fn read_all(w: &mut Watched<&[u8]>) -> io::Result<usize> {
@@ -460,15 +539,15 @@ mod tests {
         let clock = || Arc::new(MessageClock::default());
         // Alice's unfinished message takes 200 KB past the free part.
         let alice_bytes = frame(false, 1, &vec![b'a'; 200_000 + FREE_BYTES as usize]);
-        let mut alice = Watched::new(&alice_bytes[..], clock(), arriving.clone());
+        let mut alice = Watched::new(&alice_bytes[..], clock(), arriving.clone(), rate());
         assert_eq!(read_all(&mut alice).await.unwrap(), alice_bytes.len());
         assert_eq!(arriving.held(), 200_000);
         // Mallory's would take the budget over: refused at its header,
         // before tungstenite is handed (and reserves for) any of it.
         let mallory_bytes = frame(false, 1, &vec![b'm'; 150_000]);
-        let mut mallory = Watched::new(&mallory_bytes[..], clock(), arriving.clone());
+        let mut mallory = Watched::new(&mallory_bytes[..], clock(), arriving.clone(), rate());
         let e = read_all(&mut mallory).await.unwrap_err();
-        assert!(is_over_budget(&e), "{e}");
+        assert_eq!(refusal(&e), Some(Refusal::OverBudget), "{e}");
         assert_eq!(arriving.held(), 200_000);
         // And stays refused.
         assert!(read_all(&mut mallory).await.is_err());
@@ -478,7 +557,7 @@ mod tests {
             offers.extend(frame(true, 1, &vec![b'o'; 6000]));
         }
         offers.extend(frame(false, 1, &vec![b'o'; 9000]));
-        let mut bob = Watched::new(&offers[..], clock(), arriving.clone());
+        let mut bob = Watched::new(&offers[..], clock(), arriving.clone(), rate());
         assert_eq!(read_all(&mut bob).await.unwrap(), offers.len());
         assert_eq!(arriving.held(), 200_000);
         // A connection that goes gives back what its message held.
@@ -494,7 +573,7 @@ mod tests {
         let mut bytes = frame(false, 1, &vec![b'a'; 250_000]);
         let half = bytes.len();
         bytes.extend(frame(true, 0, b"]"));
-        let mut w = Watched::new(&bytes[..half], Arc::default(), arriving.clone());
+        let mut w = Watched::new(&bytes[..half], Arc::default(), arriving.clone(), rate());
         read_all(&mut w).await.unwrap();
         assert_eq!(arriving.held(), 250_000 - FREE_BYTES as usize);
         // The rest of the stream: the final continuation.

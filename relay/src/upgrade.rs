@@ -157,10 +157,14 @@ pub(crate) fn accept(mut req: Request, state: Arc<State>, room: Option<String>) 
             }
         };
         let clock = Arc::new(MessageClock::default());
+        // Continuation frames get the connection's message rate too.
+        let continuations =
+            conn::RateLimit::new(task_state.config.rate_per_sec, task_state.config.rate_burst);
         let stream = Watched::new(
             TokioIo::new(upgraded),
             clock.clone(),
             task_state.arriving.clone(),
+            continuations,
         );
         let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
         conn::run(socket, task_state, addr, key, room, clock, places).await;

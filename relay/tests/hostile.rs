@@ -985,6 +985,44 @@ async fn a_ping_flood_is_closed_like_any_other() {
 }
 
 #[tokio::test]
+async fn a_flood_of_continuation_frames_is_closed_like_any_other() {
+    let relay = Relay::start(Config::default()).await;
+    let mut alice = relay.joined(2, "r", "alice").await;
+    let mut flood = relay.joined(3, "r", "flood").await;
+    assert_eq!(next_json(&mut alice).await["type"], "join");
+    // tungstenite joins continuation frames into their message without
+    // showing them: counted all the same, a flood of them is closed well
+    // before the message deadline (10 s).
+    flood
+        .send(Message::Frame(Frame::message(
+            b"[".to_vec(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut flood = flood_with(flood, || {
+        Message::Frame(Frame::message(
+            b"1".to_vec(),
+            OpCode::Data(Data::Continue),
+            false,
+        ))
+    })
+    .await;
+    assert_eq!(
+        close_code(&mut flood, Duration::from_secs(5)).await,
+        Some(CloseCode::Policy)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(next_json(&mut alice).await["type"], "leave");
+}
+
+#[tokio::test]
 async fn an_address_that_keeps_breaking_the_protocol_is_shut_out_and_no_other() {
     let relay = Relay::start(Config::default()).await;
     let bad = || Frame::message(vec![b'{', 0xff, b'}'], OpCode::Data(Data::Text), true);
