@@ -130,13 +130,28 @@ async fn run() -> Result<(), String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--render" => {
+                // BENCHMARKS.md again from bench/results.json, measuring
+                // nothing: for a change to how the report is written.
+                let repo = env_path("PEERCALL_REPO")?;
+                let json_path = repo.join("bench/results.json");
+                let text = std::fs::read_to_string(&json_path)
+                    .map_err(|e| format!("{}: {e}", json_path.display()))?;
+                let results: Results = serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: {e}", json_path.display()))?;
+                let md_path = repo.join("BENCHMARKS.md");
+                std::fs::write(&md_path, report::markdown(&results))
+                    .map_err(|e| format!("{}: {e}", md_path.display()))?;
+                eprintln!("wrote {} from {}", md_path.display(), json_path.display());
+                return Ok(());
+            }
             "--only" => only.push(
                 args.next()
                     .ok_or("--only needs setup, size, transfer, mesh, relay, soak or cluster")?,
             ),
             "-h" | "--help" => {
                 println!(
-                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]..."
+                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...\n       peercall-bench --render   (BENCHMARKS.md again from bench/results.json)"
                 );
                 return Ok(());
             }
