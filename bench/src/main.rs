@@ -139,9 +139,7 @@ async fn run() -> Result<(), String> {
                     .map_err(|e| format!("{}: {e}", json_path.display()))?;
                 let results: Results = serde_json::from_str(&text)
                     .map_err(|e| format!("{}: {e}", json_path.display()))?;
-                let md_path = repo.join("BENCHMARKS.md");
-                std::fs::write(&md_path, report::markdown(&results))
-                    .map_err(|e| format!("{}: {e}", md_path.display()))?;
+                let md_path = write_markdown(&repo, &results)?;
                 eprintln!("wrote {} from {}", md_path.display(), json_path.display());
                 return Ok(());
             }
@@ -223,11 +221,17 @@ async fn run() -> Result<(), String> {
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     let json_path = repo.join("bench/results.json");
     std::fs::write(&json_path, json + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
-    let md_path = repo.join("BENCHMARKS.md");
-    std::fs::write(&md_path, report::markdown(&results))
-        .map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let md_path = write_markdown(&repo, &results)?;
     eprintln!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(())
+}
+
+/// Writes BENCHMARKS.md for `results`; gives back its path.
+fn write_markdown(repo: &std::path::Path, results: &Results) -> Result<std::path::PathBuf, String> {
+    let md_path = repo.join("BENCHMARKS.md");
+    std::fs::write(&md_path, report::markdown(results))
+        .map_err(|e| format!("{}: {e}", md_path.display()))?;
+    Ok(md_path)
 }
 
 /// The parts of the benchmark, in the order a full run measures them.

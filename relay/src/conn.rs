@@ -329,7 +329,7 @@ pub(crate) async fn run(
                     }
                     Some(Err(WsError::Io(e))) if refusal(&e) == Some(Refusal::Flooding) => {
                         tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: that many continuation frames past the rate limit within a second");
-                        break ("flooding", Some((CloseCode::Policy, "far over the rate limit")));
+                        break FLOODING;
                     }
                     Some(Err(e)) => {
                         tracing::debug!(conn = id, error = %e, "read failed");
@@ -338,7 +338,7 @@ pub(crate) async fn run(
                 }
                 if rate.flooding() {
                     tracing::warn!(conn = id, %addr, frames = FLOOD_CLOSE_AFTER, "closed: that many frames past the rate limit within a second");
-                    break ("flooding", Some((CloseCode::Policy, "far over the rate limit")));
+                    break FLOODING;
                 }
                 if rate.over() {
                     // A sender over its limit waits its turn after each
@@ -433,6 +433,13 @@ pub(crate) async fn run(
     tracing::info!(conn = id, %addr, reason, "disconnected");
 }
 
+/// How a connection far over its rate (messages, or continuation frames)
+/// ends.
+const FLOODING: (&str, Option<(CloseCode, &str)>) = (
+    "flooding",
+    Some((CloseCode::Policy, "far over the rate limit")),
+);
+
 /// Why a connection may end that no client of the protocol causes: its
 /// address is charged for each (`limits::ABUSE_BURST`).
 const ABUSE: [&str; 5] = [
@@ -479,8 +486,9 @@ async fn goodbye(
                         return false;
                     }
                 }
-                // Nothing more is read past the budget for messages still
-                // arriving: wait, so the client can still read the close.
+                // Watched reads nothing more (the budget for messages still
+                // arriving, or a continuation flood): wait, so the client
+                // can still read the close.
                 Some(Err(WsError::Io(e))) if refusal(&e).is_some() => return false,
                 _ => return true,
             }

@@ -306,12 +306,16 @@ impl<T> Watched<T> {
     fn charge(&mut self) -> bool {
         let want = usize::try_from(self.parser.message_bytes().saturating_sub(FREE_BYTES))
             .unwrap_or(usize::MAX);
-        if want > self.charged {
-            if !self.arriving.take(want - self.charged) {
-                return false;
+        // Most reads change nothing (no message over the free part): the
+        // shared counter is left alone then.
+        match want.cmp(&self.charged) {
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Greater => {
+                if !self.arriving.take(want - self.charged) {
+                    return false;
+                }
             }
-        } else {
-            self.arriving.give_back(self.charged - want);
+            std::cmp::Ordering::Less => self.arriving.give_back(self.charged - want),
         }
         self.charged = want;
         true
@@ -320,7 +324,9 @@ impl<T> Watched<T> {
 
 impl<T> Drop for Watched<T> {
     fn drop(&mut self) {
-        self.arriving.give_back(self.charged);
+        if self.charged > 0 {
+            self.arriving.give_back(self.charged);
+        }
     }
 }
 
