@@ -19,6 +19,7 @@ mkdir -p "$TOOLS"
 TRUNK_VERSION=0.21.14
 GECKODRIVER_VERSION=0.37.1
 BINARYEN_VERSION=132
+AXE_CORE_VERSION=4.14.1
 
 log() { printf '[peercall] %s\n' "$*" >&2; }
 die() {
@@ -258,6 +259,24 @@ pebble_server() {
 	PEERCALL_PEBBLE_BIN=$(command -v pebble || echo /usr/bin/pebble)
 	[ -x "$PEERCALL_PEBBLE_BIN" ] || die "pebble installed no pebble binary"
 	export PEERCALL_PEBBLE_BIN
+}
+
+# axe_core: axe-core (the accessibility engine most audits use) from npm at
+# its pinned version, for the accessibility test (e2e/tests/a11y.rs);
+# exports PEERCALL_AXE_JS, the path of axe.min.js the test injects.
+axe_core() {
+	local dir="$TOOLS/axe-core-$AXE_CORE_VERSION"
+	local js="$dir/node_modules/axe-core/axe.min.js"
+	if [ ! -f "$js" ]; then
+		command -v npm >/dev/null || apt_ensure nodejs npm
+		log "installing axe-core $AXE_CORE_VERSION from npm"
+		mkdir -p "$dir"
+		timeout 600 npm install --silent --no-audit --no-fund --prefix "$dir" "axe-core@$AXE_CORE_VERSION" >&2 ||
+			die "npm install axe-core@$AXE_CORE_VERSION failed or timed out"
+	fi
+	grep -q "axe v$AXE_CORE_VERSION" "$js" || die "$js is not axe-core $AXE_CORE_VERSION"
+	PEERCALL_AXE_JS=$js
+	export PEERCALL_AXE_JS
 }
 
 # run_e2e [cargo test args...]: the end-to-end tests against the release

@@ -20,6 +20,7 @@ setup() {
 	turn_server
 	redis_server
 	pebble_server
+	axe_core
 }
 
 wasm_browser_tests() {

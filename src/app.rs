@@ -9,6 +9,7 @@ use yew::prelude::*;
 
 use crate::components::{InCall, Landing};
 use crate::config::CallConfig;
+use crate::hooks::use_focus_on_mount;
 use crate::media::MediaRequest;
 use crate::web::media::{drop_early, media_devices, request_early};
 use crate::web::page;
@@ -102,7 +103,7 @@ pub fn App() -> Html {
             let home = Callback::from(|_: MouseEvent| page::set_room(""));
             html! {
                 <section class="notice" data-testid="left">
-                    <h2>{ "You left the call" }</h2>
+                    <ScreenHeading text="You left the call" />
                     <p>{ "Your camera and microphone are off." }</p>
                     <div class="row">
                         <button type="button" data-testid="rejoin" onclick={rejoin}>{ "Rejoin" }</button>
@@ -126,7 +127,7 @@ pub fn App() -> Html {
             };
             html! {
                 <section class="notice full-screen" role="alert" data-testid="call-full">
-                    <h2>{ "This call is full" }</h2>
+                    <ScreenHeading text="This call is full" />
                     <p data-testid="call-blocked">{ (*blocked).clone().unwrap_or_default() }</p>
                     <p class="small">{ "Your camera and microphone are off." }</p>
                     <div class="row">
@@ -196,7 +197,24 @@ fn CopyLink(props: &CopyLinkProps) -> Html {
     html! {
         <div class="share">
             <input class="link" readonly=true value={link} aria-label="Link to this call" data-testid="room-link" />
-            <button type="button" aria-label="Copy the link to this call" data-testid="copy-link" {onclick}>{ label }</button>
+            <button type="button" title="Copy the link to this call" data-testid="copy-link" {onclick}>{ label }</button>
+            <span class="visually-hidden" role="status">
+                { if *copied == Some(true) { "The link is copied." } else { "" } }
+            </span>
         </div>
     }
+}
+
+#[derive(Properties, PartialEq)]
+struct ScreenHeadingProps {
+    text: AttrValue,
+}
+
+/// A screen's heading, which takes the focus when the screen appears: a
+/// screen reader says where the person is, and Tab goes on from there.
+#[component]
+fn ScreenHeading(props: &ScreenHeadingProps) -> Html {
+    let node = use_node_ref();
+    use_focus_on_mount(node.clone());
+    html! { <h2 tabindex="-1" ref={node}>{ &props.text }</h2> }
 }

@@ -47,6 +47,35 @@ impl Sending {
         }
     }
 
+    /// What changed from `before`, in words, for a screen reader (the
+    /// buttons' `aria-pressed` says it only where the focus is; a
+    /// shortcut changes it from anywhere).
+    pub fn news(before: Sending, after: Sending) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if before.mic != after.mic {
+            out.push(if after.mic {
+                "Your microphone is on."
+            } else {
+                "Your microphone is muted."
+            });
+        }
+        if before.camera != after.camera {
+            out.push(if after.camera {
+                "Your camera is on."
+            } else {
+                "Your camera is off."
+            });
+        }
+        if before.screen != after.screen {
+            out.push(if after.screen {
+                "You are sharing your screen."
+            } else {
+                "You stopped sharing your screen."
+            });
+        }
+        out
+    }
+
     /// What the other side is told.
     pub fn message(&self) -> Message {
         Message::Media {
@@ -73,7 +102,8 @@ pub enum Shortcut {
 }
 
 impl Shortcut {
-    /// The keys, as shown in tooltips.
+    /// The keys, as shown in tooltips, and in the form `aria-keyshortcuts`
+    /// takes (what a screen reader announces with the button).
     pub fn keys(self) -> &'static str {
         match self {
             Shortcut::Mic => "M",
@@ -116,6 +146,20 @@ pub fn shortcut(key: Key<'_>) -> Option<Shortcut> {
         ("s", false) => Some(Shortcut::Screen),
         ("c", false) => Some(Shortcut::Chat),
         ("h", true) => Some(Shortcut::HangUp),
+        _ => None,
+    }
+}
+
+/// Where Tab (or Shift+Tab, `back`) moves the focus among `len` elements
+/// of a panel that keeps it (a focus trap): from the last to the first and
+/// back, and in from outside; `None`: the browser's own move stays inside.
+pub fn trapped_tab(len: usize, current: Option<usize>, back: bool) -> Option<usize> {
+    let last = len.checked_sub(1)?;
+    match (current, back) {
+        (None, false) => Some(0),
+        (None, true) => Some(last),
+        (Some(i), false) if i >= last => Some(0),
+        (Some(0), true) => Some(last),
         _ => None,
     }
 }
@@ -184,5 +228,43 @@ mod tests {
             None
         );
         assert_eq!(Shortcut::HangUp.tooltip("Hang up"), "Hang up (Shift+H)");
+    }
+
+    #[test]
+    fn tab_goes_round_inside_a_panel() {
+        assert_eq!(trapped_tab(0, None, false), None, "nothing to focus");
+        assert_eq!(trapped_tab(3, None, false), Some(0), "in from outside");
+        assert_eq!(trapped_tab(3, None, true), Some(2));
+        assert_eq!(trapped_tab(3, Some(0), false), None, "the browser moves on");
+        assert_eq!(
+            trapped_tab(3, Some(2), false),
+            Some(0),
+            "round from the last"
+        );
+        assert_eq!(
+            trapped_tab(3, Some(0), true),
+            Some(2),
+            "round from the first"
+        );
+        assert_eq!(trapped_tab(3, Some(1), true), None);
+        assert_eq!(trapped_tab(1, Some(0), false), Some(0));
+    }
+
+    #[test]
+    fn what_we_send_changing_is_said_in_words() {
+        let on = Sending::default();
+        assert!(Sending::news(on, on).is_empty());
+        let muted = Sending { mic: false, ..on };
+        assert_eq!(Sending::news(on, muted), ["Your microphone is muted."]);
+        assert_eq!(Sending::news(muted, on), ["Your microphone is on."]);
+        let sharing = Sending {
+            camera: false,
+            screen: true,
+            ..on
+        };
+        assert_eq!(
+            Sending::news(on, sharing),
+            ["Your camera is off.", "You are sharing your screen."]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What the call screen shows, as a pure reducer: the relay's status, the
-//! people in the room and how our connection to each is doing, and the
-//! last thing worth telling the person. Media handles stay out (they live
+//! people in the room and how our connection to each is doing, the last
+//! thing worth telling the person, and the news a screen reader announces
+//! (joins, leaves, mute and camera changes, chat messages, errors). Media handles stay out (they live
 //! in the component), so this is `PartialEq` and tested natively.
 
 use std::collections::BTreeMap;
@@ -88,6 +89,26 @@ pub struct ChatLine {
 /// The most chat messages kept; older ones scroll away.
 pub const CHAT_KEPT: usize = 500;
 
+/// The most news items kept (the live region shows these; a screen reader
+/// announces each as it is added).
+pub const NEWS_KEPT: usize = 8;
+
+/// Chat text longer than this is cut short when announced (the panel has
+/// it all).
+pub const NEWS_CHAT_CHARS: usize = 200;
+
+/// One thing to announce to a screen reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct News {
+    /// One more than the item before: a key that never repeats in a call.
+    pub seq: u64,
+    /// What to say.
+    pub text: String,
+    /// An error the person should hear at once (an assertive live region);
+    /// the rest wait their turn (a polite one).
+    pub urgent: bool,
+}
+
 /// The signaling connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RelayStatus {
@@ -125,6 +146,8 @@ pub struct CallState {
     pub transfers: Vec<crate::transfer::TransferView>,
     /// Who is speaking (peer id), to highlight their tile.
     pub speaking: Option<String>,
+    /// The latest news, oldest first (at most [`NEWS_KEPT`]).
+    pub news: Vec<News>,
 }
 
 impl Default for CallState {
@@ -139,6 +162,7 @@ impl Default for CallState {
             chat_open: false,
             transfers: Vec::new(),
             speaking: None,
+            news: Vec::new(),
         }
     }
 }
@@ -234,6 +258,9 @@ pub enum CallAction {
         /// What failed.
         message: String,
     },
+    /// Something to announce that only the screen knows (what we send:
+    /// [`crate::controls::Sending::news`]).
+    Announce(String),
 }
 
 /// Whether the relay's refusal `code` ends the call: the join itself was
@@ -252,14 +279,44 @@ pub fn display_name(id: &str, name: Option<&str>) -> String {
 }
 
 impl CallState {
+    /// Adds `text` to the news.
+    fn tell(&mut self, text: String, urgent: bool) {
+        let seq = self.news.last().map_or(0, |n| n.seq + 1);
+        self.news.push(News { seq, text, urgent });
+        if self.news.len() > NEWS_KEPT {
+            self.news.remove(0);
+        }
+    }
+
+    /// Shows `text` as the notice and announces it.
+    fn notify(&mut self, text: String, urgent: bool) {
+        self.tell(text.clone(), urgent);
+        self.notice = Some(text);
+    }
+
     /// The state after `action`.
     pub fn apply(mut self, action: CallAction) -> Self {
         match action {
-            CallAction::RelayConnected => self.relay = RelayStatus::Connected,
+            CallAction::RelayConnected => {
+                if matches!(self.relay, RelayStatus::Lost { .. }) {
+                    self.tell("Connected to the call server again.".into(), false);
+                }
+                self.relay = RelayStatus::Connected;
+            }
             CallAction::RelayLost {
                 reason,
                 retry_in_ms,
             } => {
+                // Said once, not on every retry (the banner counts down).
+                if !matches!(self.relay, RelayStatus::Lost { .. }) {
+                    self.tell(
+                        format!(
+                            "Can't reach the call server ({reason}). The call goes on; \
+                             trying again."
+                        ),
+                        true,
+                    );
+                }
                 self.relay = RelayStatus::Lost {
                     reason,
                     retry_in_ms,
@@ -290,7 +347,7 @@ impl CallState {
                 // After a reconnect, while the relay still holds the old
                 // socket: the room joins again by itself.
                 ErrorCode::IdTaken => {}
-                _ => self.notice = Some(format!("The server refused a message: {message}")),
+                _ => self.notify(format!("The server refused a message: {message}"), true),
             },
             CallAction::Joined { id, name } => {
                 let name = display_name(&id, name.as_deref());
@@ -302,19 +359,20 @@ impl CallState {
                 });
                 view.name = name.clone();
                 if !known {
-                    self.notice = Some(format!("{name} joined the call."));
+                    self.notify(format!("{name} joined the call."), false);
                 }
             }
             CallAction::Left { id, why } => {
                 if let Some(peer) = self.peers.remove(&id) {
-                    self.notice = Some(match why {
+                    let text = match why {
                         Gone::HungUp => format!("{} left the call.", peer.name),
                         Gone::Disconnected => format!("{} lost their connection.", peer.name),
                         Gone::TimedOut => format!("{} stopped responding.", peer.name),
                         Gone::RoomFull => {
                             format!("{} tried to join, but the call is full.", peer.name)
                         }
-                    });
+                    };
+                    self.notify(text, false);
                     if self.speaking.as_deref() == Some(id.as_str()) {
                         self.speaking = None;
                     }
@@ -322,26 +380,44 @@ impl CallState {
             }
             CallAction::Status { id, status } => {
                 if let Some(peer) = self.peers.get_mut(&id) {
+                    let (was, name) = (peer.status, peer.name.clone());
                     peer.status = status;
-                    if status == PeerStatus::Failed {
-                        self.notice = Some(format!(
-                            "Could not connect to {}. Your networks may block direct \
-                             connections; a TURN server can relay the call (see the README).",
-                            peer.name
-                        ));
+                    match (was, status) {
+                        (PeerStatus::Failed, PeerStatus::Failed) => {}
+                        (_, PeerStatus::Failed) => self.notify(
+                            format!(
+                                "Could not connect to {name}. Your networks may block direct \
+                                 connections; a TURN server can relay the call (see the README)."
+                            ),
+                            true,
+                        ),
+                        (PeerStatus::Connected, PeerStatus::Reconnecting) => self.tell(
+                            format!("The connection to {name} was lost; reconnecting."),
+                            false,
+                        ),
+                        (PeerStatus::Reconnecting | PeerStatus::Failed, PeerStatus::Connected) => {
+                            self.tell(format!("Connected to {name} again."), false)
+                        }
+                        _ => {}
                     }
                 }
             }
             CallAction::IceFailed { id, why } => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.status = PeerStatus::Failed;
-                    self.notice = Some(why.message(&peer.name));
+                    let text = why.message(&peer.name);
+                    self.notify(text, true);
                 }
             }
-            CallAction::Warning(message) => self.notice = Some(message),
+            CallAction::Warning(message) => self.notify(message, false),
+            CallAction::Announce(text) => self.tell(text, false),
             CallAction::RemoteMedia { id, media } => {
                 if let Some(peer) = self.peers.get_mut(&id) {
+                    let (was, name) = (peer.media, peer.name.clone());
                     peer.media = media;
+                    for text in media_news(&name, was, media) {
+                        self.tell(text, false);
+                    }
                 }
             }
             CallAction::Chat {
@@ -367,6 +443,18 @@ impl CallState {
                 if !duplicate {
                     if from.is_some() && !self.chat_open {
                         self.unread += 1;
+                    }
+                    if from.is_some() {
+                        let mut said: String = text.chars().take(NEWS_CHAT_CHARS).collect();
+                        if said.len() < text.len() {
+                            said.push('…');
+                        }
+                        let to = if private_with.is_some() {
+                            ", to you only"
+                        } else {
+                            ""
+                        };
+                        self.tell(format!("{name}{to}: {said}"), false);
                     }
                     self.chat.push(ChatLine {
                         id,
@@ -399,6 +487,16 @@ impl CallState {
                         if !view.outgoing && !self.chat_open {
                             self.unread += 1;
                         }
+                        if !view.outgoing {
+                            let from = self
+                                .peers
+                                .get(&view.peer)
+                                .map_or_else(|| display_name(&view.peer, None), |p| p.name.clone());
+                            self.tell(
+                                format!("{from} is sending you a file: {}.", view.name),
+                                false,
+                            );
+                        }
                         self.transfers.push(view)
                     }
                 }
@@ -408,7 +506,7 @@ impl CallState {
                     .peers
                     .get(&id)
                     .map_or_else(|| display_name(&id, None), |p| p.name.clone());
-                self.notice = Some(format!("Problem with {name}: {message}"));
+                self.notify(format!("Problem with {name}: {message}"), true);
             }
         }
         self
@@ -418,6 +516,32 @@ impl CallState {
     pub fn alone(&self) -> bool {
         self.peers.is_empty()
     }
+}
+
+/// What changed in what `name` sends, in words.
+fn media_news(name: &str, was: RemoteMedia, now: RemoteMedia) -> Vec<String> {
+    let mut out = Vec::new();
+    if was.audio != now.audio {
+        out.push(if now.audio {
+            format!("{name} unmuted their microphone.")
+        } else {
+            format!("{name} muted their microphone.")
+        });
+    }
+    if was.screen != now.screen {
+        out.push(if now.screen {
+            format!("{name} is sharing their screen.")
+        } else {
+            format!("{name} stopped sharing their screen.")
+        });
+    } else if was.video != now.video {
+        out.push(if now.video {
+            format!("{name} turned their camera on.")
+        } else {
+            format!("{name} turned their camera off.")
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -450,6 +574,144 @@ mod tests {
         });
         assert!(s.alone());
         assert_eq!(s.notice.as_deref(), Some("Ada left the call."));
+    }
+
+    fn news(s: &CallState) -> Vec<(&str, bool)> {
+        s.news.iter().map(|n| (n.text.as_str(), n.urgent)).collect()
+    }
+
+    #[test]
+    fn joins_leaves_and_media_changes_are_announced() {
+        let s = CallState::default()
+            .apply(CallAction::RelayConnected)
+            .apply(joined("a", Some("Ada")))
+            .apply(CallAction::RemoteMedia {
+                id: "a".into(),
+                media: RemoteMedia {
+                    audio: false,
+                    ..RemoteMedia::default()
+                },
+            })
+            .apply(CallAction::RemoteMedia {
+                id: "a".into(),
+                media: RemoteMedia {
+                    audio: false,
+                    video: false,
+                    screen: false,
+                },
+            })
+            .apply(CallAction::RemoteMedia {
+                id: "a".into(),
+                media: RemoteMedia {
+                    audio: true,
+                    video: true,
+                    screen: true,
+                },
+            })
+            .apply(CallAction::Left {
+                id: "a".into(),
+                why: Gone::Disconnected,
+            });
+        assert_eq!(
+            news(&s),
+            [
+                ("Ada joined the call.", false),
+                ("Ada muted their microphone.", false),
+                ("Ada turned their camera off.", false),
+                ("Ada unmuted their microphone.", false),
+                ("Ada is sharing their screen.", false),
+                ("Ada lost their connection.", false),
+            ]
+        );
+        // Each item has its own key, in order.
+        let seqs: Vec<u64> = s.news.iter().map(|n| n.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
+        // The same media again is no news.
+        let before = s.news.len();
+        let s = s.apply(joined("b", None)).apply(CallAction::RemoteMedia {
+            id: "b".into(),
+            media: RemoteMedia::default(),
+        });
+        assert_eq!(s.news.len(), before + 1, "{:?}", s.news);
+    }
+
+    #[test]
+    fn chat_from_others_is_announced_cut_short_and_ours_is_not() {
+        let chat = |from: Option<&str>, id: &str, text: &str, private: bool| CallAction::Chat {
+            from: from.map(Into::into),
+            id: id.into(),
+            text: text.into(),
+            sent_at: 0,
+            private_with: private.then(|| "a".to_owned()),
+        };
+        let s = CallState::default()
+            .apply(joined("a", Some("Ada")))
+            .apply(chat(None, "1", "mine", false))
+            .apply(chat(Some("a"), "2", "hello", false))
+            .apply(chat(Some("a"), "3", "psst", true))
+            .apply(chat(Some("a"), "4", &"x".repeat(500), false));
+        let said = news(&s);
+        assert_eq!(said[1], ("Ada: hello", false));
+        assert_eq!(said[2], ("Ada, to you only: psst", false));
+        assert_eq!(said[3].0, format!("Ada: {}…", "x".repeat(NEWS_CHAT_CHARS)));
+        assert_eq!(said.len(), 4, "our own message is not read back: {said:?}");
+    }
+
+    #[test]
+    fn errors_are_urgent_and_a_lost_relay_is_said_once() {
+        let lost = |ms| CallAction::RelayLost {
+            reason: "closed".into(),
+            retry_in_ms: ms,
+        };
+        let s = CallState::default()
+            .apply(CallAction::RelayConnected)
+            .apply(lost(1000))
+            .apply(lost(2000))
+            .apply(lost(4000))
+            .apply(CallAction::RelayConnected)
+            .apply(joined("a", Some("Ada")))
+            .apply(CallAction::Status {
+                id: "a".into(),
+                status: PeerStatus::Connected,
+            })
+            .apply(CallAction::Status {
+                id: "a".into(),
+                status: PeerStatus::Reconnecting,
+            })
+            .apply(CallAction::Status {
+                id: "a".into(),
+                status: PeerStatus::Failed,
+            });
+        let said = news(&s);
+        assert_eq!(
+            said[0],
+            (
+                "Can't reach the call server (closed). The call goes on; trying again.",
+                true
+            )
+        );
+        assert_eq!(said[1], ("Connected to the call server again.", false));
+        assert_eq!(
+            said[3],
+            ("The connection to Ada was lost; reconnecting.", false)
+        );
+        assert!(
+            said[4].0.starts_with("Could not connect to Ada."),
+            "{said:?}"
+        );
+        assert!(said[4].1, "a failure is urgent");
+        assert_eq!(said.len(), 5, "{said:?}");
+    }
+
+    #[test]
+    fn only_the_latest_news_is_kept() {
+        let mut s = CallState::default();
+        for i in 0..20 {
+            s = s.apply(CallAction::Announce(format!("item {i}")));
+        }
+        assert_eq!(s.news.len(), NEWS_KEPT);
+        assert_eq!(s.news.last().unwrap().text, "item 19");
+        assert_eq!(s.news.last().unwrap().seq, 19);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! browser processes, as two people would be.
 #![forbid(unsafe_code)]
 
+pub mod a11y;
 pub mod call;
 
 use std::net::TcpListener;
@@ -32,7 +33,7 @@ fn env_path(var: &str, fallback: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(fallback))
 }
 
-fn required_env(var: &str) -> Result<PathBuf> {
+pub(crate) fn required_env(var: &str) -> Result<PathBuf> {
     std::env::var_os(var).map(PathBuf::from).ok_or_else(|| {
         format!("{var} is not set: run the end-to-end tests through scripts/test.sh")
     })
@@ -552,6 +553,11 @@ impl Browser {
                     json!("--window-size=1280,800"),
                     json!(format!("--user-data-dir={}", profile.path().display())),
                 ]);
+                // A browser that says no to the camera, as a person can:
+                // no fake prompt that grants it.
+                if extra.iter().any(|a| a == "--deny-permission-prompts") {
+                    args.retain(|a| a != "--use-fake-ui-for-media-stream");
+                }
                 args.extend(extra.iter().map(|a| json!(a)));
                 caps["browserName"] = json!("chrome");
                 caps.as_object_mut().unwrap().remove("moz:firefoxOptions");

@@ -97,11 +97,11 @@ async fn mute_camera_off_and_device_switch_reach_the_other_side() {
     // Mute (the button): the other side shows it, and no audio goes out.
     a.click("[data-testid=toggle-mic]").await.unwrap();
     wait(&b, "the muted icon", &exists("remote-muted")).await;
-    let tooltip = a
-        .js("return document.querySelector('[data-testid=toggle-mic]').title")
+    let pressed = a
+        .js("return document.querySelector('[data-testid=toggle-mic]').getAttribute('aria-pressed')")
         .await
         .unwrap();
-    assert_eq!(tooltip, "Unmute (M)");
+    assert_eq!(pressed, "true", "the Mute button says it is on");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         outbound_growth(&a, "audio", 2).await,

@@ -35,56 +35,56 @@ pub fn CallControls(props: &CallControlsProps) -> Html {
     let call = use_call_context();
     let (current, state) = (call.sending, &call.state);
     let click = |cb: &Callback<()>| cb.reform(|_: MouseEvent| ());
-    let mic_label = if current.mic { "Mute" } else { "Unmute" };
-    let camera_label = if current.camera {
-        "Turn camera off"
-    } else {
-        "Turn camera on"
-    };
-    let screen_label = if current.screen {
-        "Stop sharing"
-    } else {
-        "Share screen"
-    };
+    // Each button's name is its visible text and stays the same; whether
+    // it is on is `aria-pressed` (the toggles) or `aria-expanded` (the
+    // panels), and its shortcut is `aria-keyshortcuts` and the tooltip.
     html! {
         <div class="controls" role="toolbar" aria-label="Call controls">
             <button type="button" class={classes!("secondary", (!current.mic).then_some("off"))}
-                    aria-pressed={(!current.mic).to_string()} aria-label={mic_label}
-                    title={Shortcut::Mic.tooltip(mic_label)} data-testid="toggle-mic"
+                    aria-pressed={(!current.mic).to_string()}
+                    aria-keyshortcuts={Shortcut::Mic.keys()}
+                    title={Shortcut::Mic.tooltip("Mute")} data-testid="toggle-mic"
                     disabled={!props.has_media} onclick={click(&props.on_mic)}>
-                { if current.mic { "Mic" } else { "Mic off" } }
+                { "Mute" }
             </button>
             <button type="button" class={classes!("secondary", (!current.camera).then_some("off"))}
-                    aria-pressed={(!current.camera).to_string()} aria-label={camera_label}
-                    title={Shortcut::Camera.tooltip(camera_label)} data-testid="toggle-camera"
+                    aria-pressed={(!current.camera).to_string()}
+                    aria-keyshortcuts={Shortcut::Camera.keys()}
+                    title={Shortcut::Camera.tooltip("Camera off")} data-testid="toggle-camera"
                     disabled={!props.has_media} onclick={click(&props.on_camera)}>
-                { if current.camera { "Camera" } else { "Camera off" } }
+                { "Camera off" }
             </button>
-            <button type="button" class="secondary" aria-pressed={current.screen.to_string()}
-                    aria-label={screen_label} title={Shortcut::Screen.tooltip(screen_label)}
+            <button type="button" class={classes!("secondary", current.screen.then_some("on"))}
+                    aria-pressed={current.screen.to_string()}
+                    aria-keyshortcuts={Shortcut::Screen.keys()}
+                    title={Shortcut::Screen.tooltip("Share screen")}
                     data-testid="toggle-screen" onclick={click(&props.on_screen)}>
-                { if current.screen { "Stop sharing" } else { "Share" } }
+                { "Share screen" }
             </button>
-            <button type="button" class="secondary" aria-pressed={state.chat_open.to_string()}
-                    aria-label="Chat" title={Shortcut::Chat.tooltip("Chat")}
+            <button type="button" class="secondary" aria-haspopup="dialog"
+                    aria-expanded={state.chat_open.to_string()}
+                    aria-keyshortcuts={Shortcut::Chat.keys()} title={Shortcut::Chat.tooltip("Chat")}
                     data-testid="toggle-chat" onclick={click(&props.on_chat)}>
                 { "Chat" }
                 if state.unread > 0 {
-                    <span class="unread" data-testid="unread"
-                          aria-label={format!("{} unread", state.unread)}>{ state.unread }</span>
+                    <span class="unread">
+                        <span data-testid="unread">{ state.unread }</span>
+                        <span class="visually-hidden">{ " unread" }</span>
+                    </span>
                 }
             </button>
-            <button type="button" class="secondary" aria-pressed={props.show_devices.to_string()}
-                    aria-label="Devices" title="Camera, microphone and speaker"
+            <button type="button" class="secondary" aria-haspopup="dialog"
+                    aria-expanded={props.show_devices.to_string()}
+                    title="Camera, microphone and speaker"
                     data-testid="devices-toggle" onclick={click(&props.on_devices)}>
                 { "Devices" }
             </button>
-            <button type="button" class="secondary" aria-pressed={props.show_stats.to_string()}
-                    aria-label="Connection statistics" data-testid="stats-toggle"
-                    onclick={click(&props.on_stats)}>
+            <button type="button" class="secondary" aria-haspopup="dialog"
+                    aria-expanded={props.show_stats.to_string()} title="Connection statistics"
+                    data-testid="stats-toggle" onclick={click(&props.on_stats)}>
                 { "Stats" }
             </button>
-            <button type="button" class="hang-up" aria-label="Hang up"
+            <button type="button" class="hang-up" aria-keyshortcuts={Shortcut::HangUp.keys()}
                     title={Shortcut::HangUp.tooltip("Hang up")} data-testid="hang-up"
                     onclick={click(&props.on_hang_up)}>
                 { "Hang up" }

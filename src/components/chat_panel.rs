@@ -1,6 +1,7 @@
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use crate::hooks::use_focus_trap;
 use crate::state::ChatLine;
 use crate::transfer::{TransferStatus, TransferView};
 
@@ -31,9 +32,14 @@ fn time_of(ms: u64) -> String {
 
 /// The chat and file transfers: messages with names and times, a box to
 /// write in (Enter sends, Shift+Enter is a new line), a file button, and
-/// each transfer with its progress, rate, cancel and download.
+/// each transfer with its progress, rate, cancel and download. A dialog:
+/// it takes the focus (the message box) when it opens, keeps Tab inside,
+/// closes on Escape and gives the focus back. Not modal: the call's live
+/// announcements go on being read while it is open.
 #[component]
 pub fn ChatPanel(props: &ChatPanelProps) -> Html {
+    let root = use_node_ref();
+    use_focus_trap(root.clone(), props.on_close.clone());
     let text = use_node_ref();
     let list = use_node_ref();
     // Whom to write to: everyone (`None`) or one person, by peer id. A
@@ -166,13 +172,16 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
         })
         .collect();
     html! {
-        <aside class="chat" aria-label="Chat" data-testid="chat-panel">
+        <div class="chat" role="dialog" aria-labelledby="chat-title" data-testid="chat-panel"
+             ref={root}>
             <header class="row">
-                <h2>{ "Chat" }</h2>
+                <h2 id="chat-title">{ "Chat" }</h2>
                 <button type="button" class="secondary" aria-label="Close the chat"
                         onclick={close}>{ "×" }</button>
             </header>
-            <ol class="messages" ref={list} aria-live="polite">
+            // Not a live region: the call's announcer reads new messages,
+            // open or closed.
+            <ol class="messages" ref={list} aria-label="Messages">
                 { lines }
                 { transfers }
             </ol>
@@ -195,7 +204,8 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
                               Some(name) => format!("Message {name} only"),
                               None => "Message everyone".to_owned(),
                           }}
-                          aria-label="Message" data-testid="chat-input" {onkeydown} />
+                          aria-label="Message" data-testid="chat-input" data-autofocus="true"
+                          {onkeydown} />
                 <div class="row">
                     <label class="button secondary" title="Send a file">
                         { "File…" }
@@ -205,6 +215,6 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
                     <button type="submit" data-testid="chat-send">{ "Send" }</button>
                 </div>
             </form>
-        </aside>
+        </div>
     }
 }

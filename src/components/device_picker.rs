@@ -1,6 +1,7 @@
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
+use crate::hooks::use_focus_trap;
 use crate::media::{devices_of, Device, DeviceKind};
 
 /// Props of [`DevicePicker`].
@@ -21,13 +22,18 @@ pub struct DevicePickerProps {
     pub speakers_supported: bool,
     /// The person picked a device.
     pub on_pick: Callback<(DeviceKind, String)>,
+    /// Close the panel.
+    pub on_close: Callback<()>,
 }
 
 /// Choosers for camera, microphone and, where the browser allows it,
 /// speaker. The list is the browser's (`enumerateDevices`), refreshed on
-/// `devicechange` by the caller.
+/// `devicechange` by the caller. A dialog, like the chat: it holds the
+/// focus until Escape or its close button.
 #[component]
 pub fn DevicePicker(props: &DevicePickerProps) -> Html {
+    let root = use_node_ref();
+    use_focus_trap(root.clone(), props.on_close.clone());
     let select = |kind: DeviceKind, label: &str, testid: &str, current: &Option<String>| {
         let options = devices_of(&props.devices, kind);
         let on_pick = props.on_pick.clone();
@@ -39,7 +45,8 @@ pub fn DevicePicker(props: &DevicePickerProps) -> Html {
         html! {
             <label>
                 <span>{ label }</span>
-                <select data-testid={testid.to_owned()} {onchange} disabled={options.is_empty()}>
+                <select data-testid={testid.to_owned()} {onchange} disabled={options.is_empty()}
+                        data-autofocus={(kind == DeviceKind::Camera).then_some("true")}>
                     { for options.into_iter().map(|(id, name)| {
                         let selected = current.as_deref() == Some(id.as_str());
                         html! { <option value={id} {selected}>{ name }</option> }
@@ -49,7 +56,13 @@ pub fn DevicePicker(props: &DevicePickerProps) -> Html {
         }
     };
     html! {
-        <div class="devices" role="group" aria-label="Devices" data-testid="device-picker">
+        <div class="devices" role="dialog" aria-labelledby="devices-title"
+             data-testid="device-picker" ref={root}>
+            <header class="row">
+                <h2 id="devices-title">{ "Devices" }</h2>
+                <button type="button" class="secondary close" aria-label="Close the devices"
+                        onclick={props.on_close.reform(|_: MouseEvent| ())}>{ "×" }</button>
+            </header>
             { select(DeviceKind::Camera, "Camera", "pick-camera", &props.camera) }
             { select(DeviceKind::Microphone, "Microphone", "pick-microphone", &props.microphone) }
             if props.speakers_supported {

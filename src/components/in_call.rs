@@ -1,13 +1,13 @@
 use yew::prelude::*;
 
 use crate::components::{
-    CallControls, ChatPanel, Connection, DevicePicker, SelfView, StatsPanel, Tiles,
+    Announcer, CallControls, ChatPanel, Connection, DevicePicker, SelfView, StatsPanel, Tiles,
 };
 use crate::config::CallConfig;
 use crate::controls::Shortcut;
 use crate::hooks::{
-    use_active_speaker, use_call, use_devices, use_local_media, use_screen_share, use_shortcuts,
-    CallHandle, LocalMedia, ScreenAction,
+    use_active_speaker, use_call, use_devices, use_focus_on_mount, use_local_media,
+    use_screen_share, use_shortcuts, CallHandle, LocalMedia, ScreenAction,
 };
 use crate::media::MediaRequest;
 use crate::state::{CallAction, RelayStatus};
@@ -46,6 +46,8 @@ pub fn InCall(props: &InCallProps) -> Html {
         &props.config,
         &props.relays,
     );
+    let heading = use_node_ref();
+    use_focus_on_mount(heading.clone());
     let show_stats = use_state(|| false);
     let show_devices = use_state(|| false);
     let live = match &media.state {
@@ -132,22 +134,29 @@ pub fn InCall(props: &InCallProps) -> Html {
         .collect();
     html! {
         <ContextProvider<CallHandle> context={call.clone()}>
-            <section class={classes!("call", state.chat_open.then_some("with-chat"))} aria-label="Call">
+            <section class={classes!("call", state.chat_open.then_some("with-chat"))}
+                     aria-labelledby="call-title">
+                <h2 id="call-title" class="visually-hidden" tabindex="-1" ref={heading}>
+                    { if waiting { "Call: waiting for someone to join" } else { "Call" } }
+                </h2>
+                <Announcer news={state.news.clone()} />
                 { relay_banner(&state.relay) }
                 <Tiles speaker={devices.speaker.clone()} {waiting} />
                 <SelfView media={media.clone()} />
                 if let Some(notice) = &state.notice {
-                    <p class="toast" role="status" aria-live="polite" data-testid="notice">{ notice }</p>
+                    // Seen here; heard through the announcer.
+                    <p class="toast" data-testid="notice">{ notice }</p>
                 }
                 if *show_stats {
-                    <StatsPanel {connections} />
+                    <StatsPanel {connections} on_close={toggle(&show_stats)} />
                 }
                 if *show_devices {
                     <DevicePicker devices={devices.list.clone()} camera={devices.camera.clone()}
                                   microphone={devices.microphone.clone()}
                                   speaker={devices.speaker.clone()}
                                   speakers_supported={devices.speakers_supported}
-                                  on_pick={devices.pick.clone()} />
+                                  on_pick={devices.pick.clone()}
+                                  on_close={toggle(&show_devices)} />
                 }
                 if state.chat_open {
                     <ChatPanel lines={state.chat.clone()} transfers={state.transfers.clone()}
@@ -167,7 +176,9 @@ pub fn InCall(props: &InCallProps) -> Html {
     }
 }
 
-/// Says so while the call server is out of reach (the call goes on).
+/// Says so while the call server is out of reach (the call goes on). Not
+/// a live region: its countdown changes every second, and the announcer
+/// says it once.
 fn relay_banner(status: &RelayStatus) -> Html {
     match status {
         RelayStatus::Connecting | RelayStatus::Connected => html! {},
@@ -175,7 +186,7 @@ fn relay_banner(status: &RelayStatus) -> Html {
             reason,
             retry_in_ms,
         } => html! {
-            <p class="notice error" role="alert" data-testid="relay-lost">
+            <p class="notice error" data-testid="relay-lost">
                 { format!(
                     "Can't reach the call server ({reason}). Trying again in {} s… \
                      The call itself goes on.",

@@ -3,6 +3,7 @@
 //! call (`use_call`) for as long as it is mounted, and shares the call with
 //! its parts (`Tiles`, `SelfView`, `CallControls`) through a context.
 
+mod announcer;
 mod call_controls;
 mod chat_panel;
 mod device_picker;
@@ -14,6 +15,7 @@ mod remote_video;
 mod stats_panel;
 mod tiles;
 
+pub use announcer::{Announcer, AnnouncerProps};
 pub use call_controls::{CallControls, CallControlsProps};
 pub use chat_panel::{ChatPanel, ChatPanelProps};
 pub use device_picker::{DevicePicker, DevicePickerProps};

@@ -111,7 +111,8 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
                 if media.screen {
                     <span class="badge" data-testid="remote-sharing">{ "sharing screen" }</span>
                 }
-                <span class="status" role="status" data-testid="remote-status">{ status }</span>
+                // Changes are announced by the call's announcer, with the name.
+                <span class="status" data-testid="remote-status">{ status }</span>
             </figcaption>
         </figure>
     }

@@ -6,6 +6,7 @@ use gloo_timers::callback::Interval;
 use web_sys::RtcPeerConnection;
 use yew::prelude::*;
 
+use crate::hooks::use_focus_trap;
 use crate::stats::{view, Snapshot, StatsView};
 use crate::web::stats::snapshot;
 
@@ -25,12 +26,17 @@ pub struct Connection {
 pub struct StatsPanelProps {
     /// Every connection of the call.
     pub connections: Vec<Connection>,
+    /// Close the panel.
+    pub on_close: Callback<()>,
 }
 
 /// Connection details from `getStats()`, refreshed every second while it
-/// is shown (it is unmounted, and polls nothing, when hidden).
+/// is shown (it is unmounted, and polls nothing, when hidden). A dialog,
+/// like the chat: it holds the focus until Escape or its close button.
 #[component]
 pub fn StatsPanel(props: &StatsPanelProps) -> Html {
+    let root = use_node_ref();
+    use_focus_trap(root.clone(), props.on_close.clone());
     let views = use_state(HashMap::<String, Result<StatsView, String>>::new);
     let last: Rc<RefCell<HashMap<String, Snapshot>>> = use_mut_ref(HashMap::new);
     {
@@ -100,11 +106,17 @@ pub fn StatsPanel(props: &StatsPanelProps) -> Html {
         })
         .collect();
     html! {
-        <aside class="stats" aria-label="Connection statistics" data-testid="stats">
+        <div class="stats" role="dialog" aria-labelledby="stats-title" data-testid="stats"
+             ref={root}>
+            <header class="row">
+                <h2 id="stats-title">{ "Connection statistics" }</h2>
+                <button type="button" class="secondary close" aria-label="Close the statistics"
+                        onclick={props.on_close.reform(|_: MouseEvent| ())}>{ "×" }</button>
+            </header>
             if props.connections.is_empty() {
                 <p>{ "No connections yet." }</p>
             }
             { rows }
-        </aside>
+        </div>
     }
 }

@@ -69,6 +69,9 @@ impl Reducible for Screen {
             ScreenAction::ToggleCamera => s.sending.camera = !s.sending.camera,
             ScreenAction::Sharing(on) => s.sending.screen = on,
         }
+        for said in Sending::news(self.sending, s.sending) {
+            s.state = std::mem::take(&mut s.state).apply(CallAction::Announce(said.to_owned()));
+        }
         Rc::new(s)
     }
 }
