@@ -108,3 +108,57 @@ impl Browser {
             .collect())
     }
 }
+
+/// A key to press: a character, or one of WebDriver's named keys.
+pub use fantoccini::key::Key;
+
+impl Browser {
+    /// Presses `key` (with Shift if `shift`) as a person at the keyboard
+    /// would: a key down and up, delivered to whatever has the focus.
+    pub async fn press(&self, key: impl Into<char>, shift: bool) -> Result<()> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let key = key.into();
+        let shift_key: char = Key::Shift.into();
+        let mut actions = KeyActions::new("keyboard".into());
+        if shift {
+            actions = actions.then(KeyAction::Down { value: shift_key });
+        }
+        actions = actions
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        if shift {
+            actions = actions.then(KeyAction::Up { value: shift_key });
+        }
+        self.client
+            .perform_actions(actions)
+            .await
+            .map_err(|e| format!("{}: key {key:?}: {e}", self.kind.name()))
+    }
+
+    /// Types `text`, a key at a time.
+    pub async fn type_text(&self, text: &str) -> Result<()> {
+        for c in text.chars() {
+            self.press(c, false).await?;
+        }
+        Ok(())
+    }
+
+    /// What has the focus: its `data-testid` (or id, or tag), its
+    /// accessible text, whether the dialog `inside` (a `data-testid`)
+    /// holds it, and whether it shows a focus ring (an outline of 2 px or
+    /// more).
+    pub async fn focused(&self, inside: &str) -> Result<Value> {
+        self.js(&format!(
+            "const el = document.activeElement;
+             if (!el || el === document.body) return {{what: 'body', inside: false, ring: false}};
+             const s = getComputedStyle(el);
+             return {{
+                 what: el.dataset.testid || el.id || el.tagName.toLowerCase(),
+                 text: (el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 60),
+                 inside: !!el.closest('[data-testid={inside}]'),
+                 ring: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2,
+             }};"
+        ))
+        .await
+    }
+}

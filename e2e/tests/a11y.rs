@@ -1,9 +1,12 @@
 //! Accessibility, end to end: axe-core on every screen of the release
 //! build, in a phone-sized and a desktop-sized window, in the dark and the
-//! light theme; and a whole call made with the keyboard alone.
+//! light theme; reduced motion; and a whole call made with the keyboard
+//! alone.
 
+use peercall_e2e::a11y::Key;
 use peercall_e2e::call::{assert_receiving, start_call, wait_connected, LIMIT};
 use peercall_e2e::{Browser, Kind, Relay};
+use serde_json::Value;
 
 /// `?ice=none`: loopback needs no STUN, and this machine has no internet.
 const QUERY: &str = "?ice=none";
@@ -21,11 +24,14 @@ async fn audit(b: &Browser, screen: &str, failures: &mut Vec<String>) {
         b.set_window_size(w, h).await.unwrap();
         for scheme in SCHEMES {
             b.emulate(scheme, "").await.unwrap();
-            // A frame for the layout and the styles to follow; then the
-            // page's background says which theme it shows.
+            // A frame for the layout and the styles to follow, and any
+            // fade or slide run to its end (axe reads the colours as they
+            // are drawn); then the page's background says which theme it
+            // shows.
             let background = b
-                .js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() =>
-                         r(getComputedStyle(document.documentElement).backgroundColor))))")
+                .js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))
+                         .then(() => Promise.all(document.getAnimations().map(a => a.finished.catch(() => {}))))
+                         .then(() => getComputedStyle(document.documentElement).backgroundColor)")
                 .await
                 .unwrap();
             let light = background
@@ -115,6 +121,21 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     )
     .await;
     audit(&a, "chat open", &mut failures).await;
+    // Motion: the panel slides in and the speaker's outline fades, unless
+    // the person asks for less motion.
+    for (motion, animation, transition) in [("", "slide-in", "0.2s"), ("reduce", "none", "0s")] {
+        a.emulate("dark", motion).await.unwrap();
+        let seen = a
+            .js("return [getComputedStyle(document.querySelector('[data-testid=chat-panel]')).animationName,
+                         getComputedStyle(document.querySelector('[data-testid=remote-tile]')).transitionDuration]")
+            .await
+            .unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!([animation, transition]),
+            "prefers-reduced-motion: {motion:?}"
+        );
+    }
     a.click("[data-testid=toggle-chat]").await.unwrap();
 
     a.click("[data-testid=stats-toggle]").await.unwrap();
@@ -160,6 +181,19 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     .await
     .unwrap();
     wait(&c, "the relay error", &exists("relay-lost")).await;
+    wait_said(
+        &c,
+        "Can't reach the call server (the relay is unreachable). The call goes on; trying again.",
+    )
+    .await;
+    let urgent = c
+        .js("return document.querySelector('[data-testid=alerts]').textContent")
+        .await
+        .unwrap();
+    assert!(
+        urgent.as_str().unwrap().starts_with("Can't reach"),
+        "an error is an alert: {urgent}"
+    );
     audit(&c, "relay unreachable", &mut failures).await;
     c.goto(&format!(
         "{}{QUERY}&max_people=99#misconfigured-room-0000",
@@ -193,4 +227,230 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Presses Tab (Shift+Tab if `back`) until `testid` has the focus, at most
+/// 20 times; every control on the way shows a focus ring. Gives what had
+/// the focus, in order.
+async fn tab_to(b: &Browser, testid: &str, back: bool) -> Vec<String> {
+    let mut visited = Vec::new();
+    for _ in 0..20 {
+        b.press(Key::Tab, back).await.unwrap();
+        let now = b.focused("none").await.unwrap();
+        let what = now["what"].as_str().unwrap_or("?").to_owned();
+        assert_eq!(
+            now["ring"],
+            true,
+            "{}: {what} has the focus but shows no focus ring: {now}",
+            b.kind().name()
+        );
+        visited.push(what.clone());
+        if what == testid {
+            return visited;
+        }
+    }
+    panic!(
+        "{}: Tab never reached {testid}; it went {visited:?}",
+        b.kind().name()
+    );
+}
+
+/// Waits until what has the focus is `what`.
+async fn wait_focus(b: &Browser, what: &str) {
+    b.wait_until(
+        &format!("the focus on {what}"),
+        &format!(
+            "const el = document.activeElement;
+             return !!el && (el.dataset.testid === {what:?} || el.id === {what:?})"
+        ),
+        LIMIT,
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the page's live region (polite or urgent) has said `text`.
+async fn wait_said(b: &Browser, text: &str) {
+    b.wait_until(
+        &format!("the announcement {text:?}"),
+        &format!(
+            "return [...document.querySelectorAll('[data-testid=announcements] p, [data-testid=alerts] p')]
+                 .some(p => p.textContent === {text:?})"
+        ),
+        LIMIT,
+    )
+    .await
+    .unwrap();
+}
+
+/// Firefox, driven by keys alone (Tab, Enter, Escape, the shortcuts and
+/// typing), starts a call, mutes, chats, opens and closes every panel,
+/// hangs up and rejoins; a Chromium on the other end sees and hears each
+/// step through its own screen and live region.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_call_by_keyboard_alone() {
+    let relay = Relay::start(&[]).await.unwrap();
+    let a = Browser::launch(Kind::Firefox).await.unwrap();
+    a.goto(&format!("{}{QUERY}", relay.url)).await.unwrap();
+    wait(&a, "the start page", &exists("start")).await;
+
+    // The start page: name, the relay-only choice, start.
+    let visited = tab_to(&a, "name", false).await;
+    assert_eq!(visited, ["name"], "the name comes first");
+    a.type_text("Kay").await.unwrap();
+    assert_eq!(tab_to(&a, "start", false).await, ["relay-only", "start"]);
+    a.press(Key::Enter, false).await.unwrap();
+    // The call screen takes the focus to its heading.
+    wait_focus(&a, "call-title").await;
+
+    let link = a
+        .js("return document.querySelector('[data-testid=room-link]').value")
+        .await
+        .unwrap();
+    let b = Browser::launch(Kind::Chromium).await.unwrap();
+    b.goto(link.as_str().unwrap()).await.unwrap();
+    for side in [&a, &b] {
+        assert_receiving(side).await;
+        wait_connected(side).await;
+    }
+    wait_said(&b, "Kay joined the call.").await;
+    // Their video is named by them; the buttons carry their shortcuts.
+    let named = b
+        .js("return document.querySelector('[data-testid=remote-video]').getAttribute('aria-label')")
+        .await
+        .unwrap();
+    assert_eq!(named, "Kay's video");
+    let keys = a
+        .js("return [...document.querySelectorAll('.controls button')].map(b => b.getAttribute('aria-keyshortcuts'))")
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        serde_json::json!(["M", "V", "S", "C", null, null, "Shift+H"]),
+        "aria-keyshortcuts"
+    );
+
+    // The controls, in order, each with its focus ring.
+    let order = tab_to(&a, "hang-up", false).await;
+    let controls: Vec<&str> = order
+        .iter()
+        .map(String::as_str)
+        .filter(|w| {
+            [
+                "toggle-mic",
+                "toggle-camera",
+                "toggle-screen",
+                "toggle-chat",
+                "devices-toggle",
+                "stats-toggle",
+                "hang-up",
+            ]
+            .contains(w)
+        })
+        .collect();
+    assert_eq!(
+        controls,
+        [
+            "toggle-mic",
+            "toggle-camera",
+            "toggle-screen",
+            "toggle-chat",
+            "devices-toggle",
+            "stats-toggle",
+            "hang-up"
+        ],
+        "the controls in their visible order: {order:?}"
+    );
+
+    // Mute with the shortcut: both sides hear of it.
+    a.press('m', false).await.unwrap();
+    wait(
+        &a,
+        "the Mute button pressed",
+        "return document.querySelector('[data-testid=toggle-mic]').getAttribute('aria-pressed') === 'true'",
+    )
+    .await;
+    wait_said(&a, "Your microphone is muted.").await;
+    wait(&b, "the muted icon", &exists("remote-muted")).await;
+    wait_said(&b, "Kay muted their microphone.").await;
+
+    // The chat, from its button: the focus goes into it, stays in it,
+    // Escape closes it and gives the focus back.
+    tab_to(&a, "toggle-chat", true).await;
+    a.press(Key::Enter, false).await.unwrap();
+    wait_focus(&a, "chat-input").await;
+    a.type_text("hello by keyboard").await.unwrap();
+    a.press(Key::Enter, false).await.unwrap();
+    // The other side's chat is closed: the message is counted and read out.
+    wait_said(&b, "Kay: hello by keyboard").await;
+    wait(
+        &b,
+        "the unread count",
+        "const u = document.querySelector('[data-testid=unread]'); return !!u && u.textContent === '1'",
+    )
+    .await;
+    for _ in 0..8 {
+        a.press(Key::Tab, false).await.unwrap();
+        let now = a.focused("chat-panel").await.unwrap();
+        assert_eq!(now["inside"], true, "Tab left the open chat: {now}");
+    }
+    a.press(Key::Escape, false).await.unwrap();
+    wait(
+        &a,
+        "the chat closed",
+        "return !document.querySelector('[data-testid=chat-panel]')",
+    )
+    .await;
+    wait_focus(&a, "toggle-chat").await;
+
+    // The device picker and the statistics: the same.
+    for (button, panel, first) in [
+        ("devices-toggle", "device-picker", "pick-camera"),
+        ("stats-toggle", "stats", "stats"),
+    ] {
+        tab_to(&a, button, false).await;
+        a.press(Key::Enter, false).await.unwrap();
+        wait(&a, panel, &exists(panel)).await;
+        let now = a.focused(panel).await.unwrap();
+        assert_eq!(now["inside"], true, "{panel} did not take the focus: {now}");
+        if first != panel {
+            assert_eq!(now["what"], first, "{now}");
+        }
+        for i in 0..6 {
+            a.press(Key::Tab, true).await.unwrap();
+            let now = a.focused(panel).await.unwrap();
+            assert_eq!(now["inside"], true, "Shift+Tab {i} left {panel}: {now}");
+        }
+        a.press(Key::Escape, false).await.unwrap();
+        wait(
+            &a,
+            &format!("{panel} closed"),
+            &format!("return !document.querySelector('[data-testid={panel}]')"),
+        )
+        .await;
+        wait_focus(&a, button).await;
+    }
+
+    // Hang up with the shortcut; the left screen takes the focus; Tab and
+    // Enter rejoin.
+    a.press('h', true).await.unwrap();
+    wait(&a, "the left-the-call screen", &exists("left")).await;
+    let heading = a.focused("left").await.unwrap();
+    assert_eq!(heading["inside"], true, "{heading}");
+    assert_eq!(heading["text"], "You left the call", "{heading}");
+    wait_said(&b, "Kay left the call.").await;
+    tab_to(&a, "rejoin", false).await;
+    a.press(Key::Enter, false).await.unwrap();
+    wait_said(&b, "Kay joined the call.").await;
+    for side in [&a, &b] {
+        assert_receiving(side).await;
+    }
+    let said: Value = b
+        .js("return [...document.querySelectorAll('[data-testid=announcements] p')].map(p => p.textContent)")
+        .await
+        .unwrap();
+    println!("the other side heard: {said}");
+    for browser in [a, b] {
+        browser.close().await;
+    }
 }

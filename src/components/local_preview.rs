@@ -37,6 +37,9 @@ pub fn LocalPreview(props: &LocalPreviewProps) -> Html {
             class="video local mirrored"
             data-testid="local-preview"
             aria-label="Your camera"
+            // No controls, nothing to do with a key: out of the tab order
+            // (Firefox would stop on it otherwise).
+            tabindex="-1"
             autoplay=true
             playsinline=true
         />

@@ -92,6 +92,9 @@ pub fn RemoteVideo(props: &RemoteVideoProps) -> Html {
                 class="video remote"
                 data-testid="remote-video"
                 aria-label={format!("{}'s video", props.name)}
+            // No controls, nothing to do with a key: out of the tab order
+            // (Firefox would stop on it otherwise).
+            tabindex="-1"
                 autoplay=true
                 playsinline=true
                 onloadeddata={on_first_frame}

@@ -11,30 +11,36 @@ use crate::controls::{shortcut, Key, Shortcut};
 /// (not while typing in a field), for as long as the listener lives.
 pub fn on_shortcut(on_shortcut: impl Fn(Shortcut) + 'static) -> Option<EventListener> {
     let window = web_sys::window()?;
-    Some(EventListener::new(&window, "keydown", move |e| {
-        let Some(e) = e.dyn_ref::<web_sys::KeyboardEvent>() else {
-            return;
-        };
-        let typing = e
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .is_some_and(|el| {
-                matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-                    || el.has_attribute("contenteditable")
-            });
-        let key = e.key();
-        let Some(action) = shortcut(Key {
-            key: &key,
-            shift: e.shift_key(),
-            other_modifier: e.ctrl_key() || e.alt_key() || e.meta_key(),
-            typing,
-            repeat: e.repeat(),
-        }) else {
-            return;
-        };
-        e.prevent_default();
-        on_shortcut(action);
-    }))
+    let options = gloo_events::EventListenerOptions::enable_prevent_default();
+    Some(EventListener::new_with_options(
+        &window,
+        "keydown",
+        options,
+        move |e| {
+            let Some(e) = e.dyn_ref::<web_sys::KeyboardEvent>() else {
+                return;
+            };
+            let typing = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        || el.has_attribute("contenteditable")
+                });
+            let key = e.key();
+            let Some(action) = shortcut(Key {
+                key: &key,
+                shift: e.shift_key(),
+                other_modifier: e.ctrl_key() || e.alt_key() || e.meta_key(),
+                typing,
+                repeat: e.repeat(),
+            }) else {
+                return;
+            };
+            e.prevent_default();
+            on_shortcut(action);
+        },
+    ))
 }
 
 /// What can take the focus (by Tab) inside a panel; none of ours has a
@@ -76,7 +82,9 @@ pub fn trap_focus(root: &web_sys::Element, on_escape: impl Fn() + 'static) -> Ev
         let _ = el.focus();
     }
     let inside = root.clone();
-    EventListener::new(root, "keydown", move |e| {
+    // Not passive: the Tab it moves itself must not move the focus again.
+    let options = gloo_events::EventListenerOptions::enable_prevent_default();
+    EventListener::new_with_options(root, "keydown", options, move |e| {
         let Some(e) = e.dyn_ref::<web_sys::KeyboardEvent>() else {
             return;
         };
