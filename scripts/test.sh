@@ -2,7 +2,8 @@
 # Installs what the tests need (idempotently) and runs every check:
 # formatting, clippy on host and wasm32, native tests, browser tests in
 # headless Chromium and Firefox, the release build, and end-to-end tests that
-# open the served app in real browsers (calls included, some through coturn).
+# open the served app in real browsers (calls included, some through coturn;
+# axe-core on every screen, and a call made by keyboard alone).
 #
 # It starts by running the README's run command, the develop command and the
 # benchmark's build step as a new user would, before anything else has

@@ -1,7 +1,7 @@
 //! Accessibility, end to end: axe-core on every screen of the release
 //! build, in a phone-sized and a desktop-sized window, in the dark and the
-//! light theme; reduced motion; and a whole call made with the keyboard
-//! alone.
+//! light theme (with `PEERCALL_SCREENSHOT_DIR` set, a screenshot of each);
+//! reduced motion; and a whole call made with the keyboard alone.
 
 use peercall_e2e::a11y::Key;
 use peercall_e2e::call::{assert_receiving, start_call, wait_connected, LIMIT};
@@ -45,6 +45,12 @@ async fn audit(b: &Browser, screen: &str, failures: &mut Vec<String>) {
                 scheme == "light",
                 "{screen}: the {scheme} theme shows a {background} background"
             );
+            if let Some(dir) = std::env::var_os("PEERCALL_SCREENSHOT_DIR") {
+                let file = format!("{screen}-{size}-{scheme}.png").replace(' ', "-");
+                b.screenshot(&std::path::PathBuf::from(dir).join(file))
+                    .await
+                    .unwrap();
+            }
             let found = b.axe().await.unwrap();
             println!("{screen}, {size}, {scheme}: {} violations", found.len());
             for v in &found {

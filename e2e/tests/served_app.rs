@@ -190,7 +190,7 @@ async fn the_call_screen_fits_a_phone_held_upright() {
                 hangUpHeight: document.querySelector('[data-testid=hang-up]').getBoundingClientRect().height,
                 preview: inView('video[data-testid=local-preview]'),
                 copy: inView('[data-testid=copy-link]'),
-                hangUpLabel: document.querySelector('[data-testid=hang-up]').getAttribute('aria-label'),
+                hangUpLabel: document.querySelector('[data-testid=hang-up]').textContent,
             };
         "#)
         .await
