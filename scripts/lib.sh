@@ -143,6 +143,18 @@ wasm_cargo() { wasm_env cargo "$@"; }
 
 # --- web build tools ---------------------------------------------------------
 
+# npm_tool PACKAGE VERSION FILE: npm's PACKAGE@VERSION in
+# $TOOLS/PACKAGE-VERSION, installed unless FILE (a path inside it) is there.
+npm_tool() {
+	local dir="$TOOLS/$1-$2"
+	[ -e "$dir/$3" ] && return 0
+	command -v npm >/dev/null || apt_ensure nodejs npm
+	log "installing $1 $2 from npm"
+	mkdir -p "$dir"
+	timeout 600 npm install --silent --no-audit --no-fund --prefix "$dir" "$1@$2" >&2 ||
+		die "npm install $1@$2 failed or timed out"
+}
+
 # web_tools: trunk, wasm-bindgen and wasm-opt at their pinned versions, on PATH.
 web_tools() {
 	local wb trunk_bin wb_bin
@@ -161,13 +173,7 @@ web_tools() {
 
 	# Debian's binaryen is too old for what rustc emits; npm's is current.
 	local bdir="$TOOLS/binaryen-$BINARYEN_VERSION"
-	if [ ! -x "$bdir/node_modules/.bin/wasm-opt" ]; then
-		command -v npm >/dev/null || apt_ensure nodejs npm
-		log "installing binaryen $BINARYEN_VERSION (wasm-opt) from npm"
-		mkdir -p "$bdir"
-		timeout 600 npm install --silent --no-audit --no-fund --prefix "$bdir" "binaryen@$BINARYEN_VERSION" >&2 ||
-			die "npm install binaryen@$BINARYEN_VERSION failed or timed out"
-	fi
+	npm_tool binaryen "$BINARYEN_VERSION" node_modules/.bin/wasm-opt
 	"$bdir/node_modules/.bin/wasm-opt" --version | grep -q "version $BINARYEN_VERSION" ||
 		die "$bdir has no wasm-opt $BINARYEN_VERSION"
 
@@ -265,15 +271,8 @@ pebble_server() {
 # its pinned version, for the accessibility test (e2e/tests/a11y.rs);
 # exports PEERCALL_AXE_JS, the path of axe.min.js the test injects.
 axe_core() {
-	local dir="$TOOLS/axe-core-$AXE_CORE_VERSION"
-	local js="$dir/node_modules/axe-core/axe.min.js"
-	if [ ! -f "$js" ]; then
-		command -v npm >/dev/null || apt_ensure nodejs npm
-		log "installing axe-core $AXE_CORE_VERSION from npm"
-		mkdir -p "$dir"
-		timeout 600 npm install --silent --no-audit --no-fund --prefix "$dir" "axe-core@$AXE_CORE_VERSION" >&2 ||
-			die "npm install axe-core@$AXE_CORE_VERSION failed or timed out"
-	fi
+	local js="$TOOLS/axe-core-$AXE_CORE_VERSION/node_modules/axe-core/axe.min.js"
+	npm_tool axe-core "$AXE_CORE_VERSION" node_modules/axe-core/axe.min.js
 	grep -q "axe v$AXE_CORE_VERSION" "$js" || die "$js is not axe-core $AXE_CORE_VERSION"
 	PEERCALL_AXE_JS=$js
 	export PEERCALL_AXE_JS

@@ -180,13 +180,19 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     audit(&c, "the call is full", &mut failures).await;
 
     // The relay out of reach, and a misconfigured address.
-    c.goto(&format!(
-        "{}{QUERY}&relay=ws://127.0.0.1:9#unreachable-room-000000",
-        relay.url
-    ))
-    .await
-    .unwrap();
-    wait(&c, "the relay error", &exists("relay-lost")).await;
+    let open = |query: &'static str, room: &'static str, shows: &'static str| {
+        let (c, url) = (&c, format!("{}{QUERY}{query}#{room}", relay.url));
+        async move {
+            c.goto(&url).await.unwrap();
+            wait(c, shows, &exists(shows)).await;
+        }
+    };
+    open(
+        "&relay=ws://127.0.0.1:9",
+        "unreachable-room-000000",
+        "relay-lost",
+    )
+    .await;
     wait_said(
         &c,
         "Can't reach the call server (the relay is unreachable). The call goes on; trying again.",
@@ -201,13 +207,7 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
         "an error is an alert: {urgent}"
     );
     audit(&c, "relay unreachable", &mut failures).await;
-    c.goto(&format!(
-        "{}{QUERY}&max_people=99#misconfigured-room-0000",
-        relay.url
-    ))
-    .await
-    .unwrap();
-    wait(&c, "the configuration error", &exists("config-error")).await;
+    open("&max_people=99", "misconfigured-room-0000", "config-error").await;
     audit(&c, "misconfigured", &mut failures).await;
     c.close().await;
 
