@@ -235,6 +235,19 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     );
 }
 
+/// axe-core finds nothing on what `b` shows now, as it is (Firefox: its own
+/// theme and window; the full matrix runs in Chromium).
+async fn assert_axe_clean(b: &Browser, screen: &str) {
+    let found = b.axe().await.unwrap();
+    assert!(
+        found.is_empty(),
+        "{}, {screen}: {} axe-core violations:\n{}",
+        b.kind().name(),
+        found.len(),
+        found.join("\n")
+    );
+}
+
 /// Presses Tab (Shift+Tab if `back`) until `testid` has the focus, at most
 /// 20 times; every control on the way shows a focus ring. Gives what had
 /// the focus, in order.
@@ -292,7 +305,8 @@ async fn wait_said(b: &Browser, text: &str) {
 /// Firefox, driven by keys alone (Tab, Enter, Escape, the shortcuts and
 /// typing), starts a call, mutes, chats, opens and closes every panel,
 /// hangs up and rejoins; a Chromium on the other end sees and hears each
-/// step through its own screen and live region.
+/// step through its own screen and live region. axe-core checks Firefox's
+/// start page, the call with the chat open, and the left screen on the way.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_whole_call_by_keyboard_alone() {
     let relay = Relay::start(&[]).await.unwrap();
@@ -300,6 +314,7 @@ async fn a_whole_call_by_keyboard_alone() {
     a.goto(&format!("{}{QUERY}", relay.url)).await.unwrap();
     wait(&a, "the start page", &exists("start")).await;
 
+    assert_axe_clean(&a, "start").await;
     // The start page: name, the relay-only choice, start.
     let visited = tab_to(&a, "name", false).await;
     assert_eq!(visited, ["name"], "the name comes first");
@@ -389,6 +404,7 @@ async fn a_whole_call_by_keyboard_alone() {
     a.press(Key::Enter, false).await.unwrap();
     // The other side's chat is closed: the message is counted and read out.
     wait_said(&b, "Kay: hello by keyboard").await;
+    assert_axe_clean(&a, "chat open, in a call").await;
     wait(
         &b,
         "the unread count",
@@ -445,6 +461,7 @@ async fn a_whole_call_by_keyboard_alone() {
     assert_eq!(heading["inside"], true, "{heading}");
     assert_eq!(heading["text"], "You left the call", "{heading}");
     wait_said(&b, "Kay left the call.").await;
+    assert_axe_clean(&a, "left the call").await;
     tab_to(&a, "rejoin", false).await;
     a.press(Key::Enter, false).await.unwrap();
     wait_said(&b, "Kay joined the call.").await;
