@@ -1,8 +1,9 @@
 //! What the call screen shows, as a pure reducer: the relay's status, the
 //! people in the room and how our connection to each is doing, the last
 //! thing worth telling the person, and the news a screen reader announces
-//! (joins, leaves, mute and camera changes, chat messages, errors). Media handles stay out (they live
-//! in the component), so this is `PartialEq` and tested natively.
+//! (joins, leaves, mute and camera changes, chat messages, errors). Media
+//! handles stay out (they live in the component), so this is `PartialEq`
+//! and tested natively.
 
 use std::collections::BTreeMap;
 
@@ -279,6 +280,14 @@ pub fn display_name(id: &str, name: Option<&str>) -> String {
 }
 
 impl CallState {
+    /// What `peer` is called here: their name, or a stand-in from their id
+    /// once they are gone.
+    fn name_of(&self, peer: &str) -> String {
+        self.peers
+            .get(peer)
+            .map_or_else(|| display_name(peer, None), |p| p.name.clone())
+    }
+
     /// Adds `text` to the news.
     fn tell(&mut self, text: String, urgent: bool) {
         let seq = self.news.last().map_or(0, |n| n.seq + 1);
@@ -427,15 +436,11 @@ impl CallState {
                 sent_at,
                 private_with,
             } => {
-                let name_of = |peer: &str| match self.peers.get(peer) {
-                    Some(view) => view.name.clone(),
-                    None => display_name(peer, None),
-                };
                 let name = match &from {
                     None => "You".to_owned(),
-                    Some(peer) => name_of(peer),
+                    Some(peer) => self.name_of(peer),
                 };
-                let private_with = private_with.as_deref().map(name_of);
+                let private_with = private_with.as_deref().map(|p| self.name_of(p));
                 let duplicate = self
                     .chat
                     .iter()
@@ -488,10 +493,7 @@ impl CallState {
                             self.unread += 1;
                         }
                         if !view.outgoing {
-                            let from = self
-                                .peers
-                                .get(&view.peer)
-                                .map_or_else(|| display_name(&view.peer, None), |p| p.name.clone());
+                            let from = self.name_of(&view.peer);
                             self.tell(
                                 format!("{from} is sending you a file: {}.", view.name),
                                 false,
@@ -502,10 +504,7 @@ impl CallState {
                 }
             }
             CallAction::PeerError { id, message } => {
-                let name = self
-                    .peers
-                    .get(&id)
-                    .map_or_else(|| display_name(&id, None), |p| p.name.clone());
+                let name = self.name_of(&id);
                 self.notify(format!("Problem with {name}: {message}"), true);
             }
         }
