@@ -1,7 +1,7 @@
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::hooks::use_focus_trap;
+use crate::components::Dialog;
 use crate::state::ChatLine;
 use crate::transfer::{TransferStatus, TransferView};
 
@@ -32,14 +32,10 @@ fn time_of(ms: u64) -> String {
 
 /// The chat and file transfers: messages with names and times, a box to
 /// write in (Enter sends, Shift+Enter is a new line), a file button, and
-/// each transfer with its progress, rate, cancel and download. A dialog:
-/// it takes the focus (the message box) when it opens, keeps Tab inside,
-/// closes on Escape and gives the focus back. Not modal: the call's live
-/// announcements go on being read while it is open.
+/// each transfer with its progress, rate, cancel and download. A
+/// [`Dialog`]; the message box takes the focus when it opens.
 #[component]
 pub fn ChatPanel(props: &ChatPanelProps) -> Html {
-    let root = use_node_ref();
-    use_focus_trap(root.clone(), props.on_close.clone());
     let text = use_node_ref();
     let list = use_node_ref();
     // Whom to write to: everyone (`None`) or one person, by peer id. A
@@ -110,7 +106,6 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
             }
         })
     };
-    let close = props.on_close.reform(|_: MouseEvent| ());
     let lines: Html = props
         .lines
         .iter()
@@ -172,13 +167,8 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
         })
         .collect();
     html! {
-        <div class="chat" role="dialog" aria-labelledby="chat-title" data-testid="chat-panel"
-             ref={root}>
-            <header class="row">
-                <h2 id="chat-title">{ "Chat" }</h2>
-                <button type="button" class="secondary" aria-label="Close the chat"
-                        onclick={close}>{ "×" }</button>
-            </header>
+        <Dialog class="chat" testid="chat-panel" title="Chat" close_label="Close the chat"
+                on_close={props.on_close.clone()}>
             // Not a live region: the call's announcer reads new messages,
             // open or closed.
             <ol class="messages" ref={list} aria-label="Messages">
@@ -215,6 +205,6 @@ pub fn ChatPanel(props: &ChatPanelProps) -> Html {
                     <button type="submit" data-testid="chat-send">{ "Send" }</button>
                 </div>
             </form>
-        </div>
+        </Dialog>
     }
 }

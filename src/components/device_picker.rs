@@ -1,7 +1,7 @@
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
-use crate::hooks::use_focus_trap;
+use crate::components::Dialog;
 use crate::media::{devices_of, Device, DeviceKind};
 
 /// Props of [`DevicePicker`].
@@ -28,12 +28,10 @@ pub struct DevicePickerProps {
 
 /// Choosers for camera, microphone and, where the browser allows it,
 /// speaker. The list is the browser's (`enumerateDevices`), refreshed on
-/// `devicechange` by the caller. A dialog, like the chat: it holds the
-/// focus until Escape or its close button.
+/// `devicechange` by the caller. A [`Dialog`]; the camera's chooser takes
+/// the focus when it opens.
 #[component]
 pub fn DevicePicker(props: &DevicePickerProps) -> Html {
-    let root = use_node_ref();
-    use_focus_trap(root.clone(), props.on_close.clone());
     let select = |kind: DeviceKind, label: &str, testid: &str, current: &Option<String>| {
         let options = devices_of(&props.devices, kind);
         let on_pick = props.on_pick.clone();
@@ -56,18 +54,13 @@ pub fn DevicePicker(props: &DevicePickerProps) -> Html {
         }
     };
     html! {
-        <div class="devices" role="dialog" aria-labelledby="devices-title"
-             data-testid="device-picker" ref={root}>
-            <header class="row">
-                <h2 id="devices-title">{ "Devices" }</h2>
-                <button type="button" class="secondary close" aria-label="Close the devices"
-                        onclick={props.on_close.reform(|_: MouseEvent| ())}>{ "×" }</button>
-            </header>
+        <Dialog class="devices" testid="device-picker" title="Devices"
+                close_label="Close the devices" on_close={props.on_close.clone()}>
             { select(DeviceKind::Camera, "Camera", "pick-camera", &props.camera) }
             { select(DeviceKind::Microphone, "Microphone", "pick-microphone", &props.microphone) }
             if props.speakers_supported {
                 { select(DeviceKind::Speaker, "Speaker", "pick-speaker", &props.speaker) }
             }
-        </div>
+        </Dialog>
     }
 }

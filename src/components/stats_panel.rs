@@ -6,7 +6,7 @@ use gloo_timers::callback::Interval;
 use web_sys::RtcPeerConnection;
 use yew::prelude::*;
 
-use crate::hooks::use_focus_trap;
+use crate::components::Dialog;
 use crate::stats::{view, Snapshot, StatsView};
 use crate::web::stats::snapshot;
 
@@ -31,12 +31,10 @@ pub struct StatsPanelProps {
 }
 
 /// Connection details from `getStats()`, refreshed every second while it
-/// is shown (it is unmounted, and polls nothing, when hidden). A dialog,
-/// like the chat: it holds the focus until Escape or its close button.
+/// is shown (it is unmounted, and polls nothing, when hidden). A
+/// [`Dialog`].
 #[component]
 pub fn StatsPanel(props: &StatsPanelProps) -> Html {
-    let root = use_node_ref();
-    use_focus_trap(root.clone(), props.on_close.clone());
     let views = use_state(HashMap::<String, Result<StatsView, String>>::new);
     let last: Rc<RefCell<HashMap<String, Snapshot>>> = use_mut_ref(HashMap::new);
     {
@@ -106,17 +104,12 @@ pub fn StatsPanel(props: &StatsPanelProps) -> Html {
         })
         .collect();
     html! {
-        <div class="stats" role="dialog" aria-labelledby="stats-title" data-testid="stats"
-             ref={root}>
-            <header class="row">
-                <h2 id="stats-title">{ "Connection statistics" }</h2>
-                <button type="button" class="secondary close" aria-label="Close the statistics"
-                        onclick={props.on_close.reform(|_: MouseEvent| ())}>{ "×" }</button>
-            </header>
+        <Dialog class="stats" testid="stats" title="Connection statistics"
+                close_label="Close the statistics" on_close={props.on_close.clone()}>
             if props.connections.is_empty() {
                 <p>{ "No connections yet." }</p>
             }
             { rows }
-        </div>
+        </Dialog>
     }
 }
