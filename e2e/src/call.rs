@@ -30,6 +30,27 @@ pub const INBOUND: &str = r#"
     return {frames, audio};
 "#;
 
+/// Waits (up to [`LIMIT`]) until `script` returns `true` on `b`; panics
+/// with what the page shows otherwise.
+pub async fn wait(b: &Browser, what: &str, script: &str) {
+    b.wait_until(what, script, LIMIT).await.unwrap();
+}
+
+/// A script for [`wait`]: the element with `data-testid` is there.
+pub fn exists(testid: &str) -> String {
+    format!("return !!document.querySelector('[data-testid={testid}]')")
+}
+
+/// A script for [`wait`]: the element with `data-testid` is gone.
+pub fn gone(testid: &str) -> String {
+    format!("return !document.querySelector('[data-testid={testid}]')")
+}
+
+/// A script for [`wait`]: exactly `n` elements match `css`.
+pub fn count_is(css: &str, n: usize) -> String {
+    format!("return document.querySelectorAll({css:?}).length === {n}")
+}
+
 /// The wall clock in milliseconds, comparable with the page's `Date.now()`.
 pub fn now_ms() -> f64 {
     SystemTime::now()

@@ -4,7 +4,9 @@
 //! reduced motion; and a whole call made with the keyboard alone.
 
 use peercall_e2e::a11y::Key;
-use peercall_e2e::call::{assert_receiving, start_call, wait_connected, LIMIT};
+use peercall_e2e::call::{
+    assert_receiving, count_is, exists, gone, start_call, wait, wait_connected, LIMIT,
+};
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
 
@@ -66,14 +68,6 @@ async fn audit(b: &Browser, screen: &str, failures: &mut Vec<String>) {
     b.set_window_size(1280, 800).await.unwrap();
 }
 
-async fn wait(b: &Browser, what: &str, script: &str) {
-    b.wait_until(what, script, LIMIT).await.unwrap();
-}
-
-fn exists(testid: &str) -> String {
-    format!("return !!document.querySelector('[data-testid={testid}]')")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     let relay = Relay::start(&[]).await.unwrap();
@@ -123,7 +117,7 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     wait(
         &a,
         "both messages",
-        "return document.querySelectorAll('[data-testid=chat-message]').length === 3",
+        &count_is("[data-testid=chat-message]", 3),
     )
     .await;
     audit(&a, "chat open", &mut failures).await;
@@ -160,7 +154,7 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     wait(
         &a,
         "two remote tiles",
-        "return document.querySelectorAll('[data-testid=remote-tile].connected').length === 2",
+        &count_is("[data-testid=remote-tile].connected", 2),
     )
     .await;
     audit(&a, "a group of three", &mut failures).await;
@@ -172,7 +166,7 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     wait(
         &a,
         "one remote tile",
-        "return document.querySelectorAll('[data-testid=remote-tile]').length === 1",
+        &count_is("[data-testid=remote-tile]", 1),
     )
     .await;
     c.goto(&full).await.unwrap();
@@ -417,12 +411,7 @@ async fn a_whole_call_by_keyboard_alone() {
         assert_eq!(now["inside"], true, "Tab left the open chat: {now}");
     }
     a.press(Key::Escape, false).await.unwrap();
-    wait(
-        &a,
-        "the chat closed",
-        "return !document.querySelector('[data-testid=chat-panel]')",
-    )
-    .await;
+    wait(&a, "the chat closed", &gone("chat-panel")).await;
     wait_focus(&a, "toggle-chat").await;
 
     // The device picker and the statistics: the same.
@@ -444,12 +433,7 @@ async fn a_whole_call_by_keyboard_alone() {
             assert_eq!(now["inside"], true, "Shift+Tab {i} left {panel}: {now}");
         }
         a.press(Key::Escape, false).await.unwrap();
-        wait(
-            &a,
-            &format!("{panel} closed"),
-            &format!("return !document.querySelector('[data-testid={panel}]')"),
-        )
-        .await;
+        wait(&a, &format!("{panel} closed"), &gone(panel)).await;
         wait_focus(&a, button).await;
     }
 

@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use peercall_e2e::call::{assert_receiving, inbound, start_call, wait_connected, LIMIT};
+use peercall_e2e::call::{
+    assert_receiving, exists, gone, inbound, start_call, wait, wait_connected, LIMIT,
+};
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -61,18 +63,6 @@ async fn outbound_growth(b: &Browser, key: &str, secs: u64) -> u64 {
     let after = outbound(b).await;
     println!("outbound {key} over {secs} s: {before} -> {after}");
     after[key].as_u64().unwrap_or(0) - before[key].as_u64().unwrap_or(0)
-}
-
-async fn wait(b: &Browser, what: &str, script: &str) {
-    b.wait_until(what, script, LIMIT).await.unwrap();
-}
-
-fn exists(testid: &str) -> String {
-    format!("return !!document.querySelector('[data-testid={testid}]')")
-}
-
-fn gone(testid: &str) -> String {
-    format!("return !document.querySelector('[data-testid={testid}]')")
 }
 
 /// Presses `key` the way the shortcut handler hears it.

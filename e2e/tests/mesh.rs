@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use peercall_e2e::call::{start_call, LIMIT};
+use peercall_e2e::call::{start_call, wait, LIMIT};
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
 
@@ -165,10 +165,6 @@ async fn budget_applied(b: &Browser, who: &str, bps: u64, height: u64) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-async fn wait(b: &Browser, what: &str, script: &str) {
-    b.wait_until(what, script, LIMIT).await.unwrap();
 }
 
 /// Opens `b`'s chat panel (messages are listed only while it is open).
