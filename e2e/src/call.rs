@@ -51,6 +51,16 @@ pub fn count_is(css: &str, n: usize) -> String {
     format!("return document.querySelectorAll({css:?}).length === {n}")
 }
 
+/// Writes `text` in `b`'s open chat and sends it.
+pub async fn send_chat(b: &Browser, text: &str) {
+    b.js(&format!(
+        "document.querySelector('[data-testid=chat-input]').value = {text:?};
+         document.querySelector('[data-testid=chat-send]').click();"
+    ))
+    .await
+    .unwrap();
+}
+
 /// The wall clock in milliseconds, comparable with the page's `Date.now()`.
 pub fn now_ms() -> f64 {
     SystemTime::now()

@@ -5,7 +5,7 @@
 
 use peercall_e2e::a11y::Key;
 use peercall_e2e::call::{
-    assert_receiving, count_is, exists, gone, start_call, wait, wait_connected, LIMIT,
+    assert_receiving, count_is, exists, gone, send_chat, start_call, wait, wait_connected, LIMIT,
 };
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
@@ -94,12 +94,7 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     // A message while the chat is closed: the unread count on its button.
     b.click("[data-testid=toggle-chat]").await.unwrap();
     wait(&b, "the chat", &exists("chat-input")).await;
-    b.js(
-        "document.querySelector('[data-testid=chat-input]').value = 'are you there?';
-          document.querySelector('[data-testid=chat-send]').click();",
-    )
-    .await
-    .unwrap();
+    send_chat(&b, "are you there?").await;
     wait(&a, "the unread count", &exists("unread")).await;
     audit(&a, "an unread message", &mut failures).await;
 
@@ -107,16 +102,11 @@ async fn every_screen_passes_axe_in_both_sizes_and_themes() {
     a.click("[data-testid=toggle-chat]").await.unwrap();
     for (side, text) in [(&a, "hello from Ada"), (&b, "hello from the other side")] {
         wait(side, "the chat", &exists("chat-input")).await;
-        side.js(&format!(
-            "const t = document.querySelector('[data-testid=chat-input]'); t.value = {text:?};
-             document.querySelector('[data-testid=chat-send]').click();"
-        ))
-        .await
-        .unwrap();
+        send_chat(side, text).await;
     }
     wait(
         &a,
-        "both messages",
+        "the three messages",
         &count_is("[data-testid=chat-message]", 3),
     )
     .await;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use peercall_e2e::call::{
-    assert_receiving, exists, gone, inbound, start_call, wait, wait_connected, LIMIT,
+    assert_receiving, exists, gone, inbound, send_chat, start_call, wait, wait_connected, LIMIT,
 };
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
@@ -284,13 +284,7 @@ async fn chat_and_files_go_both_ways_and_a_cancel_cleans_up() {
 
     // Chat: Ada writes while the other side's chat is closed.
     a.click("[data-testid=toggle-chat]").await.unwrap();
-    a.js(
-        "const t = document.querySelector('[data-testid=chat-input]');
-          t.value = 'Hello from Ada';
-          document.querySelector('[data-testid=chat-send]').click();",
-    )
-    .await
-    .unwrap();
+    send_chat(&a, "Hello from Ada").await;
     wait(
         &b,
         "the unread badge",

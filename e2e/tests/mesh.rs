@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use peercall_e2e::call::{start_call, wait, LIMIT};
+use peercall_e2e::call::{send_chat, start_call, wait, LIMIT};
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
 
@@ -210,13 +210,7 @@ async fn chat(b: &Browser, to: Option<&str>, text: &str) {
         ),
     )
     .await;
-    b.js(&format!(
-        "const t = document.querySelector('[data-testid=chat-input]');
-         t.value = {text:?};
-         document.querySelector('[data-testid=chat-send]').click();"
-    ))
-    .await
-    .unwrap();
+    send_chat(b, text).await;
 }
 
 /// The chat lines `b` shows: (name, text, private).
