@@ -159,13 +159,7 @@ pub async fn start_call(b: &Browser, page: &str, name: &str) -> String {
 /// Opens `page` and waits for the landing page.
 pub async fn open_landing(b: &Browser, page: &str) {
     b.goto(page).await.unwrap();
-    b.wait_until(
-        "the landing page",
-        "return !!document.querySelector('[data-testid=start]')",
-        LIMIT,
-    )
-    .await
-    .unwrap();
+    wait(b, "the landing page", &exists("start")).await;
 }
 
 /// On the landing page: types a name and starts a call; gives the link.

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 
 use peercall_e2e::call::{
-    assert_receiving, now_ms, remote_name, setup_ms, start_call, wait_connected, wait_remote_frame,
-    LIMIT,
+    assert_receiving, exists, gone, now_ms, remote_name, setup_ms, start_call, wait,
+    wait_connected, wait_remote_frame, LIMIT,
 };
 use peercall_e2e::{Browser, Kind, Relay};
 
@@ -28,14 +28,7 @@ async fn hang_up(leaver: &Browser, stayer: &Browser) {
              document.querySelector('[data-testid=hang-up]').click();")
         .await
         .unwrap();
-    leaver
-        .wait_until(
-            "the left screen",
-            "return !!document.querySelector('[data-testid=left]')",
-            LIMIT,
-        )
-        .await
-        .unwrap();
+    wait(leaver, "the left screen", &exists("left")).await;
     let tracks = leaver
         .js("return window.__tracks.map(t => t.kind + ':' + t.readyState).sort()")
         .await
@@ -160,13 +153,7 @@ async fn time_from_opening_the_link_to_the_first_remote_frame() {
     let mut times = Vec::new();
     for _ in 0..RUNS {
         b.goto("about:blank").await.unwrap();
-        a.wait_until(
-            "the previous visit to be gone",
-            "return !document.querySelector('[data-testid=remote-tile]')",
-            LIMIT,
-        )
-        .await
-        .unwrap();
+        wait(&a, "the previous visit to be gone", &gone("remote-tile")).await;
         let opened_at = now_ms();
         b.goto(&link).await.unwrap();
         wait_remote_frame(&b, Some(&a)).await;

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use peercall_e2e::call::{assert_receiving, inbound, start_call, wait_connected, LIMIT};
+use peercall_e2e::call::{
+    assert_receiving, gone, inbound, start_call, wait, wait_connected, LIMIT,
+};
 use peercall_e2e::{free_port, Browser, Kind, Redis, Relay};
 
 /// Each remote tile: name, and whether its video decodes and it shows as
@@ -162,14 +164,12 @@ async fn a_call_across_relays_survives_one_being_killed() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    chromium
-        .wait_until(
-            "the relay-lost notice to go",
-            "return !document.querySelector('[data-testid=relay-lost]')",
-            LIMIT,
-        )
-        .await
-        .unwrap();
+    wait(
+        &chromium,
+        "the relay-lost notice to go",
+        &gone("relay-lost"),
+    )
+    .await;
     for side in [&chromium, &firefox] {
         let n = notice(side).await;
         assert!(

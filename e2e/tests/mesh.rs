@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use peercall_e2e::call::{send_chat, start_call, wait, LIMIT};
+use peercall_e2e::call::{exists, send_chat, start_call, wait, LIMIT};
 use peercall_e2e::{Browser, Kind, Relay};
 use serde_json::Value;
 
@@ -173,12 +173,7 @@ async fn open_chat(b: &Browser) {
           document.querySelector('[data-testid=toggle-chat]').click();")
         .await
         .unwrap();
-    wait(
-        b,
-        "the chat panel",
-        "return !!document.querySelector('[data-testid=chat-to]')",
-    )
-    .await;
+    wait(b, "the chat panel", &exists("chat-to")).await;
 }
 
 /// Writes `text` in `b`'s chat to `to` (a name) or to everyone.
@@ -363,13 +358,7 @@ async fn four_people_in_a_mesh_one_leaves_and_a_fifth_joins() {
     p3.js("document.querySelector('[data-testid=hang-up]').click()")
         .await
         .unwrap();
-    p3.wait_until(
-        "the left screen",
-        "return !!document.querySelector('[data-testid=left]')",
-        LIMIT,
-    )
-    .await
-    .unwrap();
+    wait(&p3, "the left screen", &exists("left")).await;
     p3.close().await;
     everyone_sees_everyone(&people).await;
     // Three people: the budget grows back to 1 Mbit/s and 540p (the
