@@ -267,6 +267,23 @@ pebble_server() {
 	export PEERCALL_PEBBLE_BIN
 }
 
+# sip_gateway: Debian's janus (its SIP plugin is the gateway) and baresip
+# (the far phone) for the phone-call test; exports PEERCALL_JANUS_BIN,
+# PEERCALL_JANUS_LIB and PEERCALL_BARESIP_BIN. The test (e2e/tests/phone.rs)
+# starts its own Janus and baresip on free loopback ports with generated
+# configs; neither runs as a service.
+sip_gateway() {
+	apt_ensure janus baresip-core
+	PEERCALL_JANUS_BIN=$(command -v janus || echo /usr/bin/janus)
+	[ -x "$PEERCALL_JANUS_BIN" ] || die "the janus package installed no janus binary"
+	PEERCALL_JANUS_LIB=$(dirname "$(dpkg -L janus | grep -m1 '/janus/plugins/libjanus_sip.so$')")
+	PEERCALL_JANUS_LIB=${PEERCALL_JANUS_LIB%/plugins}
+	[ -f "$PEERCALL_JANUS_LIB/plugins/libjanus_sip.so" ] || die "janus has no SIP plugin under $PEERCALL_JANUS_LIB"
+	PEERCALL_BARESIP_BIN=$(command -v baresip || echo /usr/bin/baresip)
+	[ -x "$PEERCALL_BARESIP_BIN" ] || die "baresip-core installed no baresip binary"
+	export PEERCALL_JANUS_BIN PEERCALL_JANUS_LIB PEERCALL_BARESIP_BIN
+}
+
 # axe_core: axe-core (the accessibility engine most audits use) from npm at
 # its pinned version, for the accessibility test (e2e/tests/a11y.rs);
 # exports PEERCALL_AXE_JS, the path of axe.min.js the test injects.

@@ -21,6 +21,7 @@ setup() {
 	turn_server
 	redis_server
 	pebble_server
+	sip_gateway
 	axe_core
 }
 

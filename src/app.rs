@@ -31,6 +31,10 @@ pub fn App() -> Html {
     let name = use_state(page::load_name);
     let relay_only = use_state(page::load_relay_only);
     let config = use_state(|| Config::Loading);
+    // The relay serving the page calls phones (its /healthz says so).
+    let phone_here = use_state(|| false);
+    // "Call a phone" on the start page: the call opens with the dialler.
+    let phone_intent = use_state(|| false);
 
     {
         let (room, hung_up) = (room.clone(), hung_up.clone());
@@ -45,7 +49,7 @@ pub fn App() -> Html {
         });
     }
     {
-        let config = config.clone();
+        let (config, phone_here) = (config.clone(), phone_here.clone());
         let in_a_room = room.is_some();
         use_effect_with((), move |()| {
             // Opening a room link: start the camera now, while the
@@ -54,6 +58,12 @@ pub fn App() -> Html {
                 if let Some(devices) = web_sys::window().and_then(|w| media_devices(&w).ok()) {
                     request_early(&devices, MediaRequest::default());
                 }
+            }
+            if !in_a_room {
+                let phone_here = phone_here.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    phone_here.set(page::relay_calls_phones().await);
+                });
             }
             wasm_bindgen_futures::spawn_local(async move {
                 config.set(match page::load_config().await {
@@ -68,9 +78,11 @@ pub fn App() -> Html {
         });
     }
 
-    let on_start = {
+    let start = |phone: bool| {
         let (name, relay_only, hung_up) = (name.clone(), relay_only.clone(), hung_up.clone());
+        let phone_intent = phone_intent.clone();
         Callback::from(move |(typed, only_turn): (String, bool)| {
+            phone_intent.set(phone);
             page::save_name(&typed);
             page::save_relay_only(only_turn);
             name.set(typed.trim().to_owned());
@@ -85,7 +97,8 @@ pub fn App() -> Html {
 
     let body = match (&*room, &*config) {
         (None, _) => html! {
-            <Landing name={(*name).clone()} relay_only={*relay_only} {on_start} />
+            <Landing name={(*name).clone()} relay_only={*relay_only} on_start={start(false)}
+                     phone={*phone_here} on_phone={start(true)} />
         },
         (Some(_), Config::Loading) => html! {
             <p class="notice" role="status">{ "Loading…" }</p>
@@ -153,7 +166,8 @@ pub fn App() -> Html {
             call_config.relay_only |= *relay_only;
             html! {
                 <InCall key={room.clone()} room={room.clone()} {name} config={call_config}
-                        relays={relays.clone()} {on_hang_up} {on_blocked} />
+                        relays={relays.clone()} {on_hang_up} {on_blocked}
+                        open_phone={*phone_intent} />
             }
         }
     };

@@ -11,6 +11,6 @@ pub mod hooks;
 pub mod web;
 
 pub use peercall_core::{
-    call, channel, config, controls, error, ice, media, mesh, negotiation, room, signaling, state,
-    stats, transfer,
+    call, channel, config, controls, error, ice, media, mesh, negotiation, phone, room, signaling,
+    state, stats, transfer,
 };

@@ -37,6 +37,7 @@ use crate::ice::IceServer;
 use crate::ice::{self, Credentials, Gathering, IceSetup, ServerError};
 use crate::mesh::Budget;
 use crate::negotiation::Negotiation;
+use crate::phone::{Phone, PhoneOutput};
 use crate::room::{Event, Gone, Signal};
 use crate::state::{CallAction, PeerStatus, RemoteMedia};
 
@@ -203,6 +204,9 @@ pub enum Output {
     Mark(&'static str),
     /// A line for the console.
     Log(Level, String),
+    /// Something for the phone call ([`crate::phone`]); its views come
+    /// as [`Output::Ui`].
+    Phone(PhoneOutput),
 }
 
 /// What the shell did with an [`Output::Negotiate`].
@@ -337,6 +341,8 @@ pub struct CallCore {
     ended: bool,
     /// The next fetched credentials are the first (their warning is due).
     first_credentials: bool,
+    /// The phone call, if any.
+    phone: Phone,
     out: VecDeque<Output>,
 }
 
@@ -360,6 +366,7 @@ impl CallCore {
             peers: ById::default(),
             ended: false,
             first_credentials: true,
+            phone: Phone::default(),
             out: VecDeque::new(),
         }
     }
@@ -477,10 +484,14 @@ impl CallCore {
             RelayInput::Disconnected {
                 reason,
                 retry_in_ms,
-            } => self.ui(CallAction::RelayLost {
-                reason,
-                retry_in_ms,
-            }),
+            } => {
+                let out = self.phone.relay_lost();
+                self.phone_out(out);
+                self.ui(CallAction::RelayLost {
+                    reason,
+                    retry_in_ms,
+                })
+            }
             RelayInput::Room(event) => self.room_event(event, now_ms),
         }
     }
@@ -537,7 +548,30 @@ impl CallCore {
                 id: from,
                 message: format!("{code}: {message}"),
             }),
-            Event::Welcomed => self.push(Output::Mark("joined")),
+            Event::Welcomed { features } => {
+                self.push(Output::Mark("joined"));
+                let phone = features
+                    .iter()
+                    .any(|f| f == peercall_protocol::FEATURE_PHONE);
+                self.ui(CallAction::PhoneOffered(phone));
+            }
+            Event::Phone {
+                state,
+                sdp,
+                code,
+                cause,
+                reason,
+            } => {
+                let out = self.phone.relay_state(
+                    state,
+                    sdp,
+                    code,
+                    cause.as_deref(),
+                    reason.as_deref(),
+                    now_ms,
+                );
+                self.phone_out(out);
+            }
             Event::Ignored(_) => {}
         }
     }
@@ -707,6 +741,9 @@ impl CallCore {
             .filter(|(_, p)| p.sending)
             .map(|(id, _)| id.clone())
             .collect();
+        if self.phone.view().is_some_and(|v| !v.is_over()) {
+            self.push(Output::Phone(PhoneOutput::SetTracks));
+        }
         for id in sending {
             self.push(Output::SetTracks { id: id.clone() });
             self.push(Output::Send {
@@ -785,6 +822,53 @@ impl CallCore {
         if self.peers.contains_key(id) {
             self.status(id, PeerStatus::Reconnecting);
             self.restart(id, now_ms);
+        }
+    }
+
+    /// The person calls `address` (a number or a SIP address).
+    pub fn phone_dial(&mut self, address: &str) -> Result<(), String> {
+        let out = self.phone.dial(address)?;
+        self.phone_out(out);
+        Ok(())
+    }
+
+    /// The phone call's offer is ready (every candidate in it), or could
+    /// not be made.
+    pub fn phone_offer(&mut self, offer: Result<String, String>) {
+        let out = match offer {
+            Ok(sdp) => self.phone.offer_ready(sdp),
+            Err(e) => self.phone.offer_failed(&e),
+        };
+        self.phone_out(out);
+    }
+
+    /// The person hangs the phone call up.
+    pub fn phone_hang_up(&mut self) {
+        let out = self.phone.hang_up();
+        self.phone_out(out);
+    }
+
+    /// The person closes the phone call's screen (hanging up if needed).
+    pub fn phone_dismiss(&mut self) {
+        let out = self.phone.dismiss();
+        self.phone_out(out);
+        self.ui(CallAction::Phone(None));
+    }
+
+    /// The phone call's media connection changed.
+    pub fn phone_connection(&mut self, state: ConnectionState) {
+        if state == ConnectionState::Failed {
+            let out = self.phone.media_failed();
+            self.phone_out(out);
+        }
+    }
+
+    fn phone_out(&mut self, outputs: Vec<PhoneOutput>) {
+        for output in outputs {
+            match output {
+                PhoneOutput::View(view) => self.ui(CallAction::Phone(Some(view))),
+                other => self.push(Output::Phone(other)),
+            }
         }
     }
 

@@ -28,6 +28,7 @@ pub mod ice;
 pub mod media;
 pub mod mesh;
 pub mod negotiation;
+pub mod phone;
 pub mod room;
 pub mod signaling;
 pub mod state;

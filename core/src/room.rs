@@ -140,8 +140,25 @@ pub enum Event {
         /// What it said.
         signal: Signal,
     },
-    /// The relay keeps rooms and accepted our join.
-    Welcomed,
+    /// The relay keeps rooms and accepted our join; it offers `features`
+    /// (e.g. [`peercall_protocol::FEATURE_PHONE`]).
+    Welcomed {
+        /// What it offers beyond signaling.
+        features: Vec<String>,
+    },
+    /// The relay says where our phone call is (PROTOCOL.md 5.13).
+    Phone {
+        /// Where.
+        state: peercall_protocol::PhoneStatus,
+        /// The gateway's answer, once.
+        sdp: Option<String>,
+        /// The SIP status that ended it.
+        code: Option<u16>,
+        /// Why it ended.
+        cause: Option<String>,
+        /// The SIP reason phrase or the relay's words.
+        reason: Option<String>,
+    },
     /// We just joined and the room already has [`Room::capacity`] people
     /// without us: we said goodbye (`leave` with reason `full`) and the
     /// room ignores everything from now on.
@@ -352,6 +369,12 @@ impl Room {
         (!self.refused).then(|| self.envelope(Some(to), signal.into_body()))
     }
 
+    /// A request for the relay itself (`phone_call`, `phone_hangup`),
+    /// unless we were turned away.
+    pub fn to_relay(&mut self, body: Body) -> Option<String> {
+        (!self.refused).then(|| self.envelope(Some(RELAY_ID), body))
+    }
+
     /// Time passes: a heartbeat when one is due, and peers that went silent
     /// are dropped.
     pub fn tick(&mut self, now_ms: u64) -> Output {
@@ -550,7 +573,11 @@ impl Room {
                     message,
                 });
             }
-            Body::Welcome { .. } => out.events.push(Event::Ignored(Ignored::NotForUs)),
+            // Only the relay sends these.
+            Body::Welcome { .. }
+            | Body::PhoneState { .. }
+            | Body::PhoneCall { .. }
+            | Body::PhoneHangup => out.events.push(Event::Ignored(Ignored::NotForUs)),
             body @ (Body::Offer { .. } | Body::Answer { .. }) => {
                 self.heard(&from, None, now_ms, out, true);
                 let signal = match body {
@@ -582,10 +609,10 @@ impl Room {
             return out.events.push(Event::Ignored(Ignored::NotForUs));
         }
         match e.body {
-            Body::Welcome { peers } => {
+            Body::Welcome { peers, features } => {
                 self.rejoin_at_ms = None;
                 self.welcomed = true;
-                out.events.push(Event::Welcomed);
+                out.events.push(Event::Welcomed { features });
                 // Those already here answer our join with `present` too;
                 // whichever arrives first counts. Their heartbeats keep
                 // them fresh from here on.
@@ -616,6 +643,19 @@ impl Room {
                 out.events.push(Event::RelayError { code, message });
             }
             Body::Pong => {}
+            Body::PhoneState {
+                state,
+                sdp,
+                code,
+                cause,
+                reason,
+            } => out.events.push(Event::Phone {
+                state,
+                sdp,
+                code,
+                cause,
+                reason,
+            }),
             other => out.events.push(Event::Ignored(Ignored::UnknownType(
                 other.type_name().to_owned(),
             ))),

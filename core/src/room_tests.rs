@@ -297,7 +297,11 @@ fn relay_welcome_and_errors() {
     let out = a.receive(welcome, 0);
     assert_eq!(
         out.events,
-        [Event::Welcomed, joined("b", Some("B")), joined("c", None)]
+        [
+            Event::Welcomed { features: vec![] },
+            joined("b", Some("B")),
+            joined("c", None)
+        ]
     );
     // Their present replies add nobody twice.
     let out = a.receive(

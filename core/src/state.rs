@@ -149,6 +149,10 @@ pub struct CallState {
     pub speaking: Option<String>,
     /// The latest news, oldest first (at most [`NEWS_KEPT`]).
     pub news: Vec<News>,
+    /// The relay can call phones.
+    pub phone_offered: bool,
+    /// The phone call, if there is or was one.
+    pub phone: Option<crate::phone::PhoneView>,
 }
 
 impl Default for CallState {
@@ -164,6 +168,8 @@ impl Default for CallState {
             transfers: Vec::new(),
             speaking: None,
             news: Vec::new(),
+            phone_offered: false,
+            phone: None,
         }
     }
 }
@@ -262,6 +268,10 @@ pub enum CallAction {
     /// Something to announce that only the screen knows (what we send:
     /// [`crate::controls::Sending::news`]).
     Announce(String),
+    /// Whether the relay calls phones (its `welcome`).
+    PhoneOffered(bool),
+    /// The phone call changed (`None`: its screen was closed).
+    Phone(Option<crate::phone::PhoneView>),
 }
 
 /// Whether the relay's refusal `code` ends the call: the join itself was
@@ -419,6 +429,18 @@ impl CallState {
                 }
             }
             CallAction::Warning(message) => self.notify(message, false),
+            CallAction::PhoneOffered(offered) => self.phone_offered = offered,
+            CallAction::Phone(view) => {
+                if let Some(view) = &view {
+                    let was = self.phone.as_ref().map(|p| p.stage);
+                    if was != Some(view.stage) {
+                        let urgent =
+                            view.is_over() && view.ended.as_deref() != Some("You hung up.");
+                        self.tell(format!("Phone call: {}", view.status()), urgent);
+                    }
+                }
+                self.phone = view;
+            }
             CallAction::Announce(text) => self.tell(text, false),
             CallAction::RemoteMedia { id, media } => {
                 if let Some(peer) = self.peers.get_mut(&id) {

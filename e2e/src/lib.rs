@@ -13,6 +13,7 @@
 
 pub mod a11y;
 pub mod call;
+pub mod phone;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use tokio::process::{Child, Command};
 /// A failure in the harness or in what it checks, as a readable message.
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
-fn env_path(var: &str, fallback: &str) -> PathBuf {
+pub(crate) fn env_path(var: &str, fallback: &str) -> PathBuf {
     std::env::var_os(var)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(fallback))
@@ -823,7 +824,7 @@ async fn stun_binding(port: u16, limit: Duration) -> Result<()> {
     Err("no answer to a STUN Binding request".into())
 }
 
-async fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
+pub(crate) async fn wait_for_port(port: u16, limit: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))

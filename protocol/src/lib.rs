@@ -299,6 +299,44 @@ impl LeaveReason {
     }
 }
 
+/// The relay's [`Body::Welcome`] `features` entry for phone calls
+/// ([`Body::PhoneCall`]).
+pub const FEATURE_PHONE: &str = "phone";
+
+/// Where a phone call is ([`Body::PhoneState`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneStatus {
+    /// The gateway is placing the call.
+    Calling,
+    /// The far end rings (SIP 180, or 183 with early media).
+    Ringing,
+    /// The far end picked up; media flows once the connection is up.
+    Answered,
+    /// The call is over (see `cause`).
+    Ended,
+    /// A state from a newer version.
+    Other,
+}
+
+/// The `cause`s of a [`Body::PhoneState`] with state `ended`.
+pub mod phone_causes {
+    /// You hung up (`phone_hangup`), or your connection to the relay went.
+    pub const HANGUP: &str = "hangup";
+    /// The far end hung up after answering.
+    pub const REMOTE_HANGUP: &str = "remote_hangup";
+    /// The call failed with a SIP final response: see `code`.
+    pub const REFUSED: &str = "refused";
+    /// The relay could not reach its gateway, or the gateway failed.
+    pub const GATEWAY: &str = "gateway";
+    /// The address is not one the relay can call.
+    pub const BAD_ADDRESS: &str = "bad_address";
+    /// The media connection to the gateway failed.
+    pub const MEDIA: &str = "media";
+    /// This relay does not offer phone calls, or one is already going.
+    pub const UNAVAILABLE: &str = "unavailable";
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -327,6 +365,10 @@ pub enum Body {
     Welcome {
         /// Everyone else in the room.
         peers: Vec<PeerInfo>,
+        /// What this relay offers beyond signaling, e.g. [`FEATURE_PHONE`];
+        /// absent means nothing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
     },
     /// "I am leaving": hang-up. The sender's peer connections are closed.
     /// The relay sends one on behalf of a peer whose connection drops.
@@ -362,6 +404,39 @@ pub enum Body {
     Ping,
     /// The answer to a [`Body::Ping`].
     Pong,
+    /// To the relay: call a phone through its SIP gateway (offered when
+    /// the relay's `welcome` lists [`FEATURE_PHONE`]). `sdp` is a complete
+    /// offer, every candidate gathered (the gateway takes no trickle).
+    /// Answered with [`Body::PhoneState`] messages.
+    PhoneCall {
+        /// A SIP address (`sip:alice@example.com`, `alice@example.com`) or
+        /// a telephone number (`+49 30 1234567`), which the relay completes
+        /// with its SIP domain.
+        address: String,
+        /// The offer.
+        sdp: String,
+    },
+    /// To the relay: end the phone call (cancel it while it rings).
+    PhoneHangup,
+    /// From the relay: the phone call moved on.
+    PhoneState {
+        /// Where the call is now.
+        state: PhoneStatus,
+        /// The answer to the offer (with `ringing`, for early media, or
+        /// with `answered`); it comes once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp: Option<String>,
+        /// With `ended`: the SIP status code that ended it, if SIP did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+        /// With `ended`: why, one of [`phone_causes`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
+        /// With `ended`: the SIP reason phrase or the gateway's words, for
+        /// the log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The relay (or a peer) refused something.
     Error {
         /// A stable, machine-readable code, e.g. `room_full`.
@@ -428,6 +503,9 @@ message_types! {
     EndOfCandidates => "end_of_candidates",
     Ping => "ping",
     Pong => "pong",
+    PhoneCall => "phone_call",
+    PhoneHangup => "phone_hangup",
+    PhoneState => "phone_state",
     Error => "error",
 }
 
@@ -597,6 +675,17 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
                 Some(_) => return Err("\"peers\" must be an array".into()),
                 None => return Err("missing field \"peers\"".into()),
             },
+            features: match o.get("features") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(features)) => features
+                    .iter()
+                    .map(|f| match f {
+                        Value::String(f) => Ok(f.clone()),
+                        _ => Err("each of \"features\" must be a string".to_owned()),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err("\"features\" must be an array".into()),
+            },
         },
         MessageType::Leave => Body::Leave {
             reason: match opt_string(o, "reason")?.as_deref() {
@@ -627,6 +716,31 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
         MessageType::EndOfCandidates => Body::EndOfCandidates,
         MessageType::Ping => Body::Ping,
         MessageType::Pong => Body::Pong,
+        MessageType::PhoneCall => Body::PhoneCall {
+            address: string(o, "address")?,
+            sdp: string(o, "sdp")?,
+        },
+        MessageType::PhoneHangup => Body::PhoneHangup,
+        MessageType::PhoneState => Body::PhoneState {
+            state: match string(o, "state")?.as_str() {
+                "calling" => PhoneStatus::Calling,
+                "ringing" => PhoneStatus::Ringing,
+                "answered" => PhoneStatus::Answered,
+                "ended" => PhoneStatus::Ended,
+                _ => PhoneStatus::Other,
+            },
+            sdp: opt_string(o, "sdp")?,
+            code: match o.get("code") {
+                None | Some(Value::Null) => None,
+                Some(n) => Some(
+                    n.as_u64()
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or("\"code\" must be a SIP status code")?,
+                ),
+            },
+            cause: opt_string(o, "cause")?,
+            reason: opt_string(o, "reason")?,
+        },
         MessageType::Error => Body::Error {
             code: string(o, "code")?,
             message: string(o, "message")?,
@@ -702,8 +816,42 @@ mod tests {
                         name: None,
                     },
                 ],
+                features: vec![],
             },
-            Body::Welcome { peers: vec![] },
+            Body::Welcome {
+                peers: vec![],
+                features: vec![],
+            },
+            Body::Welcome {
+                peers: vec![],
+                features: vec![FEATURE_PHONE.into()],
+            },
+            Body::PhoneCall {
+                address: "sip:phone@127.0.0.1:5062".into(),
+                sdp: "v=0\r\n".into(),
+            },
+            Body::PhoneHangup,
+            Body::PhoneState {
+                state: PhoneStatus::Ringing,
+                sdp: None,
+                code: None,
+                cause: None,
+                reason: None,
+            },
+            Body::PhoneState {
+                state: PhoneStatus::Answered,
+                sdp: Some("v=0\r\n".into()),
+                code: None,
+                cause: None,
+                reason: None,
+            },
+            Body::PhoneState {
+                state: PhoneStatus::Ended,
+                sdp: None,
+                code: Some(486),
+                cause: Some(phone_causes::REFUSED.into()),
+                reason: Some("Busy Here".into()),
+            },
             Body::Leave {
                 reason: LeaveReason::Hangup,
             },

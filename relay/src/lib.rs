@@ -12,7 +12,8 @@
 //! holds; `rooms` decides what each message means in the default
 //! [`Mode::Rooms`]; `cluster` shares rooms with other relays through Redis
 //! (`--redis`); `dumb` is [`Mode::Broadcast`]; `statics` serves `dist/`;
-//! `turn` hands out short-lived TURN credentials.
+//! `turn` hands out short-lived TURN credentials; `phone` calls phones
+//! through Janus's SIP plugin, with `janus` as its client.
 #![forbid(unsafe_code)]
 
 mod cluster;
@@ -23,9 +24,11 @@ mod frames;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
+pub mod janus;
 mod limits;
 mod origin;
 mod outbox;
+pub mod phone;
 pub mod redirect;
 mod rooms;
 mod server;
@@ -37,6 +40,7 @@ mod upgrade;
 
 pub use limits::{AddrKey, PerAddr};
 pub use origin::Origins;
+pub use phone::PhoneConfig;
 pub use turn::{credential as turn_credential, TurnConfig};
 
 use std::net::IpAddr;
@@ -185,6 +189,9 @@ pub struct Config {
     /// closed at once (handshakes cost CPU: a flood of them must not
     /// starve the calls).
     pub max_tls_handshakes: usize,
+    /// Phone calls through Janus's SIP plugin (`--janus`, `--sip-*`);
+    /// none without a Janus.
+    pub phone: Arc<PhoneConfig>,
 }
 
 /// Descriptors kept free besides the connections: the listener, files the
@@ -317,6 +324,7 @@ impl Default for Config {
             cluster_ttl: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             connect_src: Vec::new(),
+            phone: Arc::default(),
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
             max_tls_handshakes: 256,
@@ -612,6 +620,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
         "rooms": rooms,
         "peers": peers,
         "turn": state.config.turn.is_some(),
+        "phone": state.config.phone.enabled(),
         "csp_reports": state.csp_reports.load(Ordering::Relaxed),
     }))
 }

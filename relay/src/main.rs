@@ -3,12 +3,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use std::time::Duration;
 
 use peercall_relay::tls::Tls;
-use peercall_relay::{serve, Config, Mode, PerAddr, TurnConfig, WS_PATH};
+use peercall_relay::{serve, Config, Mode, PerAddr, PhoneConfig, TurnConfig, WS_PATH};
 use tracing_subscriber::EnvFilter;
 
 /// glibc's allocator keeps memory freed after a flood of connections in
@@ -266,6 +267,65 @@ struct Args {
     /// as alive; its peers are announced gone within this plus a second.
     #[arg(long, default_value_t = Config::default().cluster_ttl.as_secs_f64(), value_parser = seconds)]
     cluster_ttl: f64,
+
+    // --- phone calls through Janus (docs/PROTOCOL.md 5.13) ---
+    /// A Janus gateway's WebSocket API, ws://HOST:PORT (default port
+    /// 8188), with its SIP plugin: the app then offers phone calls. May be
+    /// given several times (or comma-separated): a call takes the first
+    /// that answers.
+    #[arg(long = "janus", env = "PEERCALL_JANUS", value_delimiter = ',')]
+    janus: Vec<String>,
+    /// Janus's api_secret, if its janus.jcfg sets one.
+    #[arg(long, env = "PEERCALL_JANUS_SECRET", hide_env_values = true)]
+    janus_secret: Option<String>,
+    /// Completes plain numbers as sip:NUMBER@DOMAIN (your SIP provider's
+    /// or PBX's domain). Without it only SIP addresses (user@host) can be
+    /// called.
+    #[arg(long, env = "PEERCALL_SIP_DOMAIN", requires = "janus")]
+    sip_domain: Option<String>,
+    /// Send every call (and the registration) through this SIP proxy,
+    /// e.g. sip:pbx.example.com:5060.
+    #[arg(long, env = "PEERCALL_SIP_PROXY", requires = "janus")]
+    sip_proxy: Option<String>,
+    /// The SIP account calls come from, e.g. sip:peercall@provider.example;
+    /// with --sip-password the gateway registers it (at --sip-proxy).
+    #[arg(long, env = "PEERCALL_SIP_USER", requires = "janus")]
+    sip_user: Option<String>,
+    /// The SIP account's password (prefer the environment variable).
+    #[arg(
+        long,
+        env = "PEERCALL_SIP_PASSWORD",
+        hide_env_values = true,
+        requires = "sip_user"
+    )]
+    sip_password: Option<String>,
+}
+
+/// The phone settings from the flags, checked.
+fn phone_config(args: &Args) -> Result<PhoneConfig, String> {
+    for url in &args.janus {
+        if !url.starts_with("ws://") || url.len() <= "ws://".len() {
+            return Err(format!("--janus {url:?} must be ws://HOST:PORT"));
+        }
+    }
+    for (flag, value) in [
+        ("--sip-proxy", &args.sip_proxy),
+        ("--sip-user", &args.sip_user),
+    ] {
+        if let Some(v) = value {
+            if !(v.starts_with("sip:") || v.starts_with("sips:")) {
+                return Err(format!("{flag} {v:?} must be a SIP URI (sip:...)"));
+            }
+        }
+    }
+    Ok(PhoneConfig {
+        janus: args.janus.clone(),
+        janus_secret: args.janus_secret.clone(),
+        domain: args.sip_domain.clone(),
+        proxy: args.sip_proxy.clone(),
+        user: args.sip_user.clone(),
+        password: args.sip_password.clone(),
+    })
 }
 
 /// The HTTPS settings from the flags (clap has already refused two ways
@@ -395,7 +455,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let phone = match phone_config(&args) {
+        Ok(phone) => phone,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = Config {
+        phone: Arc::new(phone),
         static_dir: args.static_dir.clone(),
         mode: args.mode,
         max_message_bytes: args.max_message_bytes,
@@ -525,6 +593,9 @@ async fn main() -> ExitCode {
     }
     if let Some(redis) = &args.redis {
         println!("cluster: sharing rooms through {}", redacted(redis));
+    }
+    if !args.janus.is_empty() {
+        println!("phone calls: through Janus at {}", args.janus.join(" "));
     }
     if let Some(turn) = &turn {
         println!(

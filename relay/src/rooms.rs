@@ -15,14 +15,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use peercall_protocol::{
-    codes, decode, encode, is_valid_id, is_valid_name, Body, Decoded, Envelope, LeaveReason,
-    PeerInfo, MAX_NAME_CHARS, PROTOCOL_VERSION, RELAY_ID,
+    codes, decode, encode, is_valid_id, is_valid_name, phone_causes, Body, Decoded, Envelope,
+    LeaveReason, PeerInfo, FEATURE_PHONE, MAX_NAME_CHARS, PROTOCOL_VERSION, RELAY_ID,
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::cluster::{relays_of, Admission, Kind as WireKind, Remote, Wire};
 use crate::limits::{AddrKey, Kind, Slot};
 use crate::outbox::{Conn, Outbox};
+use crate::phone::{self, PhoneCall};
 use crate::table::{Member, Refusal, RoomTable};
 use crate::{lock, Config, State};
 
@@ -221,6 +222,8 @@ pub(crate) struct Session {
     bound: Option<(String, String)>,
     /// In the room now.
     pub(crate) joined: bool,
+    /// The phone call this connection makes, if any (dropped: hung up).
+    phone: Option<PhoneCall>,
 }
 
 impl Session {
@@ -229,6 +232,7 @@ impl Session {
             path_room,
             bound: None,
             joined: false,
+            phone: None,
         }
     }
 
@@ -284,9 +288,21 @@ impl Session {
                     self.reply_pong(conn, &room, &from);
                     Ok(())
                 }
+                Some(Body::PhoneCall { address, sdp }) => {
+                    self.phone_call(state, conn, address, sdp);
+                    Ok(())
+                }
+                Some(Body::PhoneHangup) => {
+                    if let Some(call) = &mut self.phone {
+                        call.hang_up();
+                    }
+                    Ok(())
+                }
                 _ => Err(Refusal(
                     codes::BAD_MESSAGE,
-                    "the relay answers only \"ping\"; other messages must be for peers".into(),
+                    "the relay answers only \"ping\", \"phone_call\" and \"phone_hangup\"; \
+                     other messages must be for peers"
+                        .into(),
                 )),
             };
         }
@@ -295,6 +311,10 @@ impl Session {
             Some(Body::Welcome { .. }) => Err(Refusal(
                 codes::BAD_MESSAGE,
                 "only the relay sends \"welcome\"".into(),
+            )),
+            Some(Body::PhoneState { .. }) => Err(Refusal(
+                codes::BAD_MESSAGE,
+                "only the relay sends \"phone_state\"".into(),
             )),
             Some(Body::Leave { .. }) => {
                 self.route(state, &room, &from, None, text, WireKind::Leave)?;
@@ -457,7 +477,14 @@ impl Session {
             from: RELAY_ID.into(),
             to: Some(from.clone()),
             seq: None,
-            body: Body::Welcome { peers },
+            body: Body::Welcome {
+                peers,
+                features: if config.phone.enabled() {
+                    vec![FEATURE_PHONE.into()]
+                } else {
+                    Vec::new()
+                },
+            },
         };
         conn.outbox.deliver(encode(&welcome).into());
         for (_, member) in &others {
@@ -563,8 +590,50 @@ impl Session {
         conn.outbox.deliver(encode(&pong).into());
     }
 
+    /// Starts the phone call a joined client asked for (PROTOCOL.md 5.13);
+    /// whatever stands in its way is said as an `ended`.
+    fn phone_call(&mut self, state: &State, conn: &Conn, address: String, sdp: String) {
+        let (Some((room, peer)), true) = (self.bound.clone(), self.joined) else {
+            return conn.error_to(
+                self.room(),
+                self.peer(),
+                codes::NOT_JOINED,
+                "join a room before calling a phone",
+            );
+        };
+        let outbox = conn.outbox.clone();
+        let report = move |body: Body| {
+            let envelope = Envelope {
+                v: PROTOCOL_VERSION,
+                room: room.clone(),
+                from: RELAY_ID.into(),
+                to: Some(peer.clone()),
+                seq: None,
+                body,
+            };
+            outbox.deliver(encode(&envelope).into());
+        };
+        let config = &state.config.phone;
+        if !config.enabled() {
+            return report(phone::ended(
+                phone_causes::UNAVAILABLE,
+                None,
+                "this server does not make phone calls",
+            ));
+        }
+        if self.phone.as_ref().is_some_and(PhoneCall::running) {
+            return report(phone::ended(
+                phone_causes::UNAVAILABLE,
+                None,
+                "a phone call is already going on this connection",
+            ));
+        }
+        self.phone = Some(phone::start(config.clone(), address, sdp, report, conn.id));
+    }
+
     /// Takes this connection out of its room (after a `leave`).
     fn leave(&mut self, state: &State, conn: &Conn) {
+        self.phone = None;
         if let Some((room, peer)) = &self.bound {
             remove(state, conn, room, peer);
             tracing::info!(conn = conn.id, room, peer, "left");
@@ -577,6 +646,7 @@ impl Session {
     /// is gone for good: a plain `leave`. One that dropped (network, crash,
     /// timeout) may come back: `reason: disconnected`.
     pub(crate) fn on_disconnect(&mut self, state: &State, conn: &Conn, clean: bool) {
+        self.phone = None;
         if !self.joined {
             return;
         }

@@ -1,7 +1,8 @@
 use yew::prelude::*;
 
 use crate::components::{
-    Announcer, CallControls, ChatPanel, Connection, DevicePicker, SelfView, StatsPanel, Tiles,
+    Announcer, CallControls, ChatPanel, Connection, DevicePicker, PhonePanel, SelfView, StatsPanel,
+    Tiles,
 };
 use crate::config::CallConfig;
 use crate::controls::Shortcut;
@@ -30,6 +31,10 @@ pub struct InCallProps {
     /// We were turned away (the call is full), with why; the call is over
     /// and this component should go (which turns the camera off).
     pub on_blocked: Callback<String>,
+    /// Open the phone dialler as soon as the relay offers phone calls
+    /// ("Call a phone" on the start page).
+    #[prop_or_default]
+    pub open_phone: bool,
 }
 
 /// The call screen: the call starts at once, the camera joins it when on.
@@ -50,6 +55,7 @@ pub fn InCall(props: &InCallProps) -> Html {
     use_focus_on_mount(heading.clone());
     let show_stats = use_state(|| false);
     let show_devices = use_state(|| false);
+    let show_phone = use_state(|| props.open_phone);
     let live = match &media.state {
         LocalMedia::Live(stream) => Some(Clone::clone(stream)),
         _ => None,
@@ -142,6 +148,17 @@ pub fn InCall(props: &InCallProps) -> Html {
                 <Announcer news={state.news.clone()} />
                 { relay_banner(&state.relay) }
                 <Tiles speaker={devices.speaker.clone()} {waiting} />
+                if state.phone_offered && state.alone() && state.phone.is_none() && !*show_phone {
+                    <button type="button" class="secondary call-phone" data-testid="call-phone"
+                            onclick={let show = show_phone.clone(); Callback::from(move |_: MouseEvent| show.set(true))}>
+                        { "Call a phone" }
+                    </button>
+                }
+                if state.phone_offered && (*show_phone || state.phone.is_some()) {
+                    <PhonePanel mic_on={call.sending.mic}
+                                on_mic={dispatch(|| ScreenAction::ToggleMic)}
+                                on_close={let show = show_phone.clone(); Callback::from(move |()| show.set(false))} />
+                }
                 <SelfView media={media.clone()} />
                 if let Some(notice) = &state.notice {
                     // Seen here; heard through the announcer.

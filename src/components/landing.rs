@@ -10,6 +10,12 @@ pub struct LandingProps {
     pub relay_only: bool,
     /// "Start a call", with the name typed and the relay-only choice.
     pub on_start: Callback<(String, bool)>,
+    /// The relay serving this page calls phones: offer it.
+    #[prop_or_default]
+    pub phone: bool,
+    /// "Call a phone": a call of one's own, with the dialler open.
+    #[prop_or_default]
+    pub on_phone: Callback<(String, bool)>,
 }
 
 /// The front page: a name (optional) and a button that makes a room.
@@ -27,17 +33,26 @@ pub fn Landing(props: &LandingProps) -> Html {
             }
         })
     };
-    let onsubmit = {
-        let (input, relay_only, on_start) =
-            (input.clone(), relay_only.clone(), props.on_start.clone());
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
+    let typed = {
+        let (input, relay_only) = (input.clone(), relay_only.clone());
+        move || {
             let name = input
                 .cast::<HtmlInputElement>()
                 .map(|i| i.value())
                 .unwrap_or_default();
-            on_start.emit((name, *relay_only));
+            (name, *relay_only)
+        }
+    };
+    let onsubmit = {
+        let (typed, on_start) = (typed.clone(), props.on_start.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            on_start.emit(typed());
         })
+    };
+    let on_phone = {
+        let on_phone = props.on_phone.clone();
+        Callback::from(move |_: MouseEvent| on_phone.emit(typed()))
     };
     html! {
         <section class="landing notice">
@@ -54,7 +69,13 @@ pub fn Landing(props: &LandingProps) -> Html {
                     { "Relay media through the TURN server only (hides your network address \
                        from the other person; needs TURN)" }
                 </label>
-                <button type="submit" data-testid="start">{ "Start a call" }</button>
+                <div class="row">
+                    <button type="submit" data-testid="start">{ "Start a call" }</button>
+                    if props.phone {
+                        <button type="button" class="secondary" data-testid="start-phone"
+                                onclick={on_phone}>{ "Call a phone" }</button>
+                    }
+                </div>
             </form>
         </section>
     }

@@ -24,6 +24,8 @@ pub struct Screen {
     pub streams: BTreeMap<String, MediaStream>,
     /// Peer connections by peer id (for the stats and the active speaker).
     pub connections: BTreeMap<String, RtcPeerConnection>,
+    /// What the phone call receives.
+    pub phone_stream: Option<MediaStream>,
     /// One more for every change: how the screen's parts tell a new
     /// screen from the one they drew, without comparing it all.
     generation: u64,
@@ -37,6 +39,8 @@ pub enum ScreenAction {
     Stream(String, MediaStream),
     /// A connection exists.
     Connection(String, RtcPeerConnection),
+    /// The phone call's media arrived, or went.
+    PhoneStream(Option<MediaStream>),
     /// The microphone on or off.
     ToggleMic,
     /// The camera on or off.
@@ -65,6 +69,7 @@ impl Reducible for Screen {
             ScreenAction::Connection(id, pc) => {
                 s.connections.insert(id, pc);
             }
+            ScreenAction::PhoneStream(stream) => s.phone_stream = stream,
             ScreenAction::ToggleMic => s.sending.mic = !s.sending.mic,
             ScreenAction::ToggleCamera => s.sending.camera = !s.sending.camera,
             ScreenAction::Sharing(on) => s.sending.screen = on,
@@ -157,6 +162,26 @@ impl CallHandle {
         self.with(|c| c.cancel_transfer(id, peer));
     }
 
+    /// Calls a phone through the relay.
+    pub fn phone_dial(&self, address: String) {
+        self.with(|c| c.phone_dial(address));
+    }
+
+    /// Hangs the phone call up.
+    pub fn phone_hang_up(&self) {
+        self.with(Call::phone_hang_up);
+    }
+
+    /// Closes the phone call's screen.
+    pub fn phone_dismiss(&self) {
+        self.with(Call::phone_dismiss);
+    }
+
+    /// Sends keypad digits.
+    pub fn phone_digits(&self, digits: String) {
+        self.with(|c| c.phone_digits(digits));
+    }
+
     /// Says goodbye and closes every connection.
     pub fn hang_up(&self) {
         if let Some(mut call) = self.call.borrow_mut().take() {
@@ -186,6 +211,7 @@ pub fn use_call(
                     CallUpdate::RemoteStream { id, stream } => ScreenAction::Stream(id, stream),
                     CallUpdate::Connection { id, pc } => ScreenAction::Connection(id, pc),
                     CallUpdate::State(action) => ScreenAction::Call(action),
+                    CallUpdate::PhoneStream(stream) => ScreenAction::PhoneStream(stream),
                 })
             };
             match Call::start(config, relays, room, name, on_update) {

@@ -22,12 +22,15 @@ use futures::StreamExt;
 use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
-use crate::call::{ById, CallCore, Level, Negotiated, Output, PeerInput, RelayInput};
+use crate::call::{
+    ById, CallCore, ConnectionState, Level, Negotiated, Output, PeerInput, RelayInput,
+};
 use crate::config::CallConfig;
 use crate::controls::{Sending, VideoSource};
 use crate::ice::{self, Credentials, Grant};
 use crate::media::MediaKind;
 use crate::negotiation::{Negotiation, OnCandidate, OnDescription};
+use crate::phone::PhoneOutput;
 use crate::room::{Signal, Timing};
 use crate::state::CallAction;
 use crate::web::channel::{Channel, ChannelEvent, Queue};
@@ -35,6 +38,7 @@ use crate::web::page;
 use crate::web::peer::{debug_register, debug_unregister, Peer, PeerEvent};
 use crate::web::signaling::{now_ms, random_peer_id, Options, SignalingClient, Update};
 use crate::web::{transfer, JsError};
+use peercall_protocol::{Body, RELAY_ID};
 
 /// What the call tells the UI: changes to the call screen's pure state,
 /// and the media handles that stay out of it.
@@ -56,6 +60,8 @@ pub enum CallUpdate {
         /// Its stream.
         stream: MediaStream,
     },
+    /// The phone call's media arrived (`Some`) or its connection closed.
+    PhoneStream(Option<MediaStream>),
 }
 
 /// What the UI asks of a running call.
@@ -67,6 +73,10 @@ enum Command {
     SendFile(web_sys::File, Option<String>),
     CancelTransfer { id: String, peer: String },
     RestartIce(String),
+    PhoneDial(String),
+    PhoneHangUp,
+    PhoneDismiss,
+    PhoneDigits(String),
 }
 
 /// A running call; dropping it (or [`Call::hang_up`]) leaves the room and
@@ -123,6 +133,7 @@ impl Call {
                 peer_tx,
                 on_update: Rc::new(on_update),
                 swaps: Vec::new(),
+                phone: None,
                 _restart_hook: restart_hook,
             },
             updates,
@@ -178,6 +189,26 @@ impl Call {
     }
 
     /// Says goodbye and closes every peer connection.
+    /// Calls a phone (a number or a SIP address) through the relay.
+    pub fn phone_dial(&self, address: String) {
+        self.command(Command::PhoneDial(address));
+    }
+
+    /// Hangs the phone call up.
+    pub fn phone_hang_up(&self) {
+        self.command(Command::PhoneHangUp);
+    }
+
+    /// Closes the phone call's screen (hanging up if it still runs).
+    pub fn phone_dismiss(&self) {
+        self.command(Command::PhoneDismiss);
+    }
+
+    /// Sends keypad `digits` as telephone events.
+    pub fn phone_digits(&self, digits: String) {
+        self.command(Command::PhoneDigits(digits));
+    }
+
     pub fn hang_up(&mut self) {
         if let Some(tx) = self.hang_up.take() {
             let _ = tx.send(());
@@ -216,6 +247,9 @@ struct Shell {
     on_update: Rc<dyn Fn(CallUpdate)>,
     /// The `replaceTrack`s of the outputs carried out last.
     swaps: Vec<wasm_bindgen_futures::JsFuture>,
+    /// The phone call's own connection (to the relay's gateway), whose
+    /// events come keyed [`RELAY_ID`].
+    phone: Option<Peer>,
     _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
 }
 
@@ -343,6 +377,7 @@ impl Shell {
                     send_when_answering,
                 } => self.negotiate_step(id, signal, send_when_answering).await,
                 Output::Offer { id, ice_restart } => self.offer(id, ice_restart).await,
+                Output::Phone(output) => self.phone_output(output).await,
                 other => self.carry_out_now(other),
             }
         }
@@ -400,12 +435,86 @@ impl Shell {
         self.core.offered(&id, result);
     }
 
+    /// Carries out what the phone call needs.
+    async fn phone_output(&mut self, output: PhoneOutput) {
+        match output {
+            PhoneOutput::MakeOffer => {
+                let tx = self.peer_tx.clone();
+                let made = Peer::new(self.core.ice_servers(), self.core.relay_only(), move |e| {
+                    let _ = tx.unbounded_send((RELAY_ID.to_owned(), e));
+                });
+                let peer = match made {
+                    Ok(peer) => peer,
+                    Err(e) => return self.core.phone_offer(Err(e.to_string())),
+                };
+                peer.prepare_send(&self.outgoing);
+                let (audio, video) = self.tracks();
+                drop(peer.set_tracks(audio.as_ref(), video.as_ref()));
+                // `peercall.phone`: its getStats() for the console and tests.
+                crate::web::peer::debug_set("phone", peer.raw());
+                // The offer goes once gathering is complete
+                // (`PeerEvent::Candidate(None)`): the gateway takes no trickle.
+                let made = peer.set_local().await;
+                self.phone = Some(peer);
+                if let Err(e) = made {
+                    self.core.phone_offer(Err(e.to_string()));
+                }
+            }
+            PhoneOutput::Dial { address, sdp } => {
+                self.signaling.to_relay(Body::PhoneCall { address, sdp });
+            }
+            PhoneOutput::Answer(sdp) => {
+                let Some(peer) = &self.phone else {
+                    return;
+                };
+                if let Err(e) = peer.set_remote(false, &sdp).await {
+                    web_sys::console::warn_1(&format!("peercall: phone answer: {e}").into());
+                    self.core.phone_connection(ConnectionState::Failed);
+                }
+            }
+            PhoneOutput::HangUp => self.signaling.to_relay(Body::PhoneHangup),
+            PhoneOutput::Close => {
+                if self.phone.take().is_some() {
+                    (self.on_update)(CallUpdate::PhoneStream(None));
+                }
+            }
+            PhoneOutput::SetTracks => {
+                let (audio, video) = self.tracks();
+                if let Some(peer) = &self.phone {
+                    self.swaps
+                        .extend(peer.set_tracks(audio.as_ref(), video.as_ref()));
+                }
+            }
+            PhoneOutput::View(_) => {}
+        }
+    }
+
+    /// What the phone call's connection reports.
+    fn on_phone_event(&mut self, event: PeerEvent) {
+        let Some(peer) = &self.phone else {
+            return;
+        };
+        match event {
+            PeerEvent::Candidate(None) => {
+                let sdp = peer.raw().local_description().map(|d| d.sdp());
+                self.core
+                    .phone_offer(sdp.ok_or_else(|| "no local description".to_owned()));
+            }
+            PeerEvent::Track(stream) => (self.on_update)(CallUpdate::PhoneStream(Some(stream))),
+            PeerEvent::State(state) => self.core.phone_connection(state),
+            _ => {}
+        }
+    }
+
     /// Carries out an output that needs no waiting.
     #[inline(never)]
     fn carry_out_now(&mut self, output: Output) {
         match output {
             // Carried out by `carry_out`, which waits for them.
-            Output::FetchCredentials { .. } | Output::Negotiate { .. } | Output::Offer { .. } => {}
+            Output::FetchCredentials { .. }
+            | Output::Negotiate { .. }
+            | Output::Offer { .. }
+            | Output::Phone(_) => {}
             Output::Connect { id, send } => self.connect(&id, send),
             Output::Disconnect { id } => {
                 if self.peers.remove(&id).is_some() {
@@ -627,6 +736,21 @@ impl Shell {
                 }
             }
             Command::RestartIce(id) => self.core.restart_ice(&id, now_ms()),
+            Command::PhoneDial(address) => {
+                if let Err(e) = self.core.phone_dial(&address) {
+                    self.emit(CallAction::Warning(e));
+                }
+            }
+            Command::PhoneHangUp => self.core.phone_hang_up(),
+            Command::PhoneDismiss => self.core.phone_dismiss(),
+            Command::PhoneDigits(digits) => {
+                let sent = self.phone.as_ref().is_some_and(|p| p.send_dtmf(&digits));
+                if !sent {
+                    self.emit(CallAction::Warning(
+                        "The keypad does not work in this call (no telephone events).".into(),
+                    ));
+                }
+            }
         }
     }
 
@@ -686,6 +810,9 @@ impl Shell {
     }
 
     fn on_peer_event(&mut self, id: &str, event: PeerEvent) {
+        if id == RELAY_ID {
+            return self.on_phone_event(event);
+        }
         let input = match event {
             PeerEvent::NegotiationNeeded => PeerInput::NegotiationNeeded,
             PeerEvent::Candidate(Some(c)) => PeerInput::Candidate(c),

@@ -156,3 +156,20 @@ pub async fn load_config() -> Result<(CallConfig, Vec<String>), String> {
     };
     Ok((config, relays))
 }
+
+/// Whether the relay serving this page calls phones (its `/healthz`
+/// says `"phone": true`); false for any other host, which the call
+/// screen learns from the relay's `welcome` instead.
+pub async fn relay_calls_phones() -> bool {
+    let Ok(res) = Request::get("healthz").send().await else {
+        return false;
+    };
+    if !res.ok() {
+        return false;
+    }
+    let text = res.text().await.unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("phone")?.as_bool())
+        .unwrap_or(false)
+}

@@ -37,6 +37,16 @@ extern "C" {
     /// `restartIce()`: the next offer gathers new ICE credentials.
     #[wasm_bindgen(method, js_name = restartIce)]
     fn restart_ice(this: &PcExt);
+
+    /// `RTCDTMFSender`, with the exception `insertDTMF` throws caught
+    /// (web-sys declares none) and `canInsertDTMF` (Firefox has none).
+    type DtmfExt;
+
+    #[wasm_bindgen(method, getter, js_name = canInsertDTMF)]
+    fn can_insert_dtmf(this: &DtmfExt) -> Option<bool>;
+
+    #[wasm_bindgen(method, catch, js_name = insertDTMF)]
+    fn insert_dtmf(this: &DtmfExt, tones: &str, duration_ms: u32) -> Result<(), JsValue>;
 }
 
 pub use crate::call::ConnectionState;
@@ -321,6 +331,22 @@ impl Peer {
             }
         }
         swaps
+    }
+
+    /// Plays `tones` (`0-9 * #`) as RFC 4733 telephone events on the audio
+    /// sender (`RTCRtpSender.dtmf`); false where it cannot (no audio
+    /// sender, or the far end took no telephone-event).
+    pub fn send_dtmf(&self, tones: &str) -> bool {
+        let dtmf = self
+            .transceivers()
+            .into_iter()
+            .find(|(kind, _)| *kind == MediaKind::Audio)
+            .and_then(|(_, t)| t.sender().dtmf());
+        let Some(dtmf) = dtmf else {
+            return false;
+        };
+        let dtmf = dtmf.unchecked_ref::<DtmfExt>();
+        dtmf.can_insert_dtmf() != Some(false) && dtmf.insert_dtmf(tones, 160).is_ok()
     }
 
     /// The transceivers not stopped, with their media kind.

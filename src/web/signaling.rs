@@ -27,7 +27,13 @@ const TICK_MS: u32 = 1_000;
 /// What the client is told to do.
 #[derive(Debug)]
 enum Command {
-    Signal { to: String, signal: Signal },
+    Signal {
+        to: String,
+        signal: Signal,
+    },
+    /// For the relay itself; dropped while disconnected (the relay ends a
+    /// phone call whose connection drops).
+    ToRelay(peercall_protocol::Body),
     Leave,
 }
 
@@ -94,6 +100,11 @@ impl SignalingClient {
             to: to.to_owned(),
             signal,
         });
+    }
+
+    /// Sends a request to the relay itself (`phone_call`, `phone_hangup`).
+    pub fn to_relay(&self, body: peercall_protocol::Body) {
+        let _ = self.commands.unbounded_send(Command::ToRelay(body));
     }
 
     /// Says goodbye to the room and closes the connection.
@@ -163,6 +174,7 @@ async fn run(
                             queue(&mut outbox, text);
                         }
                     }
+                    Some(Command::ToRelay(_)) => {}
                     Some(Command::Leave) | None => {
                         let _ = updates.unbounded_send(Update::Closed);
                         return;
@@ -255,6 +267,7 @@ async fn connected(
             }
             command = commands.next() => match command {
                 Some(Command::Signal { to, signal }) => room.signal(&to, signal).into_iter().collect(),
+                Some(Command::ToRelay(body)) => room.to_relay(body).into_iter().collect(),
                 Some(Command::Leave) | None => {
                     if let Some(bye) = room.leave(now_ms()) {
                         let _ = sink.send(Message::Text(bye)).await;
