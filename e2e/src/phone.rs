@@ -259,9 +259,14 @@ impl Baresip {
         } else {
             "module opus.so\nmodule g711.so\n"
         };
+        // net_interface: the media address in baresip's SDP must be the
+        // one its packets come from, as Janus connects its RTP sockets to
+        // it. ausine makes only 48 kHz stereo; the ausrc/auplay settings
+        // have baresip resample to and from G.711's 8 kHz mono.
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{port}\n\
+             net_interface 127.0.0.1\n\
              module_path /usr/lib/baresip/modules\n\
              {codecs}\
              module ausine.so\n\
@@ -272,6 +277,10 @@ impl Baresip {
              module_app ctrl_tcp.so\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
              audio_source ausine,{tone}\n\
+             ausrc_srate 48000\n\
+             ausrc_channels 2\n\
+             auplay_srate 48000\n\
+             auplay_channels 2\n\
              audio_player aubridge,nowhere\n\
              audio_alert aubridge,nowhere\n\
              snd_path {dir}\n\
@@ -417,7 +426,8 @@ fn free_port_pair() -> u16 {
     }
 }
 
-/// A UDP port nobody answers on: bound a moment, then let go.
+/// A loopback UDP port nothing listens on (bound a moment, then let go):
+/// a SIP request to it is refused at once.
 pub fn silent_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())

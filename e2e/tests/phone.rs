@@ -139,8 +139,8 @@ fn assert_phone_heard_browser(phone: &Baresip) {
     );
     let (rate, samples) = read_wav(&files[0]).unwrap();
     assert!(
-        samples.len() > rate as usize * 2,
-        "baresip recorded {} samples at {rate} Hz: under 2 s",
+        samples.len() > rate as usize * 3 / 2,
+        "baresip recorded {} samples at {rate} Hz: under 1.5 s",
         samples.len()
     );
     // The last second before the hang-up: past any jitter-buffer start.
@@ -160,7 +160,7 @@ fn assert_phone_heard_browser(phone: &Baresip) {
 
 /// Checks that the page receives and plays the phone's tone; returns the
 /// inbound codec.
-async fn assert_browser_hears_phone(b: &Browser) -> String {
+async fn assert_browser_hears_phone(b: &Browser, janus: &Janus, phone: &Baresip) -> String {
     let before = stats(b).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = stats(b).await;
@@ -169,7 +169,10 @@ async fn assert_browser_hears_phone(b: &Browser) -> String {
         after["received"].as_u64().unwrap_or(0) - before["received"].as_u64().unwrap_or(0);
     assert!(
         packets > 50 && energy > 0.01,
-        "the page received {packets} audio packets with energy {energy} in 2 s: {after}"
+        "the page received {packets} audio packets with energy {energy} in 2 s: {after}\n\
+         baresip's log:\n{}\nJanus's log:\n{}",
+        tail(&phone.log(), 30),
+        tail(&janus.log(), 40)
     );
     assert!(
         after["sent"].as_u64().unwrap_or(0) > 50,
@@ -246,7 +249,7 @@ async fn phone_calls_through_janus() {
             .unwrap(),
         phone.uri()
     );
-    let codec = assert_browser_hears_phone(&b).await;
+    let codec = assert_browser_hears_phone(&b, &janus, &phone).await;
     assert_eq!(
         codec, "audio/opus",
         "the call should use Opus when both have it"
@@ -257,7 +260,7 @@ async fn phone_calls_through_janus() {
     }
     for (digit, n) in [('1', 1), ('5', 1), ('#', 1)] {
         phone
-            .wait_log(&format!("received DTMF: '{digit}'"), n, LIMIT)
+            .wait_log(&format!("received event: '{digit}' (end=1)"), n, LIMIT)
             .await
             .unwrap();
     }
@@ -278,7 +281,7 @@ async fn phone_calls_through_janus() {
     next_call(&b).await;
     dial(&b, &phone.uri()).await;
     wait_stage(&b, "incall", LIMIT, &janus, &phone).await;
-    let codec = assert_browser_hears_phone(&b).await;
+    let codec = assert_browser_hears_phone(&b, &janus, &phone).await;
     assert!(
         codec == "audio/PCMU" || codec == "audio/PCMA",
         "a G.711-only phone gave {codec:?}"
