@@ -215,12 +215,12 @@ pub enum Answer {
 /// What the far phone is like.
 #[derive(Clone, Debug)]
 pub struct PhoneOptions {
-    /// Offer and accept G.711 (PCMU, PCMA) only, as telephone-network
-    /// gateways do; otherwise Opus too.
+    /// Offer and accept G.711 µ-law (PCMU) only, as telephone-network
+    /// gateways do; otherwise Opus and G.711.
     pub g711_only: bool,
     /// How it answers.
     pub answer: Answer,
-    /// The tone it sends (its microphone), in Hz.
+    /// The tone it sends, in Hz: a generated WAV file as its microphone.
     pub tone_hz: u32,
 }
 
@@ -254,38 +254,42 @@ impl Baresip {
         // baresip listens on PORT and, for TLS, PORT + 1.
         let port = free_port_pair();
         let ctrl_port = free_port();
-        let codecs = if options.g711_only {
-            "module g711.so\n"
+        let (codecs, only) = if options.g711_only {
+            ("module g711.so\n", ";audio_codecs=PCMU/8000/1")
         } else {
-            "module opus.so\nmodule g711.so\n"
+            ("module opus.so\nmodule g711.so\n", "")
         };
         // net_interface: the media address in baresip's SDP must be the
         // one its packets come from, as Janus connects its RTP sockets to
-        // it. ausine makes only 48 kHz stereo; the ausrc/auplay settings
-        // have baresip resample to and from G.711's 8 kHz mono.
+        // it. Its source plays a tone file, 48 kHz mono; the ausrc/auplay
+        // settings have baresip resample to and from G.711's 8 kHz.
+        // aufile reads the file once, without looping: 60 s outlasts a
+        // test call.
+        let tone = dir.path().join("tone.wav");
+        write_tone(&tone, options.tone_hz, 60)?;
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{port}\n\
              net_interface 127.0.0.1\n\
              module_path /usr/lib/baresip/modules\n\
              {codecs}\
-             module ausine.so\n\
+             module aufile.so\n\
              module aubridge.so\n\
              module sndfile.so\n\
              module_app account.so\n\
              module_app menu.so\n\
              module_app ctrl_tcp.so\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-             audio_source ausine,{tone}\n\
+             audio_source aufile,{tone}\n\
              ausrc_srate 48000\n\
-             ausrc_channels 2\n\
+             ausrc_channels 1\n\
              auplay_srate 48000\n\
              auplay_channels 2\n\
              audio_player aubridge,nowhere\n\
              audio_alert aubridge,nowhere\n\
              snd_path {dir}\n\
              rtp_ports 22000-22999\n",
-            tone = options.tone_hz,
+            tone = tone.display(),
             dir = dir.path().display(),
         );
         std::fs::write(dir.path().join("config"), config).map_err(|e| e.to_string())?;
@@ -295,7 +299,7 @@ impl Baresip {
         };
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:phone@127.0.0.1:{port}>;regint=0;answermode={answer}\n"),
+            format!("<sip:phone@127.0.0.1:{port}>;regint=0;answermode={answer}{only}\n"),
         )
         .map_err(|e| e.to_string())?;
         // stdbuf: baresip writes its log through stdio, block-buffered

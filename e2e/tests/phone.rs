@@ -282,10 +282,8 @@ async fn phone_calls_through_janus() {
     dial(&b, &phone.uri()).await;
     wait_stage(&b, "incall", LIMIT, &janus, &phone).await;
     let codec = assert_browser_hears_phone(&b, &janus, &phone).await;
-    assert!(
-        codec == "audio/PCMU" || codec == "audio/PCMA",
-        "a G.711-only phone gave {codec:?}"
-    );
+    assert!(codec == "audio/PCMU", "a G.711-only phone gave {codec:?}");
+    println!("a G.711-only phone: {codec}");
     phone.command("hangup", "").await.unwrap();
     wait_stage(&b, "ended", LIMIT, &janus, &phone).await;
     assert!(
