@@ -159,6 +159,7 @@ async fn call_screen_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unm
         config: CallConfig::default(),
         relays: vec!["ws://127.0.0.1:9/ws".into()],
         on_hang_up: Callback::noop(),
+        open_phone: false,
         on_blocked: Callback::noop(),
     };
     let handle = yew::Renderer::<InCall>::with_root_and_props(root.clone(), props).render();

@@ -311,6 +311,7 @@ async fn phone_calls_through_janus() {
         said.contains("Busy") || said.contains("declined"),
         "a rejected call says {said:?}"
     );
+    println!("a rejected call: {said}");
     drop(phone);
 
     // 4. Nobody at the address: an explanation within 35 s.
