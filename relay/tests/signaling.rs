@@ -656,3 +656,101 @@ async fn shutdown_closes_sockets_with_going_away() {
         .expect("relay did not stop after shutdown");
     result.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn phone_calls_are_refused_in_words_without_a_gateway() {
+    let call = |from: &str, address: &str| {
+        msg(
+            "r",
+            from,
+            Some("relay"),
+            json!({"type": "phone_call", "address": address, "sdp": "v=0\r\n"}),
+        )
+    };
+    // A relay without --janus: no "phone" feature, and a call says why.
+    let relay = Relay::start(Config::default()).await;
+    let mut early = relay.client().await;
+    send(&mut early, call("early", "alice@example.com")).await;
+    expect_error(&mut early, "not_joined").await;
+    let mut a = relay.client().await;
+    send(&mut a, msg("r", "alice", None, json!({"type": "join"}))).await;
+    let welcome = next_json(&mut a).await;
+    assert!(
+        !welcome["features"]
+            .as_array()
+            .is_some_and(|f| f.contains(&json!("phone"))),
+        "{welcome}"
+    );
+    send(&mut a, call("alice", "alice@example.com")).await;
+    let ended = next_json(&mut a).await;
+    assert_eq!(
+        (
+            &ended["from"],
+            &ended["type"],
+            &ended["state"],
+            &ended["cause"]
+        ),
+        (
+            &json!("relay"),
+            &json!("phone_state"),
+            &json!("ended"),
+            &json!("unavailable")
+        ),
+        "{ended}"
+    );
+    // Only the relay sends phone_state.
+    refused(
+        &mut a,
+        msg(
+            "r",
+            "alice",
+            None,
+            json!({"type": "phone_state", "state": "answered"}),
+        ),
+        "bad_message",
+    )
+    .await;
+
+    // A relay whose Janus is not there: "phone" offered, and a call ends
+    // with cause gateway and the reason, not silence; a bad address is
+    // refused before any gateway is tried.
+    let relay = Relay::start(Config {
+        phone: std::sync::Arc::new(peercall_relay::PhoneConfig {
+            janus: vec!["ws://127.0.0.1:9".into()],
+            ..Default::default()
+        }),
+        ..Config::default()
+    })
+    .await;
+    let mut a = relay.client().await;
+    send(&mut a, msg("r", "alice", None, json!({"type": "join"}))).await;
+    let welcome = next_json(&mut a).await;
+    assert_eq!(welcome["features"], json!(["phone"]), "{welcome}");
+    send(&mut a, call("alice", "call me")).await;
+    let ended = next_json(&mut a).await;
+    assert_eq!(
+        (&ended["state"], &ended["cause"]),
+        (&json!("ended"), &json!("bad_address")),
+        "{ended}"
+    );
+    send(&mut a, call("alice", "alice@example.com")).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), next_json(&mut a))
+        .await
+        .expect("a call to a missing gateway ends within 10 s");
+    assert_eq!(
+        (&ended["state"], &ended["cause"]),
+        (&json!("ended"), &json!("gateway")),
+        "{ended}"
+    );
+    assert!(
+        ended["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{ended}"
+    );
+    // The connection goes on working.
+    send(
+        &mut a,
+        msg("r", "alice", Some("relay"), json!({"type": "ping"})),
+    )
+    .await;
+    assert_eq!(next_json(&mut a).await["type"], "pong");
+}
