@@ -119,24 +119,15 @@ impl Janus {
             )?;
             std::fs::write(dir.path().join(name), text).map_err(|e| e.to_string())?;
         }
-        let mut child = Command::new(&bin)
-            .arg("-F")
-            .arg(dir.path())
-            .arg("-C")
-            .arg(dir.path().join("janus.jcfg"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} (scripts/test.sh installs janus): {e}",
-                    bin.display()
-                )
-            })?;
-        let log = Log::default();
-        log.follow(child.stdout.take().expect("piped stdout"));
-        log.follow(child.stderr.take().expect("piped stderr"));
+        let (child, log) = spawn_logged(
+            Command::new(&bin)
+                .arg("-F")
+                .arg(dir.path())
+                .arg("-C")
+                .arg(dir.path().join("janus.jcfg")),
+            &bin,
+            "janus",
+        )?;
         if wait_for_port(port, Duration::from_secs(30)).await.is_err() {
             return Err(format!(
                 "Janus did not listen on 127.0.0.1:{port}; its log ends:\n{}",
@@ -304,26 +295,16 @@ impl Baresip {
         .map_err(|e| e.to_string())?;
         // stdbuf: baresip writes its log through stdio, block-buffered
         // into a pipe; the test waits on lines as they happen.
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "-eL"])
-            .arg(&bin)
-            .arg("-v")
-            .arg("-f")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} (scripts/test.sh installs baresip-core): {e}",
-                    bin.display()
-                )
-            })?;
-        let log = Log::default();
-        log.follow(child.stdout.take().expect("piped stdout"));
-        log.follow(child.stderr.take().expect("piped stderr"));
+        let (child, log) = spawn_logged(
+            Command::new("stdbuf")
+                .args(["-oL", "-eL"])
+                .arg(&bin)
+                .arg("-v")
+                .arg("-f")
+                .arg(dir.path()),
+            &bin,
+            "baresip-core",
+        )?;
         log.wait("baresip", "baresip is ready.", 1, Duration::from_secs(20))
             .await?;
         wait_for_port(ctrl_port, Duration::from_secs(10)).await?;
@@ -418,6 +399,27 @@ fn netstring(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let len: usize = std::str::from_utf8(&buf[..colon]).ok()?.parse().ok()?;
     let end = colon + 1 + len;
     (buf.len() > end).then(|| (&buf[colon + 1..end], &buf[end + 1..]))
+}
+
+/// Starts `command` (which runs `bin`, from Debian's `package`) with its
+/// output followed into a [`Log`]; it is killed when dropped.
+fn spawn_logged(command: &mut Command, bin: &Path, package: &str) -> Result<(Child, Log)> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} (scripts/test.sh installs {package}): {e}",
+                bin.display()
+            )
+        })?;
+    let log = Log::default();
+    log.follow(child.stdout.take().expect("piped stdout"));
+    log.follow(child.stderr.take().expect("piped stderr"));
+    Ok((child, log))
 }
 
 /// A free port whose successor is free too.
