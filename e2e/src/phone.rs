@@ -213,6 +213,9 @@ pub struct PhoneOptions {
     pub answer: Answer,
     /// The tone it sends, in Hz: a generated WAV file as its microphone.
     pub tone_hz: u32,
+    /// A video phone: VP8, a generated picture as its camera (320x240),
+    /// and what it receives decoded (not shown).
+    pub video: bool,
 }
 
 impl Default for PhoneOptions {
@@ -221,6 +224,7 @@ impl Default for PhoneOptions {
             g711_only: false,
             answer: Answer::Auto,
             tone_hz: 440,
+            video: false,
         }
     }
 }
@@ -250,6 +254,16 @@ impl Baresip {
         } else {
             ("module opus.so\nmodule g711.so\n", "")
         };
+        let video = if options.video {
+            "module vp8.so\n\
+             module fakevideo.so\n\
+             video_source fakevideo,nil\n\
+             video_display fakevideo,nil\n\
+             video_size 320x240\n\
+             video_fps 15\n"
+        } else {
+            ""
+        };
         // net_interface: the media address in baresip's SDP must be the
         // one its packets come from, as Janus connects its RTP sockets to
         // it. Its source plays a tone file, 48 kHz mono; the ausrc/auplay
@@ -264,6 +278,7 @@ impl Baresip {
              net_interface 127.0.0.1\n\
              module_path /usr/lib/baresip/modules\n\
              {codecs}\
+             {video}\
              module aufile.so\n\
              module aubridge.so\n\
              module sndfile.so\n\

@@ -50,12 +50,13 @@ const PHONE_STATS: &str = r#"
 const PHONE_PITCH: &str = r#"
     const v = document.querySelector('video[data-testid=phone-media]');
     if (!v || !v.srcObject) return null;
-    if (!window.__pitch) {
+    if (!window.__pitch || window.__pitch.stream !== v.srcObject) {
+        if (window.__pitch) window.__pitch.ctx.close();
         const ctx = new AudioContext();
         const an = ctx.createAnalyser();
         an.fftSize = 8192;
         ctx.createMediaStreamSource(v.srcObject).connect(an);
-        window.__pitch = {ctx, an};
+        window.__pitch = {ctx, an, stream: v.srcObject};
         await new Promise(r => setTimeout(r, 500));
     }
     const {ctx, an} = window.__pitch;
@@ -232,7 +233,12 @@ async fn phone_calls_through_janus() {
 
     // 1. Opus (baresip offers it first): tones both ways, DTMF, and the
     //    browser hangs up.
-    let phone = Baresip::start(&PhoneOptions::default()).await.unwrap();
+    let phone = Baresip::start(&PhoneOptions {
+        video: true,
+        ..PhoneOptions::default()
+    })
+    .await
+    .unwrap();
     b.goto(&relay.url).await.unwrap();
     wait(&b, "Call a phone on the start page", &exists("start-phone")).await;
     b.click("[data-testid=start-phone]").await.unwrap();
@@ -254,6 +260,26 @@ async fn phone_calls_through_janus() {
         codec, "audio/opus",
         "the call should use Opus when both have it"
     );
+    // A video phone: video both ways too.
+    wait(
+        &b,
+        "the phone's video decoding and shown",
+        "const v = document.querySelector('video[data-testid=phone-media]');
+         const pc = window.peercall && window.peercall.phone;
+         if (!v || !pc || v.videoWidth === 0) return false;
+         return (async () => {
+             let frames = 0;
+             (await pc.getStats()).forEach(r => {
+                 if (r.type === 'inbound-rtp' && r.kind === 'video') frames = r.framesDecoded || 0;
+             });
+             return frames > 10;
+         })();",
+    )
+    .await;
+    phone
+        .wait_log("video: receiving with resolution", 1, LIMIT)
+        .await
+        .unwrap();
     for key in ["1", "5", "hash"] {
         b.click(&format!("[data-testid=key-{key}]")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
