@@ -310,6 +310,33 @@ async fn phone_calls_through_janus() {
     let codec = assert_browser_hears_phone(&b, &janus, &phone).await;
     assert!(codec == "audio/PCMU", "a G.711-only phone gave {codec:?}");
     println!("a G.711-only phone: {codec}");
+    // Mute stops the sound going to the phone; unmute brings it back
+    // (the recording's last second, checked below, holds the tone).
+    b.click("[data-testid=phone-mute]").await.unwrap();
+    wait(
+        &b,
+        "the mute button pressed",
+        "return document.querySelector('[data-testid=phone-mute]')
+             .getAttribute('aria-pressed') === 'true'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let muted = stats(&b).await["sent"].as_u64().unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = stats(&b).await["sent"].as_u64().unwrap_or(0);
+    assert!(
+        later - muted <= 2,
+        "muted, the page still sent {} audio packets in 1 s",
+        later - muted
+    );
+    b.click("[data-testid=phone-mute]").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let unmuted = stats(&b).await["sent"].as_u64().unwrap_or(0);
+    assert!(
+        unmuted - later > 40,
+        "unmuted, the page sent only {} audio packets in 1.5 s",
+        unmuted - later
+    );
     phone.command("hangup", "").await.unwrap();
     wait_stage(&b, "ended", LIMIT, &janus, &phone).await;
     assert!(
