@@ -448,7 +448,7 @@ impl Shell {
                     Err(e) => return self.core.phone_offer(Err(e.to_string())),
                 };
                 peer.prepare_send(&self.outgoing);
-                let (audio, video) = self.tracks();
+                let (audio, video) = self.phone_tracks();
                 drop(peer.set_tracks(audio.as_ref(), video.as_ref()));
                 // `peercall.phone`: its getStats() for the console and tests.
                 crate::web::peer::debug_set("phone", peer.raw());
@@ -479,7 +479,7 @@ impl Shell {
                 }
             }
             PhoneOutput::SetTracks => {
-                let (audio, video) = self.tracks();
+                let (audio, video) = self.phone_tracks();
                 if let Some(peer) = &self.phone {
                     self.swaps
                         .extend(peer.set_tracks(audio.as_ref(), video.as_ref()));
@@ -692,6 +692,19 @@ impl Shell {
             VideoSource::Off => None,
         };
         (audio.filter(|_| sending.mic), video)
+    }
+
+    /// The phone call's tracks: as [`Self::tracks`], except that a muted
+    /// microphone stays on the sender, disabled, so it sends silence:
+    /// the keypad's telephone events ride on the audio stream and need it
+    /// flowing.
+    fn phone_tracks(&self) -> (Option<MediaStreamTrack>, Option<MediaStreamTrack>) {
+        let (audio, video) = self.tracks();
+        let audio = audio.or_else(|| {
+            let local = self.local.as_ref()?;
+            local.get_audio_tracks().get(0).dyn_into().ok()
+        });
+        (audio, video)
     }
 
     /// Makes `p` send (audio and video transceivers, our tracks on them).
