@@ -385,27 +385,38 @@ async fn phone_calls_through_janus() {
     println!("a rejected call: {said}");
     drop(phone);
 
-    // 4. Nobody at the address: an explanation within 35 s.
-    let nobody = format!("sip:phone@127.0.0.1:{}", silent_udp_port());
-    next_call(&b).await;
-    let dialled = Instant::now();
-    dial(&b, &nobody).await;
-    let limit = Duration::from_secs(35);
-    if let Err(e) = b
-        .wait_until("the call to nobody ends", &stage_is("ended"), limit)
-        .await
-    {
-        panic!("{e}\nJanus:\n{}", tail(&janus.log(), 30));
+    // 4. Nobody at the address, and an address that swallows the call
+    // without a word (a socket that reads and never answers): each ends
+    // with an explanation within 35 s.
+    let closed = silent_udp_port();
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let black_hole = hole.local_addr().unwrap().port();
+    for (what, port) in [("nobody", closed), ("a black hole", black_hole)] {
+        next_call(&b).await;
+        let dialled = Instant::now();
+        dial(&b, &format!("sip:phone@127.0.0.1:{port}")).await;
+        let limit = Duration::from_secs(35);
+        if let Err(e) = b
+            .wait_until(
+                &format!("the call to {what} ends"),
+                &stage_is("ended"),
+                limit,
+            )
+            .await
+        {
+            panic!("{e}\nJanus:\n{}", tail(&janus.log(), 30));
+        }
+        let said = status_text(&b).await;
+        println!(
+            "calling {what} ended after {} ms: {said}",
+            dialled.elapsed().as_millis()
+        );
+        assert!(
+            !said.ends_with("Call ended") && said.len() > "ended: ".len() + 5,
+            "the failure is not explained: {said:?}"
+        );
     }
-    let said = status_text(&b).await;
-    println!(
-        "calling nobody ended after {} ms: {said}",
-        dialled.elapsed().as_millis()
-    );
-    assert!(
-        !said.ends_with("Call ended") && said.len() > "ended: ".len() + 5,
-        "the failure is not explained: {said:?}"
-    );
+    drop(hole);
     relay.assert_nothing_blocked().await;
     b.close().await;
 }
