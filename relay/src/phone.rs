@@ -26,6 +26,9 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 pub(crate) const RING_LIMIT: Duration = Duration::from_secs(90);
 /// How long our hang-up waits for the plugin to confirm it.
 const HANGUP_LIMIT: Duration = Duration::from_secs(5);
+/// How long a lost media path waits for the client's own hang-up, which
+/// may be on its way, before it is reported as the cause.
+const MEDIA_GRACE: Duration = Duration::from_millis(500);
 
 /// The operator's settings (`--janus`, `--janus-secret`, `--sip-*`).
 #[derive(Clone, Debug, Default)]
@@ -387,7 +390,15 @@ async fn call(
                 return Ok(ended(cause, None, format!("{error} ({code})")));
             }
             SipEvent::MediaDown(why) => {
-                return Ok(hang_up_now(session, handle, phone_causes::MEDIA, None, why).await);
+                // A client that hangs up closes its connection too: Janus
+                // may see the DTLS close before the relay sees the hang-up.
+                let hung_up = tokio::time::timeout(MEDIA_GRACE, &mut *hang_up).await;
+                let (cause, why) = if hung_up.is_ok_and(|r| r.is_ok()) {
+                    (phone_causes::HANGUP, "you hung up".to_owned())
+                } else {
+                    (phone_causes::MEDIA, why)
+                };
+                return Ok(hang_up_now(session, handle, cause, None, why).await);
             }
             SipEvent::Registered | SipEvent::RegistrationFailed(_) | SipEvent::Other => {
                 tracing::debug!(conn = log_id, %event, "Janus event");
