@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::lock;
+
 /// How long a request may wait for its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the session is kept alive.
@@ -130,7 +132,7 @@ impl Session {
                 }
                 // Dropping events_tx ends next_event(); dropping the
                 // pending replies fails their requests.
-                pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                lock(&pending).clear();
             })
         };
         let mut session = Self {
@@ -167,11 +169,6 @@ impl Session {
         };
         session.tasks.push(keepalive);
         Ok(session)
-    }
-
-    /// This session's id.
-    pub fn id(&self) -> u64 {
-        self.id
     }
 
     /// Attaches a handle to `plugin` (e.g. `janus.plugin.sip`).
@@ -222,10 +219,7 @@ impl Session {
             message["apisecret"] = json!(secret);
         }
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(transaction.clone(), tx);
+        lock(&self.pending).insert(transaction.clone(), tx);
         if self.out.send(Message::text(message.to_string())).is_err() {
             return Err(JanusError::Closed);
         }
@@ -233,10 +227,7 @@ impl Session {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => return Err(JanusError::Closed),
             Err(_) => {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&transaction);
+                lock(&self.pending).remove(&transaction);
                 return Err(JanusError::Timeout);
             }
         };
@@ -264,8 +255,5 @@ fn take_pending(pending: &Pending, value: &Value) -> Option<oneshot::Sender<Valu
         return None;
     }
     let transaction = value["transaction"].as_str()?;
-    pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(transaction)
+    lock(pending).remove(transaction)
 }

@@ -212,6 +212,19 @@ fn said_for(room: &str, peer: &str, body: Body) -> Utf8Bytes {
     .into()
 }
 
+/// A message from the relay to peer `to` in `room`.
+fn said_to(room: &str, to: &str, body: Body) -> Utf8Bytes {
+    encode(&Envelope {
+        v: PROTOCOL_VERSION,
+        room: room.to_owned(),
+        from: RELAY_ID.into(),
+        to: Some(to.to_owned()),
+        seq: None,
+        body,
+    })
+    .into()
+}
+
 /// One connection's standing in the room registry.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -471,22 +484,13 @@ impl Session {
             .collect();
         peers.sort_by(|a, b| a.id.cmp(&b.id));
         let count = peers.len() + 1;
-        let welcome = Envelope {
-            v: PROTOCOL_VERSION,
-            room: room.clone(),
-            from: RELAY_ID.into(),
-            to: Some(from.clone()),
-            seq: None,
-            body: Body::Welcome {
-                peers,
-                features: if config.phone.enabled() {
-                    vec![FEATURE_PHONE.into()]
-                } else {
-                    Vec::new()
-                },
-            },
+        let features = if config.phone.enabled() {
+            vec![FEATURE_PHONE.into()]
+        } else {
+            Vec::new()
         };
-        conn.outbox.deliver(encode(&welcome).into());
+        conn.outbox
+            .deliver(said_to(&room, &from, Body::Welcome { peers, features }));
         for (_, member) in &others {
             member.to.outbox.deliver(text.clone());
         }
@@ -579,15 +583,8 @@ impl Session {
     }
 
     fn reply_pong(&self, conn: &Conn, room: &str, from: &str) {
-        let pong = Envelope {
-            v: PROTOCOL_VERSION,
-            room: self.room().unwrap_or(room).to_owned(),
-            from: RELAY_ID.into(),
-            to: Some(self.peer().unwrap_or(from).to_owned()),
-            seq: None,
-            body: Body::Pong,
-        };
-        conn.outbox.deliver(encode(&pong).into());
+        let (room, to) = (self.room().unwrap_or(room), self.peer().unwrap_or(from));
+        conn.outbox.deliver(said_to(room, to, Body::Pong));
     }
 
     /// Starts the phone call a joined client asked for (PROTOCOL.md 5.13);
@@ -602,17 +599,7 @@ impl Session {
             );
         };
         let outbox = conn.outbox.clone();
-        let report = move |body: Body| {
-            let envelope = Envelope {
-                v: PROTOCOL_VERSION,
-                room: room.clone(),
-                from: RELAY_ID.into(),
-                to: Some(peer.clone()),
-                seq: None,
-                body,
-            };
-            outbox.deliver(encode(&envelope).into());
-        };
+        let report = move |body: Body| outbox.deliver(said_to(&room, &peer, body));
         let config = &state.config.phone;
         if !config.enabled() {
             return report(phone::ended(
