@@ -11,7 +11,7 @@ use crate::components::{InCall, Landing};
 use crate::config::CallConfig;
 use crate::hooks::use_focus_on_mount;
 use crate::media::MediaRequest;
-use crate::web::media::{drop_early, media_devices, request_early};
+use crate::web::media::{adopt_page_request, drop_early, media_devices, request_early};
 use crate::web::page;
 
 #[derive(Clone, PartialEq)]
@@ -54,9 +54,15 @@ pub fn App() -> Html {
         use_effect_with((), move |()| {
             // Opening a room link: start the camera now, while the
             // configuration loads; the call screen takes it over.
+            // (index.html has usually started it already: take that over.)
             if in_a_room {
-                if let Some(devices) = web_sys::window().and_then(|w| media_devices(&w).ok()) {
-                    request_early(&devices, MediaRequest::default());
+                if let Some(window) = web_sys::window() {
+                    if let Ok(devices) = media_devices(&window) {
+                        let request = MediaRequest::default();
+                        if !adopt_page_request(&window, &devices, request) {
+                            request_early(&devices, request);
+                        }
+                    }
                 }
             }
             if !in_a_room {

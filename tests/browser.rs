@@ -9,7 +9,7 @@ use peercall::app::App;
 use peercall::components::{InCall, InCallProps, MediaErrorView, MediaErrorViewProps};
 use peercall::config::CallConfig;
 use peercall::media::{MediaError, MediaRequest};
-use peercall::web::media::{get_user_media, media_devices, stop_all};
+use peercall::web::media::{adopt_page_request, get_user_media, media_devices, stop_all};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{Element, HtmlIFrameElement, HtmlVideoElement, MediaStream, MediaStreamTrack};
@@ -210,4 +210,88 @@ async fn call_screen_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unm
             .map(|t| (t.kind(), t.ready_state()))
             .collect::<Vec<_>>()
     );
+}
+
+/// The early-start script in index.html, run as the page runs it when its
+/// address is a room link; returns the `getUserMedia` promise
+/// it started (before the app takes it, and deletes it, from the window).
+fn run_page_script() -> js_sys::Promise {
+    let html = include_str!("../index.html");
+    let start = html
+        .find("<script>")
+        .expect("index.html has an inline script")
+        + "<script>".len();
+    let end = start + html[start..].find("</script>").expect("closed");
+    let window = web_sys::window().unwrap();
+    // With its own `location`: changing this page's hash would move any
+    // app another test left mounted into a call.
+    let location = js_sys::Object::new();
+    js_sys::Reflect::set(&location, &"hash".into(), &"#earlystartroom".into()).unwrap();
+    js_sys::Function::new_with_args("location", &html[start..end])
+        .call1(&wasm_bindgen::JsValue::NULL, &location)
+        .expect("the page script runs");
+    let early = js_sys::Reflect::get(&window, &"peercallEarly".into()).unwrap();
+    js_sys::Reflect::get(&early, &"media".into())
+        .unwrap()
+        .dyn_into()
+        .expect("the script started getUserMedia")
+}
+
+#[wasm_bindgen_test]
+async fn the_page_scripts_camera_request_is_the_calls_and_is_taken_over() {
+    let window = web_sys::window().unwrap();
+    let devices = media_devices(&window).expect("mediaDevices");
+    let promise = run_page_script();
+    assert!(adopt_page_request(
+        &window,
+        &devices,
+        MediaRequest::default()
+    ));
+    let early: MediaStream = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect("fake media")
+        .dyn_into()
+        .unwrap();
+    // The call's own first request gets that very stream: no second one.
+    let stream = get_user_media(&devices, MediaRequest::default())
+        .await
+        .expect("media");
+    assert_eq!(stream.id(), early.id());
+    assert!(tracks(&stream)
+        .iter()
+        .all(|t| t.ready_state() == MediaStreamTrackState::Live));
+    // Taken once: nothing left on the window for a second adoption.
+    assert!(!adopt_page_request(
+        &window,
+        &devices,
+        MediaRequest::default()
+    ));
+    stop_all(&stream);
+}
+
+#[wasm_bindgen_test]
+async fn a_page_request_for_other_media_is_stopped_and_asked_again() {
+    let window = web_sys::window().unwrap();
+    let devices = media_devices(&window).expect("mediaDevices");
+    let promise = run_page_script();
+    let other = MediaRequest {
+        audio: true,
+        video: Some((320, 240)),
+    };
+    assert!(adopt_page_request(&window, &devices, other));
+    let early: MediaStream = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect("fake media")
+        .dyn_into()
+        .unwrap();
+    let stream = get_user_media(&devices, other).await.expect("media");
+    assert_ne!(stream.id(), early.id());
+    assert!(
+        eventually(Duration::from_secs(2), || tracks(&early)
+            .iter()
+            .all(|t| t.ready_state() == MediaStreamTrackState::Ended))
+        .await,
+        "the page's stream is stopped"
+    );
+    stop_all(&stream);
 }

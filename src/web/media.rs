@@ -46,6 +46,40 @@ pub fn request_early(devices: &MediaDevices, request: MediaRequest) {
     }
 }
 
+/// Takes over the request `index.html` started before the wasm ran
+/// (`window.peercallEarly`: what it asked for and the `getUserMedia`
+/// promise), as if [`request_early`] had made it: returns whether there
+/// was one. One that asked for other media than `request` is stopped and
+/// `request` is asked for instead, so the page's script can never make a
+/// call start with the wrong camera settings, only later.
+pub fn adopt_page_request(window: &Window, devices: &MediaDevices, request: MediaRequest) -> bool {
+    let key = JsValue::from_str("peercallEarly");
+    let early = Reflect::get(window, &key).unwrap_or(JsValue::UNDEFINED);
+    if early.is_undefined() || early.is_null() {
+        return false;
+    }
+    let target: &Object = window.unchecked_ref();
+    let _ = Reflect::delete_property(target, &key);
+    let field = |name: &str| Reflect::get(&early, &JsValue::from_str(name)).ok();
+    let asked = field("ask").and_then(|a| js_sys::JSON::stringify(&a).ok());
+    let ours = js_sys::JSON::stringify(&constraints(request)).ok();
+    match field("media").and_then(|m| m.dyn_into::<Promise>().ok()) {
+        Some(promise) if asked.is_some() && asked == ours => {
+            EARLY.with(|e| *e.borrow_mut() = Some((request, promise)));
+        }
+        other => {
+            web_sys::console::warn_1(
+                &"peercall: the page asked for other media than the call; asking again".into(),
+            );
+            if let Some(promise) = other {
+                stop_when_resolved(promise);
+            }
+            request_early(devices, request);
+        }
+    }
+    true
+}
+
 /// Stops the stream of an early request nobody took, when it comes.
 pub fn drop_early() {
     if let Some((_, promise)) = EARLY.with(|e| e.borrow_mut().take()) {
