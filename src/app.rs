@@ -59,7 +59,7 @@ pub fn App() -> Html {
                 if let Some(window) = web_sys::window() {
                     if let Ok(devices) = media_devices(&window) {
                         let request = MediaRequest::default();
-                        if !adopt_page_request(&window, &devices, request) {
+                        if !adopt_page_request(&devices, request) {
                             request_early(&devices, request);
                         }
                     }
@@ -72,11 +72,15 @@ pub fn App() -> Html {
                 });
             }
             wasm_bindgen_futures::spawn_local(async move {
-                config.set(match page::load_config().await {
+                let loaded = page::load_config().await;
+                page::mark("config");
+                config.set(match loaded {
                     Ok((c, relay)) => Config::Ready(c, relay),
                     Err(e) => {
-                        // No call screen will come to take the camera.
+                        // No call screen will come to take the camera
+                        // or the socket.
                         drop_early();
+                        crate::web::signaling::drop_page_socket();
                         Config::Broken(e)
                     }
                 });

@@ -16,6 +16,8 @@ use web_sys::{Element, HtmlIFrameElement, HtmlVideoElement, MediaStream, MediaSt
 use web_sys::{MediaDevices, MediaStreamTrackState};
 use yew::Callback;
 
+mod page_script;
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn document() -> web_sys::Document {
@@ -213,24 +215,10 @@ async fn call_screen_shows_a_muted_mirrored_live_preview_and_stops_tracks_on_unm
 }
 
 /// The early-start script in index.html, run as the page runs it when its
-/// address is a room link; returns the `getUserMedia` promise
-/// it started (before the app takes it, and deletes it, from the window).
+/// address is a room link (and names another relay, so it opens no
+/// socket); returns the `getUserMedia` promise it started.
 fn run_page_script() -> js_sys::Promise {
-    let html = include_str!("../index.html");
-    let start = html
-        .find("<script>")
-        .expect("index.html has an inline script")
-        + "<script>".len();
-    let end = start + html[start..].find("</script>").expect("closed");
-    let window = web_sys::window().unwrap();
-    // With its own `location`: changing this page's hash would move any
-    // app another test left mounted into a call.
-    let location = js_sys::Object::new();
-    js_sys::Reflect::set(&location, &"hash".into(), &"#earlystartroom".into()).unwrap();
-    js_sys::Function::new_with_args("location", &html[start..end])
-        .call1(&wasm_bindgen::JsValue::NULL, &location)
-        .expect("the page script runs");
-    let early = js_sys::Reflect::get(&window, &"peercallEarly".into()).unwrap();
+    let early = page_script::run("?relay=wss://elsewhere.example/ws", "127.0.0.1:1");
     js_sys::Reflect::get(&early, &"media".into())
         .unwrap()
         .dyn_into()
@@ -242,11 +230,7 @@ async fn the_page_scripts_camera_request_is_the_calls_and_is_taken_over() {
     let window = web_sys::window().unwrap();
     let devices = media_devices(&window).expect("mediaDevices");
     let promise = run_page_script();
-    assert!(adopt_page_request(
-        &window,
-        &devices,
-        MediaRequest::default()
-    ));
+    assert!(adopt_page_request(&devices, MediaRequest::default()));
     let early: MediaStream = wasm_bindgen_futures::JsFuture::from(promise)
         .await
         .expect("fake media")
@@ -261,11 +245,7 @@ async fn the_page_scripts_camera_request_is_the_calls_and_is_taken_over() {
         .iter()
         .all(|t| t.ready_state() == MediaStreamTrackState::Live));
     // Taken once: nothing left on the window for a second adoption.
-    assert!(!adopt_page_request(
-        &window,
-        &devices,
-        MediaRequest::default()
-    ));
+    assert!(!adopt_page_request(&devices, MediaRequest::default()));
     stop_all(&stream);
 }
 
@@ -278,7 +258,7 @@ async fn a_page_request_for_other_media_is_stopped_and_asked_again() {
         audio: true,
         video: Some((320, 240)),
     };
-    assert!(adopt_page_request(&window, &devices, other));
+    assert!(adopt_page_request(&devices, other));
     let early: MediaStream = wasm_bindgen_futures::JsFuture::from(promise)
         .await
         .expect("fake media")

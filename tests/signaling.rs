@@ -10,7 +10,10 @@ use gloo_timers::future::TimeoutFuture;
 use peercall::room::{Event, Gone, Signal, Timing};
 use peercall::web::signaling::{random_peer_id, Options, SignalingClient, Update};
 use peercall_protocol::{Candidate, ErrorCode};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
+
+mod page_script;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -246,4 +249,65 @@ async fn an_unreachable_relay_is_reported_and_retried() {
     );
     client.leave();
     wait_for(&mut updates, "closed", |u| *u == Update::Closed).await;
+}
+
+/// The WebSocket index.html opens for a room link is the one the call
+/// uses: taken over (its handler gone), open while the call is, and what
+/// the relay said before the app was there is read, not lost.
+#[wasm_bindgen_test]
+async fn the_page_scripts_socket_is_taken_over_with_what_came_first() {
+    let url = relay_url();
+    let host = url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.strip_suffix("/ws"))
+        .expect("ws://HOST/ws");
+    let early = page_script::run("", host);
+    let field = |name: &str| js_sys::Reflect::get(&early, &name.into()).unwrap();
+    // It opens once config.json (absent here) has said no other relay.
+    let mut socket = wasm_bindgen::JsValue::UNDEFINED;
+    for _ in 0..250 {
+        socket = field("socket");
+        if !socket.is_undefined() {
+            break;
+        }
+        TimeoutFuture::new(20).await;
+    }
+    let socket: web_sys::WebSocket = socket.dyn_into().expect("the page opened a socket");
+    assert_eq!(socket.url(), url);
+    // Someone in the room spoke before the app started: kept by the page.
+    let room = random_peer_id().unwrap();
+    let someone = random_peer_id().unwrap();
+    let said = format!(
+        r#"{{"v":1,"room":"{room}","from":"{someone}","seq":1,"type":"join","name":"Early"}}"#
+    );
+    field("kept")
+        .unchecked_into::<js_sys::Array>()
+        .push(&said.into());
+
+    let (_, client, mut updates) = start(&url, &room, "Late");
+    wait_for(&mut updates, "connected", |u| {
+        matches!(u, Update::Connected { .. })
+    })
+    .await;
+    assert!(field("socket").is_undefined(), "taken from the page");
+    assert!(socket.onmessage().is_none(), "the page's handler is gone");
+    assert_eq!(socket.ready_state(), web_sys::WebSocket::OPEN);
+    wait_for(&mut updates, "the kept join", |u| {
+        matches!(u, Update::Room(Event::Joined { id, name }) if *id == someone && name.as_deref() == Some("Early"))
+    })
+    .await;
+    client.leave();
+    wait_for(&mut updates, "closed", |u| matches!(u, Update::Closed)).await;
+    let mut closed = false;
+    for _ in 0..100 {
+        if socket.ready_state() >= web_sys::WebSocket::CLOSING {
+            closed = true;
+            break;
+        }
+        TimeoutFuture::new(20).await;
+    }
+    assert!(
+        closed,
+        "leaving closes the page's socket: it was the call's"
+    );
 }

@@ -95,6 +95,7 @@ impl Call {
         name: Option<String>,
         on_update: impl Fn(CallUpdate) + 'static,
     ) -> Result<Self, JsError> {
+        crate::web::page::mark("call");
         let me = random_peer_id()?;
         let outgoing = MediaStream::new().map_err(|e| JsError::new("new MediaStream()", &e))?;
         // Credentials come from the relay in use (Update::Connected); the

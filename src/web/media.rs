@@ -46,32 +46,31 @@ pub fn request_early(devices: &MediaDevices, request: MediaRequest) {
     }
 }
 
-/// Takes over the request `index.html` started before the wasm ran
-/// (`window.peercallEarly`: what it asked for and the `getUserMedia`
-/// promise), as if [`request_early`] had made it: returns whether there
-/// was one. One that asked for other media than `request` is stopped and
-/// `request` is asked for instead, so the page's script can never make a
-/// call start with the wrong camera settings, only later.
-pub fn adopt_page_request(window: &Window, devices: &MediaDevices, request: MediaRequest) -> bool {
-    let key = JsValue::from_str("peercallEarly");
-    let early = Reflect::get(window, &key).unwrap_or(JsValue::UNDEFINED);
-    if early.is_undefined() || early.is_null() {
+/// Takes over the camera request `index.html` started before the wasm ran
+/// (`peercallEarly.media`, and `.ask`, what it asked for), as if
+/// [`request_early`] had made it: returns whether there was one. One that
+/// asked for other media than `request` is stopped and `request` is asked
+/// for instead, so the page's script can never make a call start with the
+/// wrong camera settings, only later.
+pub fn adopt_page_request(devices: &MediaDevices, request: MediaRequest) -> bool {
+    let Some(early) = crate::web::page::early() else {
         return false;
-    }
-    let target: &Object = window.unchecked_ref();
-    let _ = Reflect::delete_property(target, &key);
-    let field = |name: &str| Reflect::get(&early, &JsValue::from_str(name)).ok();
-    let asked = field("ask").and_then(|a| js_sys::JSON::stringify(&a).ok());
+    };
+    let Some(media) = crate::web::page::take_field(&early, "media") else {
+        return false;
+    };
+    let asked =
+        crate::web::page::take_field(&early, "ask").and_then(|a| js_sys::JSON::stringify(&a).ok());
     let ours = js_sys::JSON::stringify(&constraints(request)).ok();
-    match field("media").and_then(|m| m.dyn_into::<Promise>().ok()) {
-        Some(promise) if asked.is_some() && asked == ours => {
+    match media.dyn_into::<Promise>() {
+        Ok(promise) if asked.is_some() && asked == ours => {
             EARLY.with(|e| *e.borrow_mut() = Some((request, promise)));
         }
         other => {
             web_sys::console::warn_1(
                 &"peercall: the page asked for other media than the call; asking again".into(),
             );
-            if let Some(promise) = other {
+            if let Ok(promise) = other {
                 stop_when_resolved(promise);
             }
             request_early(devices, request);

@@ -2,7 +2,7 @@
 //! query string, `config.json`, and the clipboard.
 
 use gloo_net::http::Request;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::config::{new_room_id, room_from_hash, CallConfig};
 use crate::signaling::same_origin_relay;
@@ -132,13 +132,20 @@ pub fn page_relay_url() -> Option<String> {
 /// (the page's own origin when none is configured).
 pub async fn load_config() -> Result<(CallConfig, Vec<String>), String> {
     let mut config = CallConfig::built_in();
-    match Request::get("config.json").send().await {
-        Ok(res) if res.ok() => {
-            let text = res.text().await.map_err(|e| format!("config.json: {e}"))?;
-            config = config.with_file(&text)?;
-        }
-        // No config.json (404) or none reachable: the built-in defaults.
-        _ => {}
+    // The page's script has usually fetched it already (index.html).
+    let text = match early().and_then(|e| take_field(&e, "config")) {
+        Some(promise) => match promise.dyn_into::<js_sys::Promise>() {
+            Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise)
+                .await
+                .ok()
+                .and_then(|t| t.as_string()),
+            Err(_) => fetch_config().await?,
+        },
+        None => fetch_config().await?,
+    };
+    // No config.json (404) or none reachable: the built-in defaults.
+    if let Some(text) = text {
+        config = config.with_file(&text)?;
     }
     let search = web_sys::window()
         .and_then(|w| w.location().search().ok())
@@ -155,6 +162,38 @@ pub async fn load_config() -> Result<(CallConfig, Vec<String>), String> {
         urls => urls.to_vec(),
     };
     Ok((config, relays))
+}
+
+async fn fetch_config() -> Result<Option<String>, String> {
+    match Request::get("config.json").send().await {
+        Ok(res) if res.ok() => res
+            .text()
+            .await
+            .map(Some)
+            .map_err(|e| format!("config.json: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// What `index.html`'s script started before the wasm ran
+/// (`window.peercallEarly`: `config`, `media` and `ask`, `socket` and
+/// `kept`), each taken over by the part of the app that needs it.
+pub fn early() -> Option<JsValue> {
+    let window = web_sys::window()?;
+    js_sys::Reflect::get(&window, &JsValue::from_str("peercallEarly"))
+        .ok()
+        .filter(|e| e.is_object())
+}
+
+/// `early[name]`, removed from it: each is taken over once.
+pub fn take_field(early: &JsValue, name: &str) -> Option<JsValue> {
+    let key = JsValue::from_str(name);
+    let value = js_sys::Reflect::get(early, &key).ok()?;
+    if value.is_undefined() || value.is_null() {
+        return None;
+    }
+    let _ = js_sys::Reflect::delete_property(early.unchecked_ref::<js_sys::Object>(), &key);
+    Some(value)
 }
 
 /// Whether the relay serving this page calls phones (its `/healthz`

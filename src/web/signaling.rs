@@ -15,6 +15,7 @@ use futures::{future, FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
+use wasm_bindgen::JsCast;
 
 use crate::room::{Event, Ignored, Room, Signal, Timing};
 use crate::signaling::RelayList;
@@ -146,12 +147,24 @@ async fn run(
         .with_capacity(options.capacity);
     let mut outbox = VecDeque::new();
     let mut relays = RelayList::new(options.urls, js_sys::Math::random);
+    // The socket index.html opened, for the first attempt only.
+    let mut page_socket = true;
     loop {
         let url = relays.current().to_owned();
-        let (reason, opened) = match WebSocket::open(&url) {
+        let (early, kept) = match std::mem::take(&mut page_socket) {
+            true => take_page_socket(&url).unzip(),
+            false => (None, None),
+        };
+        let ws = match early {
+            Some(ws) => Ok(ws),
+            None => WebSocket::open(&url),
+        };
+        let (reason, opened) = match ws {
             Err(e) => (format!("cannot open {url}: {e}"), false),
             Ok(ws) => {
-                match connected(&mut room, ws, &url, &mut outbox, &mut commands, &updates).await {
+                let kept = kept.unwrap_or_default();
+                let link = (&mut outbox, &mut commands, &updates);
+                match connected(&mut room, ws, &url, kept, link).await {
                     Ended::Left => break,
                     Ended::Unreachable => ("the relay is unreachable".to_owned(), false),
                     // It was open: the backoff starts over.
@@ -214,14 +227,66 @@ fn queue(outbox: &mut VecDeque<String>, text: String) {
     outbox.push_back(text);
 }
 
-/// Runs one WebSocket until it ends.
+/// Takes over the WebSocket `index.html` opened to this origin's relay
+/// before the wasm ran (`peercallEarly.socket`, and `.kept`, what the relay
+/// said meanwhile), when it goes to `url` and is open or opening; closes it
+/// otherwise. In one go, so no message is lost or seen twice: the page's
+/// handler stops where gloo's starts.
+pub fn take_page_socket(url: &str) -> Option<(WebSocket, Vec<String>)> {
+    let early = crate::web::page::early()?;
+    let raw: web_sys::WebSocket = crate::web::page::take_field(&early, "socket")?
+        .dyn_into()
+        .ok()?;
+    let kept = crate::web::page::take_field(&early, "kept");
+    let usable = raw.url() == url
+        && matches!(
+            raw.ready_state(),
+            web_sys::WebSocket::CONNECTING | web_sys::WebSocket::OPEN
+        );
+    raw.set_onmessage(None);
+    if !usable {
+        let _ = raw.close();
+        return None;
+    }
+    let kept = kept
+        .map(|k| {
+            js_sys::Array::from(&k)
+                .iter()
+                .filter_map(|m| m.as_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let ws = WebSocket::try_from(raw).ok()?;
+    Some((ws, kept))
+}
+
+/// Closes the page's early WebSocket when no call will take it.
+pub fn drop_page_socket() {
+    if let Some(raw) = crate::web::page::early()
+        .and_then(|e| crate::web::page::take_field(&e, "socket"))
+        .and_then(|s| s.dyn_into::<web_sys::WebSocket>().ok())
+    {
+        raw.set_onmessage(None);
+        let _ = raw.close();
+    }
+}
+
+/// What a connection works with: the messages waiting to go, the
+/// commands from the call, where updates go.
+type Link<'a> = (
+    &'a mut VecDeque<String>,
+    &'a mut mpsc::UnboundedReceiver<Command>,
+    &'a mpsc::UnboundedSender<Update>,
+);
+
+/// Runs one WebSocket until it ends; `kept` came on it before we had it
+/// (the page's early socket).
 async fn connected(
     room: &mut Room,
     mut ws: WebSocket,
     url: &str,
-    outbox: &mut VecDeque<String>,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    updates: &mpsc::UnboundedSender<Update>,
+    kept: Vec<String>,
+    (outbox, commands, updates): Link<'_>,
 ) -> Ended {
     // The sink is ready once the socket is open, or once it failed.
     if future::poll_fn(|cx| ws.poll_ready_unpin(cx)).await.is_err()
@@ -240,6 +305,15 @@ async fn connected(
     while let Some(text) = outbox.pop_front() {
         if sink.send(Message::Text(text)).await.is_err() {
             return Ended::Closed(None);
+        }
+    }
+    for text in kept {
+        let out = room.receive(&text, now_ms());
+        report(updates, out.events);
+        for text in out.send {
+            if sink.send(Message::Text(text)).await.is_err() {
+                return Ended::Closed(None);
+            }
         }
     }
     let mut ticks = IntervalStream::new(TICK_MS).fuse();
