@@ -6,8 +6,12 @@
 #
 # Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...
 #        scripts/bench.sh --build-only
+#        scripts/bench.sh --check-size
 #   --quick       fewer repetitions: a smoke run (minutes), not numbers to publish
 #   --build-only  install and build, then stop (the test command checks this)
+#   --check-size  build the release app and fail if a first visit downloads
+#                 more than the test allows (bench/src/size.rs; the test
+#                 command runs this); writes nothing
 # A full run takes about 21 minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -58,6 +62,26 @@ raise_fd_limit() {
 		log "warning: open-file limit $(ulimit -Sn): the 10k idle-connection step will fail (raise the hard limit: ulimit -Hn)"
 }
 
+# check_size: the first-visit bytes against the ceiling. Only for the
+# size build (std built from source, panics that abort at once: what CI and
+# a machine like it make); a build on a prebuilt std (rustup's target) is
+# bigger by design and only shown.
+check_size() {
+	TWIGGY_BIN=$(cargo_tool twiggy "$TWIGGY_VERSION" twiggy)
+	export TWIGGY_BIN
+	if [ "${WASM_ENV[*]}" = env ]; then
+		log "size not checked: this build uses rustup's prebuilt wasm32 std, not the size build the ceiling is for"
+		return 0
+	fi
+	"$ROOT/target/server/peercall-bench" --check-size
+}
+
+if [ "${1:-}" = --check-size ]; then
+	phase "install tools (skipped when cached)" web_tools
+	phase "build (release app, size tool)" build
+	phase "first-visit bytes" check_size
+	exit 0
+fi
 phase "install tools (skipped when cached)" setup
 phase "build (release app, relay, load generator)" build
 if [ "${1:-}" = --build-only ]; then

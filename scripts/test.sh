@@ -84,6 +84,7 @@ check_bench_build() {
 phase "README run command (scripts/run.sh)" check_run_command
 phase "develop command (scripts/dev.sh)" check_dev_command
 phase "bench build step (scripts/bench.sh --build-only)" check_bench_build
+phase "first-visit bytes within the ceiling (scripts/bench.sh --check-size)" ./scripts/bench.sh --check-size
 phase "install tools (skipped when cached)" setup
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "clippy (host, all crates)" cargo clippy --workspace --all-targets --quiet -- -D warnings

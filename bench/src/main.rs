@@ -143,13 +143,19 @@ async fn run() -> Result<(), String> {
                 eprintln!("wrote {} from {}", md_path.display(), json_path.display());
                 return Ok(());
             }
+            "--check-size" => {
+                // The test command's byte check (bench.sh --check-size):
+                // measures, writes nothing, fails over the ceiling.
+                let sizes = size::measure(&env_path("PEERCALL_DIST")?).await?;
+                return size::check(&sizes);
+            }
             "--only" => only.push(
                 args.next()
                     .ok_or("--only needs setup, size, transfer, mesh, relay, soak or cluster")?,
             ),
             "-h" | "--help" => {
                 println!(
-                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...\n       peercall-bench --render   (BENCHMARKS.md again from bench/results.json)"
+                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...\n       peercall-bench --render   (BENCHMARKS.md again from bench/results.json)\n       peercall-bench --check-size   (the first-visit bytes against the test's ceiling)"
                 );
                 return Ok(());
             }
