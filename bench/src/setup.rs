@@ -37,6 +37,11 @@ pub const PHASES: &[(&str, &str)] = &[
 #[serde(rename_all = "lowercase")]
 pub enum Page {
     Peercall,
+    /// peercall without index.html's early start (its inline script that
+    /// starts config.json, the camera and the WebSocket before the wasm
+    /// runs): the app then starts them itself, as it did before. Measured
+    /// beside the others so the early start's gain is a number of this run.
+    Late,
     Reference,
 }
 
@@ -44,6 +49,7 @@ impl Page {
     pub fn name(self) -> &'static str {
         match self {
             Page::Peercall => "peercall",
+            Page::Late => "peercall, no early start",
             Page::Reference => "reference",
         }
     }
@@ -53,13 +59,14 @@ impl Page {
             // No STUN: loopback needs none and this machine has no internet
             // (the reference page uses none either).
             Page::Peercall => format!("{base}?ice=none#{room}"),
+            Page::Late => format!("{base}late.html?ice=none#{room}"),
             Page::Reference => format!("{base}reference.html#{room}"),
         }
     }
 
     fn prefix(self) -> &'static str {
         match self {
-            Page::Peercall => "peercall:",
+            Page::Peercall | Page::Late => "peercall:",
             Page::Reference => "ref:",
         }
     }
@@ -92,6 +99,12 @@ pub struct SetupResults {
     /// peercall median / reference median, first visit and repeat visit.
     pub ratio_first_visit: f64,
     pub ratio_repeat_visit: f64,
+    /// peercall median / its median without the early start (absent in
+    /// runs before it was measured).
+    #[serde(default)]
+    pub early_first_visit: Option<f64>,
+    #[serde(default)]
+    pub early_repeat_visit: Option<f64>,
 }
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -115,6 +128,13 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
         served.path().join("reference.html"),
     )
     .map_err(|e| format!("reference.html: {e}"))?;
+    let index = std::fs::read_to_string(served.path().join("index.html"))
+        .map_err(|e| format!("index.html: {e}"))?;
+    std::fs::write(
+        served.path().join("late.html"),
+        without_early_start(&index)?,
+    )
+    .map_err(|e| format!("late.html: {e}"))?;
     // The parts after this one serve the real dist/ again: the copy is
     // gone when this returns.
     struct Restore(std::ffi::OsString);
@@ -130,13 +150,10 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
 
     let mut visits = Vec::new();
     for run in 0..runs {
-        let order = if run.is_multiple_of(2) {
-            [Page::Peercall, Page::Reference]
-        } else {
-            [Page::Reference, Page::Peercall]
-        };
+        let mut order = [Page::Peercall, Page::Late, Page::Reference];
+        order.rotate_left(run % 3);
         for page in order {
-            let room = format!("bench{}x{run}{}", std::process::id(), page.name());
+            let room = format!("bench{}x{run}{:?}", std::process::id(), page);
             let (first, repeat) = one_run(&relay.url, page, &room).await?;
             eprintln!(
                 "    run {}/{runs} {:<9}: first visit {:>6.0} ms, repeat visit {:>6.0} ms",
@@ -151,7 +168,7 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
     }
 
     let mut summaries = Vec::new();
-    for page in [Page::Peercall, Page::Reference] {
+    for page in [Page::Peercall, Page::Late, Page::Reference] {
         for repeat in [false, true] {
             let these: Vec<&Visit> = visits
                 .iter()
@@ -186,9 +203,28 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
         runs,
         ratio_first_visit: median(Page::Peercall, false) / median(Page::Reference, false),
         ratio_repeat_visit: median(Page::Peercall, true) / median(Page::Reference, true),
+        early_first_visit: Some(median(Page::Peercall, false) / median(Page::Late, false)),
+        early_repeat_visit: Some(median(Page::Peercall, true) / median(Page::Late, true)),
         visits,
         summaries,
     })
+}
+
+/// The page without its early-start script (the inline `<script>` that
+/// sets `peercallEarly`).
+pub fn without_early_start(html: &str) -> Result<String, String> {
+    let mut at = 0;
+    while let Some(start) = html[at..].find("<script>").map(|i| at + i) {
+        let end = html[start..]
+            .find("</script>")
+            .map(|i| start + i + "</script>".len())
+            .ok_or("index.html: an unclosed <script>")?;
+        if html[start..end].contains("peercallEarly") {
+            return Ok(format!("{}{}", &html[..start], &html[end..]));
+        }
+        at = end;
+    }
+    Err("index.html has no early-start script (peercallEarly)".into())
 }
 
 /// Two fresh browsers: A opens the room and waits; B opens it (first
@@ -276,4 +312,19 @@ async fn visit(b: &Browser, page: Page, url: &str, repeat: bool) -> Result<Visit
         total_ms: first_frame - opened_at,
         phases,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_late_page_is_index_html_without_its_early_start() {
+        let html = include_str!("../../index.html");
+        let late = without_early_start(html).unwrap();
+        assert!(html.contains("peercallEarly") && !late.contains("peercallEarly"));
+        assert!(late.contains(r#"data-trunk rel="rust""#));
+        assert!(late.contains(r#"rel="preload" href="config.json""#));
+        assert!(without_early_start(&late).is_err());
+    }
 }
