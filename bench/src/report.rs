@@ -785,7 +785,7 @@ fn setup(md: &mut String, s: &crate::setup::SetupResults) {
          by the same relay binary on loopback, no STUN/TURN (loopback needs none). \
          **First visit**: fresh browser profiles (nothing cached: opening a link someone sent). \
          **Repeat visit**: the same person leaves and opens the link again (app in the cache). \
-         {} runs, alternating which page goes first. The reference is \
+         {} runs, rotating which page goes first. The reference is \
          `bench/reference/reference.html`: the same call in 60 lines of plain JavaScript.\n",
         s.runs
     );

@@ -109,6 +109,9 @@ pub struct SetupResults {
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// Every page measured, in the order of the first run (later runs rotate it).
+const PAGES: [Page; 3] = [Page::Peercall, Page::Late, Page::Reference];
+
 pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
     // The relay serves the release build plus the reference page, so both
     // come from the same origin and server.
@@ -150,7 +153,7 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
 
     let mut visits = Vec::new();
     for run in 0..runs {
-        let mut order = [Page::Peercall, Page::Late, Page::Reference];
+        let mut order = PAGES;
         order.rotate_left(run % 3);
         for page in order {
             let room = format!("bench{}x{run}{:?}", std::process::id(), page);
@@ -168,7 +171,7 @@ pub async fn measure(repo: &Path, runs: usize) -> Result<SetupResults, String> {
     }
 
     let mut summaries = Vec::new();
-    for page in [Page::Peercall, Page::Late, Page::Reference] {
+    for page in PAGES {
         for repeat in [false, true] {
             let these: Vec<&Visit> = visits
                 .iter()

@@ -13,10 +13,10 @@ pub const BUDGET_GZIP: u64 = 150_000;
 
 /// What the test command allows a first visit to download (gzip), until
 /// the size is under [`BUDGET_GZIP`]: the size it measured when this check
-/// came in (2026-12-03, 253.6 KB) plus 0.9 KB, so nothing grows unnoticed.
+/// came in (2026-12-03, 253.6 KB, then 253.2 KB) plus 0.9 KB, so nothing grows unnoticed.
 /// Lower it whenever a change makes the app smaller, never raise it
 /// without saying in the commit what the bytes bought.
-pub const CEILING_GZIP: u64 = 254_500;
+pub const CEILING_GZIP: u64 = 254_100;
 
 /// The test command's check: the release build's first-visit bytes
 /// against [`CEILING_GZIP`]. Over it: an error with the total, each file

@@ -133,14 +133,14 @@ pub fn page_relay_url() -> Option<String> {
 pub async fn load_config() -> Result<(CallConfig, Vec<String>), String> {
     let mut config = CallConfig::built_in();
     // The page's script has usually fetched it already (index.html).
-    let text = match early().and_then(|e| take_field(&e, "config")) {
-        Some(promise) => match promise.dyn_into::<js_sys::Promise>() {
-            Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise)
-                .await
-                .ok()
-                .and_then(|t| t.as_string()),
-            Err(_) => fetch_config().await?,
-        },
+    let fetched = early()
+        .and_then(|e| take_field(&e, "config"))
+        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
+    let text = match fetched {
+        Some(promise) => wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|t| t.as_string()),
         None => fetch_config().await?,
     };
     // No config.json (404) or none reachable: the built-in defaults.

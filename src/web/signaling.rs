@@ -148,21 +148,16 @@ async fn run(
     let mut outbox = VecDeque::new();
     let mut relays = RelayList::new(options.urls, js_sys::Math::random);
     // The socket index.html opened, for the first attempt only.
-    let mut page_socket = true;
+    let mut early = take_page_socket(relays.current());
     loop {
         let url = relays.current().to_owned();
-        let (early, kept) = match std::mem::take(&mut page_socket) {
-            true => take_page_socket(&url).unzip(),
-            false => (None, None),
-        };
-        let ws = match early {
-            Some(ws) => Ok(ws),
-            None => WebSocket::open(&url),
+        let (ws, kept) = match early.take() {
+            Some((ws, kept)) => (Ok(ws), kept),
+            None => (WebSocket::open(&url), Vec::new()),
         };
         let (reason, opened) = match ws {
             Err(e) => (format!("cannot open {url}: {e}"), false),
             Ok(ws) => {
-                let kept = kept.unwrap_or_default();
                 let link = (&mut outbox, &mut commands, &updates);
                 match connected(&mut room, ws, &url, kept, link).await {
                     Ended::Left => break,
@@ -245,7 +240,7 @@ pub fn take_page_socket(url: &str) -> Option<(WebSocket, Vec<String>)> {
         );
     raw.set_onmessage(None);
     if !usable {
-        let _ = raw.close();
+        close_page_socket(raw);
         return None;
     }
     let kept = kept
@@ -266,9 +261,14 @@ pub fn drop_page_socket() {
         .and_then(|e| crate::web::page::take_field(&e, "socket"))
         .and_then(|s| s.dyn_into::<web_sys::WebSocket>().ok())
     {
-        raw.set_onmessage(None);
-        let _ = raw.close();
+        close_page_socket(raw);
     }
+}
+
+/// Lets the page's socket go: its handler off, then closed.
+fn close_page_socket(raw: web_sys::WebSocket) {
+    raw.set_onmessage(None);
+    let _ = raw.close();
 }
 
 /// What a connection works with: the messages waiting to go, the
@@ -307,17 +307,10 @@ async fn connected(
             return Ended::Closed(None);
         }
     }
-    for text in kept {
-        let out = room.receive(&text, now_ms());
-        report(updates, out.events);
-        for text in out.send {
-            if sink.send(Message::Text(text)).await.is_err() {
-                return Ended::Closed(None);
-            }
-        }
-    }
     let mut ticks = IntervalStream::new(TICK_MS).fuse();
-    let mut stream = (&mut stream).fuse();
+    // What the page kept comes first, through the same path as the rest.
+    let kept = futures::stream::iter(kept.into_iter().map(|text| Ok(Message::Text(text))));
+    let mut stream = kept.chain(&mut stream).fuse();
     loop {
         let send = futures::select! {
             frame = stream.next() => match frame {
