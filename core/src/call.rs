@@ -40,9 +40,48 @@ use crate::negotiation::Negotiation;
 use crate::phone::{Phone, PhoneOutput};
 use crate::room::{Event, Gone, Signal};
 use crate::state::{CallAction, PeerStatus, RemoteMedia};
+use peercall_protocol::{Body, Route, SfuStream};
 
 /// How long a connection may stay `disconnected` before ICE restarts.
 pub const DISCONNECTED_RESTART_MS: u64 = 4_000;
+
+/// How long a connected path may carry someone without their media
+/// showing (no track unmuted: they send nothing, or the browser does not
+/// say) before it counts as carrying them, for the switch between mesh
+/// and SFU (PROTOCOL.md 5.14).
+pub const SILENT_PATH_MS: u64 = 3_000;
+
+/// How long after the SFU failed we publish again.
+pub const SFU_RETRY_MS: u64 = 3_000;
+
+/// What the shell does with the SFU connections (PROTOCOL.md 5.14).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SfuOutput {
+    /// Make the publishing connection with our tracks, and send its
+    /// complete offer (`sfu_publish`) once gathering is done.
+    Publish,
+    /// Apply the SFU's answer to our publish offer.
+    Published {
+        /// The answer.
+        sdp: String,
+    },
+    /// Apply the SFU's offer to the receiving connection (made on the
+    /// first), and send the complete answer (`sfu_answer`).
+    Subscription {
+        /// The offer.
+        sdp: String,
+        /// Whose media each m-line carries.
+        streams: Vec<SfuStream>,
+    },
+    /// Put what we send now on the publishing connection.
+    SetTracks,
+    /// Close both SFU connections and forget their streams; say
+    /// `sfu_leave` when `leave`.
+    Close {
+        /// Tell the relay.
+        leave: bool,
+    },
+}
 
 /// `RTCPeerConnection.connectionState`, as the call needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +246,39 @@ pub enum Output {
     /// Something for the phone call ([`crate::phone`]); its views come
     /// as [`Output::Ui`].
     Phone(PhoneOutput),
+    /// Something for the SFU connections.
+    Sfu(SfuOutput),
+    /// Show `id`'s media as it arrives along `via` (its tile's stream).
+    Show {
+        /// Peer id.
+        id: String,
+        /// The path.
+        via: Route,
+    },
+    /// Send `body` to peer `to` through the relay (`receiving`,
+    /// `control`).
+    Tell {
+        /// Peer id.
+        to: String,
+        /// What.
+        body: Body,
+    },
+}
+
+/// Someone in the room, whichever way their media comes.
+#[derive(Clone, Debug, Default)]
+struct Person {
+    /// The path whose media their tile shows.
+    shown: Option<Route>,
+    /// Their media arrived and plays (a track unmuted) along each path.
+    mesh_seen: bool,
+    sfu_seen: bool,
+    /// Since when (ms) our SFU subscription carries them.
+    sfu_listed_at: Option<u64>,
+    /// The path they last said our media reaches them on.
+    they_receive: Option<Route>,
+    /// The path we last told them theirs reaches us on.
+    told: Option<Route>,
 }
 
 /// What the shell did with an [`Output::Negotiate`].
@@ -243,6 +315,8 @@ struct PeerCall {
     control_open: bool,
     /// Chat waiting for the control channel to open.
     outbox: Vec<Message>,
+    /// When it connected (ms), while it is.
+    connected_at: Option<u64>,
 }
 
 /// A map by peer id, in id order: a sorted `Vec`, as a call has a
@@ -343,6 +417,18 @@ pub struct CallCore {
     first_credentials: bool,
     /// The phone call, if any.
     phone: Phone,
+    /// Everyone else in the room, connected to or not.
+    people: ById<Person>,
+    /// The relay offers its SFU (`welcome` lists `sfu`).
+    sfu_offered: bool,
+    /// Where the relay says the room's media goes.
+    route: Route,
+    /// Our SFU connections are up or being made.
+    sfu_active: bool,
+    /// When the receiving SFU connection connected (ms), while it is.
+    sfu_connected_at: Option<u64>,
+    /// When to publish again after the SFU failed (ms).
+    sfu_retry_at: Option<u64>,
     out: VecDeque<Output>,
 }
 
@@ -367,6 +453,12 @@ impl CallCore {
             ended: false,
             first_credentials: true,
             phone: Phone::default(),
+            people: ById::default(),
+            sfu_offered: false,
+            route: Route::Mesh,
+            sfu_active: false,
+            sfu_connected_at: None,
+            sfu_retry_at: None,
             out: VecDeque::new(),
         }
     }
@@ -393,12 +485,30 @@ impl CallCore {
 
     /// When [`CallCore::handle_timeout`] is next due (ms), if ever.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.peers
+        let restarts = self
+            .peers
             .values()
             .filter(|p| !p.restarted)
             .filter_map(|p| p.disconnected_at)
-            .map(|at| at + DISCONNECTED_RESTART_MS)
-            .min()
+            .map(|at| at + DISCONNECTED_RESTART_MS);
+        // Only the move between mesh and SFU waits for silent paths.
+        let silent = self
+            .people
+            .iter()
+            .filter(|_| self.sfu_offered)
+            .flat_map(|(id, person)| {
+                let mesh = (!person.mesh_seen)
+                    .then(|| self.peers.get(id).and_then(|p| p.connected_at))
+                    .flatten();
+                let sfu = (!person.sfu_seen)
+                    .then(|| Some(person.sfu_listed_at?.max(self.sfu_connected_at?)))
+                    .flatten();
+                [mesh, sfu]
+                    .into_iter()
+                    .flatten()
+                    .map(|at| at + SILENT_PATH_MS)
+            });
+        restarts.chain(silent).chain(self.sfu_retry_at).min()
     }
 
     /// The time is `now_ms`: restarts ICE with whoever stayed
@@ -421,6 +531,13 @@ impl CallCore {
             ));
             self.restart(&id, now_ms);
         }
+        if self.sfu_retry_at.is_some_and(|at| at <= now_ms) {
+            self.sfu_retry_at = None;
+            if self.route == Route::Sfu && !self.sfu_active {
+                self.sfu_publish();
+            }
+        }
+        self.advance(now_ms);
     }
 
     /// The relay turned us away (the room is full): the loop should stop.
@@ -502,7 +619,17 @@ impl CallCore {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.signaling_lost = false;
                 }
-                self.ensure_peer(&id, now_ms);
+                if !self.people.contains_key(&id) {
+                    self.people.insert(id.clone(), Person::default());
+                }
+                if self.route == Route::Sfu {
+                    // No direct connection in a room on the SFU: our
+                    // media state goes through the relay.
+                    let media = self.sending.message();
+                    self.send_control(&id, media);
+                } else {
+                    self.ensure_peer(&id, now_ms);
+                }
                 self.ui(CallAction::Joined { id, name });
             }
             Event::Left { id, why } => {
@@ -515,11 +642,17 @@ impl CallCore {
                         p.state == ConnectionState::Connected
                     });
                 if !still_connected {
+                    self.people.remove(&id);
                     self.drop_peer(&id);
                     self.ui(CallAction::Left { id, why });
+                    self.advance(now_ms);
                 }
             }
             Event::Signal { from, signal } => {
+                if self.route == Route::Sfu && !self.peers.contains_key(&from) {
+                    // Late negotiation for a connection the SFU replaced.
+                    return;
+                }
                 self.ensure_peer(&from, now_ms);
                 if let Some(p) = self.peers.get(&from) {
                     let send_when_answering = !p.sending;
@@ -535,6 +668,18 @@ impl CallCore {
                 self.ended = true;
                 self.ui(CallAction::RoomFull { people, capacity });
             }
+            Event::RelayError { code, .. }
+                if code.as_str() == peercall_protocol::codes::SFU_FAILED && self.sfu_active =>
+            {
+                // The SFU lost us: start over there in a moment (the direct
+                // connections, if any, carry on meanwhile).
+                self.push(Output::Log(
+                    Level::Warn,
+                    "peercall: the relay's SFU failed; publishing again".into(),
+                ));
+                self.sfu_close(false);
+                self.sfu_retry_at = Some(now_ms + SFU_RETRY_MS);
+            }
             Event::RelayError { code, message } => {
                 // Refused at the door: nothing more to do here.
                 self.ended |= crate::state::ends_the_call(&code);
@@ -548,13 +693,47 @@ impl CallCore {
                 id: from,
                 message: format!("{code}: {message}"),
             }),
-            Event::Welcomed { features } => {
+            Event::Welcomed { features, route } => {
                 self.push(Output::Mark("joined"));
                 let phone = features
                     .iter()
                     .any(|f| f == peercall_protocol::FEATURE_PHONE);
                 self.ui(CallAction::PhoneOffered(phone));
+                self.sfu_offered = features.iter().any(|f| f == peercall_protocol::FEATURE_SFU);
+                if self.sfu_active {
+                    // Welcomed again (we reconnected): the relay dropped
+                    // our SFU part with the old connection.
+                    self.sfu_close(false);
+                }
+                self.set_route(route, now_ms);
             }
+            Event::Route(route) => self.set_route(route, now_ms),
+            Event::SfuPublished { sdp } => {
+                if self.sfu_active {
+                    self.push(Output::Sfu(SfuOutput::Published { sdp }));
+                }
+            }
+            Event::SfuSubscription { sdp, streams } => {
+                if !self.sfu_active {
+                    return;
+                }
+                for (id, person) in self.people.iter_mut() {
+                    if streams.iter().any(|s| s.peer == *id) {
+                        person.sfu_listed_at.get_or_insert(now_ms);
+                    } else {
+                        person.sfu_listed_at = None;
+                        person.sfu_seen = false;
+                    }
+                }
+                self.push(Output::Sfu(SfuOutput::Subscription { sdp, streams }));
+            }
+            Event::Receiving { from, via } => {
+                if let Some(person) = self.people.get_mut(&from) {
+                    person.they_receive = Some(via);
+                }
+                self.advance(now_ms);
+            }
+            Event::Control { from, data } => self.control_text(&from, &data),
             Event::Phone {
                 state,
                 sdp,
@@ -647,6 +826,10 @@ impl CallCore {
         };
         p.state = state;
         p.disconnected_at = (state == ConnectionState::Disconnected).then_some(now_ms);
+        p.connected_at = match state {
+            ConnectionState::Connected => p.connected_at.or(Some(now_ms)),
+            _ => None,
+        };
         match state {
             ConnectionState::Failed | ConnectionState::Closed if p.signaling_lost => {
                 // Gone from the relay earlier, and now the media is gone too.
@@ -673,6 +856,7 @@ impl CallCore {
                 }
             }
         }
+        self.advance(now_ms);
     }
 
     /// The shell carried out [`Output::Negotiate`] for `id`.
@@ -744,12 +928,28 @@ impl CallCore {
         if self.phone.view().is_some_and(|v| !v.is_over()) {
             self.push(Output::Phone(PhoneOutput::SetTracks));
         }
-        for id in sending {
+        if self.sfu_active {
+            self.push(Output::Sfu(SfuOutput::SetTracks));
+        }
+        for id in &sending {
             self.push(Output::SetTracks { id: id.clone() });
             self.push(Output::Send {
-                id,
+                id: id.clone(),
                 message: message.clone(),
             });
+        }
+        // Those we have no open channel with hear of it through the relay,
+        // when it carries that (the room is on the SFU).
+        if self.sfu_offered {
+            let others: Vec<String> = self
+                .people
+                .keys()
+                .filter(|id| !self.peers.get(id.as_str()).is_some_and(|p| p.control_open))
+                .cloned()
+                .collect();
+            for id in others {
+                self.send_control(&id, message.clone());
+            }
         }
         self.limit_all();
     }
@@ -761,10 +961,10 @@ impl CallCore {
             Ok(text) => text,
             Err(why) => return self.warn(format!("Message not sent: {why}.")),
         };
-        if to.as_ref().is_some_and(|to| !self.peers.contains_key(to)) {
+        if to.as_ref().is_some_and(|to| !self.people.contains_key(to)) {
             return self.warn("Message not sent: that person has left the call.".into());
         }
-        if self.peers.is_empty() {
+        if self.people.is_empty() {
             self.warn("Nobody else is in the call yet: your message will not be seen.".into());
         }
         let message = Message::Chat {
@@ -773,24 +973,14 @@ impl CallCore {
             sent_at: now_ms,
             private: to.is_some(),
         };
-        let recipients = self
-            .peers
-            .iter_mut()
-            .filter(|(peer, _)| to.as_ref().is_none_or(|to| to == *peer));
-        let mut now = Vec::new();
-        for (peer, p) in recipients {
-            if p.control_open {
-                now.push(peer.clone());
-            } else {
-                // Before the channel opens: it goes when it does.
-                p.outbox.push(message.clone());
-            }
-        }
-        for peer in now {
-            self.push(Output::Send {
-                id: peer,
-                message: message.clone(),
-            });
+        let recipients: Vec<String> = self
+            .people
+            .keys()
+            .filter(|peer| to.as_ref().is_none_or(|to| to == *peer))
+            .cloned()
+            .collect();
+        for peer in recipients {
+            self.send_control(&peer, message.clone());
         }
         self.ui(CallAction::Chat {
             from: None,
@@ -810,7 +1000,13 @@ impl CallCore {
             .filter(|(id, p)| p.control_open && to.is_none_or(|to| to == *id))
             .map(|(id, _)| id.clone())
             .collect();
-        if recipients.is_empty() {
+        if recipients.is_empty() && self.route == Route::Sfu {
+            self.warn(
+                "Files go directly between people, and this call is too big for that: \
+                 its media goes through the server. Share a link in the chat instead."
+                    .into(),
+            );
+        } else if recipients.is_empty() {
             self.warn("Nobody is connected to send the file to yet.".into());
         }
         recipients
@@ -869,6 +1065,226 @@ impl CallCore {
                 PhoneOutput::View(view) => self.ui(CallAction::Phone(Some(view))),
                 other => self.push(Output::Phone(other)),
             }
+        }
+    }
+
+    /// A track of `id`'s arrived along `via`: shown at once if nothing
+    /// of theirs is yet.
+    pub fn media_arrived(&mut self, id: &str, via: Route, now_ms: u64) {
+        let Some(person) = self.people.get_mut(id) else {
+            return;
+        };
+        if person.shown.is_none() {
+            person.shown = Some(via);
+            self.push(Output::Show {
+                id: id.to_owned(),
+                via,
+            });
+            if via == Route::Sfu {
+                self.status(id, PeerStatus::Connected);
+            }
+        }
+        self.advance(now_ms);
+    }
+
+    /// `id`'s media plays along `via` (a track of theirs unmuted).
+    pub fn media_flowing(&mut self, id: &str, via: Route, now_ms: u64) {
+        let Some(person) = self.people.get_mut(id) else {
+            return;
+        };
+        match via {
+            Route::Sfu => person.sfu_seen = true,
+            _ => person.mesh_seen = true,
+        }
+        self.advance(now_ms);
+    }
+
+    /// The receiving SFU connection's state changed.
+    pub fn sfu_connection(&mut self, state: ConnectionState, now_ms: u64) {
+        self.sfu_connected_at = match state {
+            ConnectionState::Connected => self.sfu_connected_at.or(Some(now_ms)),
+            _ => None,
+        };
+        if state == ConnectionState::Failed && self.sfu_active {
+            self.push(Output::Log(
+                Level::Warn,
+                "peercall: the connection to the SFU failed; publishing again".into(),
+            ));
+            self.sfu_close(false);
+            self.sfu_retry_at = Some(now_ms + SFU_RETRY_MS);
+        }
+        self.advance(now_ms);
+    }
+
+    /// Where the room's media goes now (PROTOCOL.md 5.14).
+    pub fn route(&self) -> Route {
+        self.route
+    }
+
+    fn set_route(&mut self, route: Route, now_ms: u64) {
+        let route = if route == Route::Sfu && self.sfu_offered {
+            Route::Sfu
+        } else {
+            Route::Mesh
+        };
+        self.route = route;
+        if route == Route::Sfu {
+            if !self.sfu_active {
+                self.sfu_publish();
+            }
+        } else {
+            // Everyone directly again (the SFU carries on until then).
+            let everyone: Vec<String> = self.people.keys().cloned().collect();
+            for id in everyone {
+                self.ensure_peer(&id, now_ms);
+            }
+        }
+        self.advance(now_ms);
+    }
+
+    fn sfu_publish(&mut self) {
+        self.sfu_active = true;
+        self.push(Output::Sfu(SfuOutput::Publish));
+    }
+
+    fn sfu_close(&mut self, leave: bool) {
+        self.sfu_active = false;
+        self.sfu_connected_at = None;
+        for (_, person) in self.people.iter_mut() {
+            person.sfu_seen = false;
+            person.sfu_listed_at = None;
+        }
+        self.push(Output::Sfu(SfuOutput::Close { leave }));
+    }
+
+    /// Whether `id`'s media counts as arriving along `via`.
+    fn carried(&self, id: &str, via: Route, now_ms: u64) -> bool {
+        let Some(person) = self.people.get(id) else {
+            return false;
+        };
+        let silent_since = match via {
+            Route::Sfu if self.sfu_active => {
+                if person.sfu_seen {
+                    return true;
+                }
+                person
+                    .sfu_listed_at
+                    .zip(self.sfu_connected_at)
+                    .map(|(a, b)| a.max(b))
+            }
+            Route::Mesh => {
+                if person.mesh_seen && self.peers.contains_key(id) {
+                    return true;
+                }
+                self.peers.get(id).and_then(|p| p.connected_at)
+            }
+            _ => None,
+        };
+        silent_since.is_some_and(|at| at + SILENT_PATH_MS <= now_ms)
+    }
+
+    /// The move between mesh and SFU, make before break: each tile
+    /// switches to the route's path once that carries the person, they
+    /// are told, and the old path closes once both sides have moved.
+    fn advance(&mut self, now_ms: u64) {
+        if !self.sfu_offered {
+            return;
+        }
+        let ids: Vec<String> = self.people.keys().cloned().collect();
+        for id in &ids {
+            let want = self.route;
+            let other = if want == Route::Sfu {
+                Route::Mesh
+            } else {
+                Route::Sfu
+            };
+            let shown = self.people.get(id).and_then(|p| p.shown);
+            // The tile moves to the route's path once it carries them
+            // (or to the other one, if that is all there is).
+            let target = if self.carried(id, want, now_ms) {
+                Some(want)
+            } else if shown.is_none() && self.carried(id, other, now_ms) {
+                Some(other)
+            } else {
+                None
+            };
+            if let Some(target) = target.filter(|t| shown != Some(*t)) {
+                if let Some(person) = self.people.get_mut(id) {
+                    person.shown = Some(target);
+                }
+                self.push(Output::Show {
+                    id: id.clone(),
+                    via: target,
+                });
+                self.status(id, PeerStatus::Connected);
+            }
+            let Some(person) = self.people.get(id) else {
+                continue;
+            };
+            if let Some(shown) = person.shown {
+                if person.told != Some(shown) && self.carried(id, shown, now_ms) {
+                    if let Some(person) = self.people.get_mut(id) {
+                        person.told = Some(shown);
+                    }
+                    self.push(Output::Tell {
+                        to: id.clone(),
+                        body: Body::Receiving { via: shown },
+                    });
+                }
+            }
+            // Both sides on the SFU: the direct connection goes.
+            let person = self.people.get(id).cloned().unwrap_or_default();
+            if want == Route::Sfu
+                && person.shown == Some(Route::Sfu)
+                && person.told == Some(Route::Sfu)
+                && person.they_receive == Some(Route::Sfu)
+                && self.peers.remove(id).is_some()
+            {
+                if let Some(person) = self.people.get_mut(id) {
+                    person.mesh_seen = false;
+                }
+                self.push(Output::Log(
+                    Level::Info,
+                    format!(
+                        "peercall: {id} reaches us through the SFU: closing the direct connection"
+                    ),
+                ));
+                self.push(Output::Disconnect { id: id.clone() });
+                self.limit_all();
+            }
+        }
+        // Everyone directly, both ways: the SFU connections go.
+        let all_direct = self.people.values().all(|p| {
+            p.shown == Some(Route::Mesh)
+                && p.told == Some(Route::Mesh)
+                && p.they_receive == Some(Route::Mesh)
+        });
+        if self.route == Route::Mesh && self.sfu_active && all_direct {
+            self.push(Output::Log(
+                Level::Info,
+                "peercall: everyone reaches us directly again: leaving the SFU".into(),
+            ));
+            self.sfu_close(true);
+        }
+    }
+
+    /// Sends a control-channel message to `id`: on the channel when it is
+    /// open, through the relay when the relay carries it and there is
+    /// none (the room is on the SFU), else when the channel opens.
+    fn send_control(&mut self, id: &str, message: Message) {
+        match self.peers.get_mut(id) {
+            Some(p) if p.control_open => self.push(Output::Send {
+                id: id.to_owned(),
+                message,
+            }),
+            _ if self.sfu_offered => self.push(Output::Tell {
+                to: id.to_owned(),
+                body: Body::Control {
+                    data: channel::encode(&message),
+                },
+            }),
+            Some(p) => p.outbox.push(message),
+            None => {}
         }
     }
 
@@ -938,6 +1354,7 @@ impl CallCore {
                 signaling_lost: false,
                 control_open: false,
                 outbox: Vec::new(),
+                connected_at: None,
             },
         );
         self.push(Output::Connect {

@@ -145,6 +145,36 @@ pub enum Event {
     Welcomed {
         /// What it offers beyond signaling.
         features: Vec<String>,
+        /// Where the room's media goes now (PROTOCOL.md 5.14).
+        route: peercall_protocol::Route,
+    },
+    /// The relay moves the room's media (PROTOCOL.md 5.14).
+    Route(peercall_protocol::Route),
+    /// The relay's SFU answered our publish offer.
+    SfuPublished {
+        /// The answer.
+        sdp: String,
+    },
+    /// The relay's SFU offers (or updates) the connection we receive on.
+    SfuSubscription {
+        /// The offer.
+        sdp: String,
+        /// Whose media each m-line carries.
+        streams: Vec<peercall_protocol::SfuStream>,
+    },
+    /// A peer receives our media along `via` now.
+    Receiving {
+        /// The peer.
+        from: String,
+        /// The path.
+        via: peercall_protocol::Route,
+    },
+    /// A control-channel message a peer sent through the relay.
+    Control {
+        /// The peer.
+        from: String,
+        /// The channel message's text.
+        data: String,
     },
     /// The relay says where our phone call is (PROTOCOL.md 5.13).
     Phone {
@@ -369,6 +399,12 @@ impl Room {
         (!self.refused).then(|| self.envelope(Some(to), signal.into_body()))
     }
 
+    /// A message for one peer other than negotiation (`receiving`,
+    /// `control`), unless we were turned away.
+    pub fn to_peer(&mut self, to: &str, body: Body) -> Option<String> {
+        (!self.refused).then(|| self.envelope(Some(to), body))
+    }
+
     /// A request for the relay itself (`phone_call`, `phone_hangup`),
     /// unless we were turned away.
     pub fn to_relay(&mut self, body: Body) -> Option<String> {
@@ -573,11 +609,25 @@ impl Room {
                     message,
                 });
             }
-            // Only the relay sends these.
+            Body::Receiving { via } => {
+                self.heard(&from, None, now_ms, out, true);
+                out.events.push(Event::Receiving { from, via });
+            }
+            Body::Control { data } => {
+                self.heard(&from, None, now_ms, out, true);
+                out.events.push(Event::Control { from, data });
+            }
+            // Only the relay sends these, or they are for it.
             Body::Welcome { .. }
             | Body::PhoneState { .. }
             | Body::PhoneCall { .. }
-            | Body::PhoneHangup => out.events.push(Event::Ignored(Ignored::NotForUs)),
+            | Body::PhoneHangup
+            | Body::Route { .. }
+            | Body::SfuPublish { .. }
+            | Body::SfuPublished { .. }
+            | Body::SfuSubscription { .. }
+            | Body::SfuAnswer { .. }
+            | Body::SfuLeave => out.events.push(Event::Ignored(Ignored::NotForUs)),
             body @ (Body::Offer { .. } | Body::Answer { .. }) => {
                 self.heard(&from, None, now_ms, out, true);
                 let signal = match body {
@@ -609,10 +659,19 @@ impl Room {
             return out.events.push(Event::Ignored(Ignored::NotForUs));
         }
         match e.body {
-            Body::Welcome { peers, features } => {
+            Body::Welcome {
+                peers,
+                features,
+                route,
+            } => {
                 self.rejoin_at_ms = None;
                 self.welcomed = true;
-                out.events.push(Event::Welcomed { features });
+                if features.iter().any(|f| f == peercall_protocol::FEATURE_SFU) {
+                    // The relay admits people and carries big rooms
+                    // through its SFU: its limit is the one that counts.
+                    self.capacity = usize::MAX;
+                }
+                out.events.push(Event::Welcomed { features, route });
                 // Those already here answer our join with `present` too;
                 // whichever arrives first counts. Their heartbeats keep
                 // them fresh from here on.
@@ -643,6 +702,11 @@ impl Room {
                 out.events.push(Event::RelayError { code, message });
             }
             Body::Pong => {}
+            Body::Route { route } => out.events.push(Event::Route(route)),
+            Body::SfuPublished { sdp } => out.events.push(Event::SfuPublished { sdp }),
+            Body::SfuSubscription { sdp, streams } => {
+                out.events.push(Event::SfuSubscription { sdp, streams })
+            }
             Body::PhoneState {
                 state,
                 sdp,

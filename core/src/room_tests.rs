@@ -298,7 +298,10 @@ fn relay_welcome_and_errors() {
     assert_eq!(
         out.events,
         [
-            Event::Welcomed { features: vec![] },
+            Event::Welcomed {
+                features: vec![],
+                route: peercall_protocol::Route::Mesh,
+            },
             joined("b", Some("B")),
             joined("c", None)
         ]

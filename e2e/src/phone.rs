@@ -66,7 +66,7 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Janus with its SIP plugin and WebSocket transport, from
+/// Janus with its SIP and VideoRoom plugins and WebSocket transport, from
 /// `deploy/janus/` with its own port, API secret and folders. Stopped on
 /// drop.
 pub struct Janus {
@@ -92,6 +92,7 @@ impl Janus {
             "janus.jcfg",
             "janus.transport.websockets.jcfg",
             "janus.plugin.sip.jcfg",
+            "janus.plugin.videoroom.jcfg",
         ] {
             let text = std::fs::read_to_string(shipped.join(name))
                 .map_err(|e| format!("{}: {e}", shipped.join(name).display()))?;
@@ -134,13 +135,15 @@ impl Janus {
                 tail(&log.text(), 40)
             ));
         }
-        log.wait(
-            "Janus",
-            "JANUS SIP plugin initialized",
-            1,
-            Duration::from_secs(10),
-        )
-        .await?;
+        for plugin in ["JANUS SIP plugin", "JANUS VideoRoom plugin"] {
+            log.wait(
+                "Janus",
+                &format!("{plugin} initialized"),
+                1,
+                Duration::from_secs(10),
+            )
+            .await?;
+        }
         Ok(Self {
             child,
             port,

@@ -102,6 +102,11 @@ pub mod codes {
     pub const NOT_JOINED: &str = "not_joined";
     /// The named recipient is not in the room (any more).
     pub const UNKNOWN_PEER: &str = "unknown_peer";
+    /// An `sfu_*` message to a relay without an SFU, or for a room that is
+    /// not on it.
+    pub const SFU_UNAVAILABLE: &str = "sfu_unavailable";
+    /// The relay's SFU failed the request (Janus unreachable or refused).
+    pub const SFU_FAILED: &str = "sfu_failed";
 }
 
 /// A [`Body::Error`] code, typed. Codes from a newer version are kept as
@@ -303,6 +308,50 @@ impl LeaveReason {
 /// ([`Body::PhoneCall`]).
 pub const FEATURE_PHONE: &str = "phone";
 
+/// The relay's [`Body::Welcome`] `features` entry for large calls: the room
+/// moves its media to an SFU past a few people ([`Body::Route`]).
+pub const FEATURE_SFU: &str = "sfu";
+
+/// Which way a room's media goes ([`Body::Route`], [`Body::Receiving`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// Peer to peer: a connection to everyone else (the default).
+    #[default]
+    Mesh,
+    /// Through the relay's SFU: one connection that publishes, one that
+    /// receives everyone.
+    Sfu,
+    /// A route from a newer version.
+    Other,
+}
+
+impl Route {
+    fn is_mesh(&self) -> bool {
+        *self == Route::Mesh
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "mesh" => Route::Mesh,
+            "sfu" => Route::Sfu,
+            _ => Route::Other,
+        }
+    }
+}
+
+/// One stream of an SFU subscription ([`Body::SfuSubscription`]): the
+/// m-line `mid` carries `peer`'s `kind` (`audio` or `video`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SfuStream {
+    /// The m-line's mid in the subscription's SDP.
+    pub mid: String,
+    /// Whose media it is.
+    pub peer: String,
+    /// `audio` or `video`.
+    pub kind: String,
+}
+
 /// Where a phone call is ([`Body::PhoneState`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -369,6 +418,56 @@ pub enum Body {
         /// absent means nothing.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         features: Vec<String>,
+        /// Where the room's media goes now; absent means [`Route::Mesh`].
+        #[serde(default, skip_serializing_if = "Route::is_mesh")]
+        route: Route,
+    },
+    /// From the relay (with [`FEATURE_SFU`]): the room's media moves to
+    /// `route`. The old connections stay until the new ones carry media
+    /// (PROTOCOL.md 5.14).
+    Route {
+        /// Where it goes now.
+        route: Route,
+    },
+    /// To the relay: publish our media through its SFU. `sdp` is a
+    /// complete send-only offer (every candidate gathered: no trickle).
+    SfuPublish {
+        /// The offer.
+        sdp: String,
+    },
+    /// From the relay: the SFU's answer to our [`Body::SfuPublish`].
+    SfuPublished {
+        /// The answer, with the SFU's candidates.
+        sdp: String,
+    },
+    /// From the relay: the SFU offers (or updates) the connection we
+    /// receive everyone on; answer with [`Body::SfuAnswer`].
+    SfuSubscription {
+        /// The offer, with the SFU's candidates.
+        sdp: String,
+        /// Whose media each m-line carries.
+        streams: Vec<SfuStream>,
+    },
+    /// To the relay: our complete answer to a [`Body::SfuSubscription`].
+    SfuAnswer {
+        /// The answer.
+        sdp: String,
+    },
+    /// To the relay: we closed our SFU connections (the room went back to
+    /// peer to peer and everyone reaches us directly).
+    SfuLeave,
+    /// To a peer: we now receive its media along `via` (so it may close
+    /// the other path to us).
+    Receiving {
+        /// The path its media reaches us on.
+        via: Route,
+    },
+    /// To a peer, through the relay: what the peer-to-peer control channel
+    /// would carry (`media` state, `chat`), for when there is none (the
+    /// room is on the SFU). `data` is that channel's JSON text.
+    Control {
+        /// The control-channel message.
+        data: String,
     },
     /// "I am leaving": hang-up. The sender's peer connections are closed.
     /// The relay sends one on behalf of a peer whose connection drops.
@@ -506,6 +605,14 @@ message_types! {
     PhoneCall => "phone_call",
     PhoneHangup => "phone_hangup",
     PhoneState => "phone_state",
+    Route => "route",
+    SfuPublish => "sfu_publish",
+    SfuPublished => "sfu_published",
+    SfuSubscription => "sfu_subscription",
+    SfuAnswer => "sfu_answer",
+    SfuLeave => "sfu_leave",
+    Receiving => "receiving",
+    Control => "control",
     Error => "error",
 }
 
@@ -686,6 +793,44 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err("\"features\" must be an array".into()),
             },
+            route: Route::parse(opt_string(o, "route")?.as_deref().unwrap_or("mesh")),
+        },
+        MessageType::Route => Body::Route {
+            route: Route::parse(&string(o, "route")?),
+        },
+        MessageType::SfuPublish => Body::SfuPublish {
+            sdp: string(o, "sdp")?,
+        },
+        MessageType::SfuPublished => Body::SfuPublished {
+            sdp: string(o, "sdp")?,
+        },
+        MessageType::SfuSubscription => Body::SfuSubscription {
+            sdp: string(o, "sdp")?,
+            streams: match o.get("streams") {
+                Some(Value::Array(streams)) => streams
+                    .iter()
+                    .map(|s| match s {
+                        Value::Object(s) => Ok(SfuStream {
+                            mid: string(s, "mid")?,
+                            peer: string(s, "peer")?,
+                            kind: string(s, "kind")?,
+                        }),
+                        _ => Err("each of \"streams\" must be an object".to_owned()),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err("\"streams\" must be an array".into()),
+                None => return Err("missing field \"streams\"".into()),
+            },
+        },
+        MessageType::SfuAnswer => Body::SfuAnswer {
+            sdp: string(o, "sdp")?,
+        },
+        MessageType::SfuLeave => Body::SfuLeave,
+        MessageType::Receiving => Body::Receiving {
+            via: Route::parse(&string(o, "via")?),
+        },
+        MessageType::Control => Body::Control {
+            data: string(o, "data")?,
         },
         MessageType::Leave => Body::Leave {
             reason: match opt_string(o, "reason")?.as_deref() {
@@ -817,14 +962,53 @@ mod tests {
                     },
                 ],
                 features: vec![],
+                route: Route::Mesh,
             },
             Body::Welcome {
                 peers: vec![],
                 features: vec![],
+                route: Route::Mesh,
             },
             Body::Welcome {
                 peers: vec![],
-                features: vec![FEATURE_PHONE.into()],
+                features: vec![FEATURE_PHONE.into(), FEATURE_SFU.into()],
+                route: Route::Sfu,
+            },
+            Body::Route { route: Route::Sfu },
+            Body::Route { route: Route::Mesh },
+            Body::SfuPublish {
+                sdp: "v=0\r\n".into(),
+            },
+            Body::SfuPublished {
+                sdp: "v=0\r\n".into(),
+            },
+            Body::SfuSubscription {
+                sdp: "v=0\r\n".into(),
+                streams: vec![
+                    SfuStream {
+                        mid: "0".into(),
+                        peer: "bob".into(),
+                        kind: "audio".into(),
+                    },
+                    SfuStream {
+                        mid: "1".into(),
+                        peer: "bob".into(),
+                        kind: "video".into(),
+                    },
+                ],
+            },
+            Body::SfuSubscription {
+                sdp: "v=0\r\n".into(),
+                streams: vec![],
+            },
+            Body::SfuAnswer {
+                sdp: "v=0\r\n".into(),
+            },
+            Body::SfuLeave,
+            Body::Receiving { via: Route::Sfu },
+            Body::Receiving { via: Route::Mesh },
+            Body::Control {
+                data: r#"{"type":"media","audio":true,"video":true}"#.into(),
             },
             Body::PhoneCall {
                 address: "sip:phone@127.0.0.1:5062".into(),

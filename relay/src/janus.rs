@@ -197,6 +197,34 @@ impl Session {
         self.request(message).await.map(drop)
     }
 
+    /// Sends a synchronous plugin request (`create`, `destroy`, ...) on
+    /// `handle` and gives the plugin's reply (`plugindata.data`); an
+    /// `error_code` in it is a [`JanusError::Refused`].
+    pub async fn call(&self, handle: u64, body: Value) -> Result<Value, JanusError> {
+        let reply = self
+            .request(json!({"janus": "message", "session_id": self.id,
+                "handle_id": handle, "body": body}))
+            .await?;
+        let data = reply["plugindata"]["data"].clone();
+        match data["error_code"].as_i64() {
+            Some(code) => Err(JanusError::Refused {
+                code,
+                reason: data["error"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_owned(),
+            }),
+            None => Ok(data),
+        }
+    }
+
+    /// Detaches `handle` (its PeerConnection closes).
+    pub async fn detach(&self, handle: u64) -> Result<(), JanusError> {
+        self.request(json!({"janus": "detach", "session_id": self.id, "handle_id": handle}))
+            .await
+            .map(drop)
+    }
+
     /// The next event for this session, in order; `None` once the
     /// connection to Janus is gone.
     pub async fn next_event(&mut self) -> Option<Value> {

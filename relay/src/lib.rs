@@ -32,6 +32,7 @@ pub mod phone;
 pub mod redirect;
 mod rooms;
 mod server;
+mod sfu;
 mod statics;
 mod table;
 pub mod tls;
@@ -190,8 +191,11 @@ pub struct Config {
     /// starve the calls).
     pub max_tls_handshakes: usize,
     /// Phone calls through Janus's SIP plugin (`--janus`, `--sip-*`);
-    /// none without a Janus.
+    /// none without a Janus. The same Janus is the SFU for large calls.
     pub phone: Arc<PhoneConfig>,
+    /// With a Janus: a room with more people than this moves its media to
+    /// the SFU (`--mesh-max`, PROTOCOL.md 5.14).
+    pub mesh_max: usize,
 }
 
 /// Descriptors kept free besides the connections: the listener, files the
@@ -325,6 +329,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             connect_src: Vec::new(),
             phone: Arc::default(),
+            mesh_max: 4,
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
             max_tls_handshakes: 256,
@@ -621,6 +626,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
         "peers": peers,
         "turn": state.config.turn.is_some(),
         "phone": state.config.phone.enabled(),
+        "sfu": state.config.phone.enabled() && state.cluster.is_none(),
         "csp_reports": state.csp_reports.load(Ordering::Relaxed),
     }))
 }

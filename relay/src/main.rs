@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use peercall_relay::tls::Tls;
 use peercall_relay::{serve, Config, Mode, PerAddr, PhoneConfig, TurnConfig, WS_PATH};
+
+/// Peers in one room by default when the media can go through Janus.
+const SFU_MAX_PEERS: usize = 25;
 use tracing_subscriber::EnvFilter;
 
 /// glibc's allocator keeps memory freed after a flood of connections in
@@ -71,9 +74,14 @@ struct Args {
     /// Messages one connection may send in a burst.
     #[arg(long, default_value_t = Config::default().rate_burst)]
     burst: f64,
-    /// Peers in one room; the next one is told "room full".
-    #[arg(long, default_value_t = Config::default().max_peers_per_room)]
-    max_peers: usize,
+    /// Peers in one room; the next one is told "room full". Default 6, or
+    /// 25 with --janus (past --mesh-max people the media goes through it).
+    #[arg(long)]
+    max_peers: Option<usize>,
+    /// With --janus: a room with more people than this moves its media to
+    /// Janus's VideoRoom (an SFU), and back when it shrinks again.
+    #[arg(long, default_value_t = Config::default().mesh_max, requires = "janus")]
+    mesh_max: usize,
     /// Rooms at once.
     #[arg(long, default_value_t = Config::default().max_rooms)]
     max_rooms: usize,
@@ -469,7 +477,12 @@ async fn main() -> ExitCode {
         max_message_bytes: args.max_message_bytes,
         rate_per_sec: args.rate,
         rate_burst: args.burst,
-        max_peers_per_room: args.max_peers,
+        max_peers_per_room: args.max_peers.unwrap_or(if args.janus.is_empty() {
+            Config::default().max_peers_per_room
+        } else {
+            SFU_MAX_PEERS
+        }),
+        mesh_max: args.mesh_max,
         max_rooms: args.max_rooms,
         max_connections: args.max_connections,
         max_id_len: args.max_id_len,
@@ -596,6 +609,10 @@ async fn main() -> ExitCode {
     }
     if !args.janus.is_empty() {
         println!("phone calls: through Janus at {}", args.janus.join(" "));
+        println!(
+            "large calls: past {} people through Janus's VideoRoom (rooms of up to {})",
+            config.mesh_max, config.max_peers_per_room
+        );
     }
     if let Some(turn) = &turn {
         println!(

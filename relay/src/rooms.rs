@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use peercall_protocol::{
     codes, decode, encode, is_valid_id, is_valid_name, phone_causes, Body, Decoded, Envelope,
-    LeaveReason, PeerInfo, FEATURE_PHONE, MAX_NAME_CHARS, PROTOCOL_VERSION, RELAY_ID,
+    LeaveReason, PeerInfo, Route, FEATURE_PHONE, FEATURE_SFU, MAX_NAME_CHARS, PROTOCOL_VERSION,
+    RELAY_ID,
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -24,6 +25,7 @@ use crate::cluster::{relays_of, Admission, Kind as WireKind, Remote, Wire};
 use crate::limits::{AddrKey, Kind, Slot};
 use crate::outbox::{Conn, Outbox};
 use crate::phone::{self, PhoneCall};
+use crate::sfu::{self, SfuRoom};
 use crate::table::{Member, Refusal, RoomTable};
 use crate::{lock, Config, State};
 
@@ -47,6 +49,22 @@ struct Inner {
     table: RoomTable<Reach, Slot>,
     /// By room (only rooms with members here), the members elsewhere.
     remote: HashMap<String, BTreeMap<String, Remote>>,
+    /// Rooms that have been on the SFU (PROTOCOL.md 5.14) and are still
+    /// here: their route now and their SFU task.
+    sfu: HashMap<String, SfuState>,
+}
+
+/// A room's media path, once it has needed the SFU.
+#[derive(Debug)]
+struct SfuState {
+    route: Route,
+    task: SfuRoom,
+}
+
+/// Whether rooms here may move to the SFU: with a Janus, and not in a
+/// cluster (the relays would each make their own Janus room).
+fn sfu_enabled(state: &State) -> bool {
+    state.config.phone.enabled() && state.cluster.is_none()
 }
 
 impl Inner {
@@ -69,6 +87,7 @@ impl Rooms {
             inner: Mutex::new(Inner {
                 table: RoomTable::new(config.max_rooms, config.max_peers_per_room),
                 remote: HashMap::new(),
+                sfu: HashMap::new(),
             }),
         }
     }
@@ -213,7 +232,7 @@ fn said_for(room: &str, peer: &str, body: Body) -> Utf8Bytes {
 }
 
 /// A message from the relay to peer `to` in `room`.
-fn said_to(room: &str, to: &str, body: Body) -> Utf8Bytes {
+pub(crate) fn said_to(room: &str, to: &str, body: Body) -> Utf8Bytes {
     encode(&Envelope {
         v: PROTOCOL_VERSION,
         room: room.to_owned(),
@@ -311,10 +330,13 @@ impl Session {
                     }
                     Ok(())
                 }
+                Some(
+                    body @ (Body::SfuPublish { .. } | Body::SfuAnswer { .. } | Body::SfuLeave),
+                ) => self.sfu(state, conn, body),
                 _ => Err(Refusal(
                     codes::BAD_MESSAGE,
-                    "the relay answers only \"ping\", \"phone_call\" and \"phone_hangup\"; \
-                     other messages must be for peers"
+                    "the relay answers only \"ping\", \"phone_call\", \"phone_hangup\" and \
+                     \"sfu_*\"; other messages must be for peers"
                         .into(),
                 )),
             };
@@ -325,9 +347,14 @@ impl Session {
                 codes::BAD_MESSAGE,
                 "only the relay sends \"welcome\"".into(),
             )),
-            Some(Body::PhoneState { .. }) => Err(Refusal(
+            Some(
+                body @ (Body::PhoneState { .. }
+                | Body::Route { .. }
+                | Body::SfuPublished { .. }
+                | Body::SfuSubscription { .. }),
+            ) => Err(Refusal(
                 codes::BAD_MESSAGE,
-                "only the relay sends \"phone_state\"".into(),
+                format!("only the relay sends {:?}", body.type_name()),
             )),
             Some(Body::Leave { .. }) => {
                 self.route(state, &room, &from, None, text, WireKind::Leave)?;
@@ -484,13 +511,46 @@ impl Session {
             .collect();
         peers.sort_by(|a, b| a.id.cmp(&b.id));
         let count = peers.len() + 1;
-        let features = if config.phone.enabled() {
-            vec![FEATURE_PHONE.into()]
-        } else {
-            Vec::new()
-        };
-        conn.outbox
-            .deliver(said_to(&room, &from, Body::Welcome { peers, features }));
+        let mut features = Vec::new();
+        if config.phone.enabled() {
+            features.push(FEATURE_PHONE.into());
+        }
+        let mut route = Route::Mesh;
+        if sfu_enabled(state) {
+            features.push(FEATURE_SFU.into());
+            if count > config.mesh_max {
+                let sfu = inner.sfu.entry(room.clone()).or_insert_with(|| SfuState {
+                    route: Route::Mesh,
+                    task: SfuRoom::start(
+                        config.phone.clone(),
+                        room.clone(),
+                        config.max_peers_per_room,
+                    ),
+                });
+                if sfu.route != Route::Sfu {
+                    sfu.route = Route::Sfu;
+                    tracing::info!(room, peers = count, "room moves to the SFU");
+                    // Before the join: nobody connects to the newcomer
+                    // peer to peer.
+                    for (id, member) in &others {
+                        member
+                            .to
+                            .outbox
+                            .deliver(sfu::route_text(&room, id, Route::Sfu));
+                    }
+                }
+            }
+            route = inner.sfu.get(&room).map_or(Route::Mesh, |s| s.route);
+        }
+        conn.outbox.deliver(said_to(
+            &room,
+            &from,
+            Body::Welcome {
+                peers,
+                features,
+                route,
+            },
+        ));
         for (_, member) in &others {
             member.to.outbox.deliver(text.clone());
         }
@@ -622,10 +682,66 @@ impl Session {
     fn leave(&mut self, state: &State, conn: &Conn) {
         self.phone = None;
         if let Some((room, peer)) = &self.bound {
-            remove(state, conn, room, peer);
+            let (_, _, routes) = remove(state, conn, room, peer);
+            for (outbox, text) in routes {
+                outbox.deliver(text);
+            }
             tracing::info!(conn = conn.id, room, peer, "left");
         }
         self.joined = false;
+    }
+
+    /// An `sfu_publish`, `sfu_answer` or `sfu_leave` (PROTOCOL.md 5.14):
+    /// for the room's SFU task.
+    fn sfu(&mut self, state: &State, conn: &Conn, body: Body) -> Result<(), Refusal> {
+        let (Some((room, peer)), true) = (&self.bound, self.joined) else {
+            return Err(Refusal(
+                codes::NOT_JOINED,
+                "join a room before using its SFU".into(),
+            ));
+        };
+        if !sfu_enabled(state) {
+            return Err(Refusal(
+                codes::SFU_UNAVAILABLE,
+                "this relay has no SFU (it was started without --janus, or in a cluster)".into(),
+            ));
+        }
+        let config = &state.config;
+        let mut inner = lock(&state.rooms.inner);
+        let peer = peer.clone();
+        let command = match body {
+            Body::SfuPublish { sdp } => sfu::Command::Publish {
+                peer,
+                outbox: conn.outbox.clone(),
+                sdp,
+            },
+            Body::SfuAnswer { sdp } => sfu::Command::Answer { peer, sdp },
+            _ => sfu::Command::Leave { peer },
+        };
+        let publish = matches!(command, sfu::Command::Publish { .. });
+        match inner.sfu.get(room) {
+            Some(sfu) => sfu.task.send(command),
+            // A room that never needed the SFU: a publish starts its task
+            // (the client may know better, e.g. a late route), the rest
+            // has nothing to do.
+            None if publish => {
+                let task = SfuRoom::start(
+                    config.phone.clone(),
+                    room.clone(),
+                    config.max_peers_per_room,
+                );
+                task.send(command);
+                inner.sfu.insert(
+                    room.clone(),
+                    SfuState {
+                        route: Route::Mesh,
+                        task,
+                    },
+                );
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// The connection ended: if it had not said goodbye, say it for it. A
@@ -642,9 +758,12 @@ impl Session {
             return;
         };
         let text = leave_text(room, peer, clean);
-        let (others, relays) = remove(state, conn, room, peer);
+        let (others, relays, routes) = remove(state, conn, room, peer);
         for outbox in others {
             outbox.deliver(text.clone());
+        }
+        for (outbox, text) in routes {
+            outbox.deliver(text);
         }
         if let Some(cluster) = &state.cluster {
             let wire = Wire {
@@ -673,10 +792,20 @@ fn room_full(max: usize) -> Refusal {
     Refusal(codes::ROOM_FULL, format!("the room is full ({max} people)"))
 }
 
+/// The `route` messages for those still in a room, to deliver after the
+/// `leave` that changed it.
+type RouteTexts = Vec<(Outbox, Utf8Bytes)>;
+
 /// Removes `peer` (if this connection is it) from `room`, dropping the room
-/// when it empties here; gives back who is still here, and the relays the
-/// room's other members are on.
-fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> (Vec<Outbox>, Vec<Arc<str>>) {
+/// when it empties here; gives back who is still here, the relays the
+/// room's other members are on, and the `route` messages a room that
+/// shrank back to peer to peer owes its members.
+fn remove(
+    state: &State,
+    conn: &Conn,
+    room: &str,
+    peer: &str,
+) -> (Vec<Outbox>, Vec<Arc<str>>, RouteTexts) {
     let mut inner = lock(&state.rooms.inner);
     let here: Vec<Outbox> = inner
         .table
@@ -685,12 +814,28 @@ fn remove(state: &State, conn: &Conn, room: &str, peer: &str) -> (Vec<Outbox>, V
         .map(|reach| reach.outbox)
         .collect();
     let relays = inner.relays(room);
+    let mut routes = Vec::new();
     if here.is_empty() {
         inner.remote.remove(room);
+        // Its SFU task ends (the Janus room goes with it).
+        inner.sfu.remove(room);
+    } else if let Some(sfu) = inner.sfu.get_mut(room) {
+        sfu.task.send(sfu::Command::Leave {
+            peer: peer.to_owned(),
+        });
+        if sfu.route == Route::Sfu && here.len() <= state.config.mesh_max {
+            sfu.route = Route::Mesh;
+            tracing::info!(room, peers = here.len(), "room moves back to peer to peer");
+            routes = inner
+                .table
+                .members(room)
+                .map(|(id, m)| (m.to.outbox.clone(), sfu::route_text(room, id, Route::Mesh)))
+                .collect();
+        }
     }
     drop(inner);
     if let Some(cluster) = &state.cluster {
         cluster.gone(room, peer, conn.id);
     }
-    (here, relays)
+    (here, relays, routes)
 }

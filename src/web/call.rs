@@ -23,7 +23,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use crate::call::{
-    ById, CallCore, ConnectionState, Level, Negotiated, Output, PeerInput, RelayInput,
+    ById, CallCore, ConnectionState, Level, Negotiated, Output, PeerInput, RelayInput, SfuOutput,
 };
 use crate::config::CallConfig;
 use crate::controls::{Sending, VideoSource};
@@ -38,7 +38,11 @@ use crate::web::page;
 use crate::web::peer::{debug_register, debug_unregister, Peer, PeerEvent};
 use crate::web::signaling::{now_ms, random_peer_id, Options, SignalingClient, Update};
 use crate::web::{transfer, JsError};
-use peercall_protocol::{Body, RELAY_ID};
+use peercall_protocol::{Body, Route, SfuStream, RELAY_ID};
+
+/// The event keys of the two SFU connections (not valid peer ids).
+const SFU_PUBLISHER: &str = "relay/publish";
+const SFU_SUBSCRIBER: &str = "relay/subscribe";
 
 /// What the call tells the UI: changes to the call screen's pure state,
 /// and the media handles that stay out of it.
@@ -135,6 +139,7 @@ impl Call {
                 on_update: Rc::new(on_update),
                 swaps: Vec::new(),
                 phone: None,
+                sfu: Sfu::default(),
                 _restart_hook: restart_hook,
             },
             updates,
@@ -228,6 +233,27 @@ impl Drop for Call {
 struct PeerSession {
     peer: Peer,
     negotiation: Negotiation,
+    /// Its remote media, once it arrived.
+    stream: Option<MediaStream>,
+    /// Waits for its video to get media.
+    unmute: Option<gloo_events::EventListener>,
+}
+
+/// The two SFU connections (PROTOCOL.md 5.14) and what their media is.
+#[derive(Default)]
+struct Sfu {
+    publisher: Option<Peer>,
+    subscriber: Option<Peer>,
+    /// Whose media each m-line of the latest subscription carries.
+    streams: Vec<SfuStream>,
+    /// Per peer, the stream its media from the SFU is in.
+    media: ById<MediaStream>,
+    /// The publish offer waits for ICE gathering to complete.
+    offer_pending: bool,
+    /// The subscription answer waits for ICE gathering to complete.
+    answer_pending: bool,
+    /// Wait for video tracks to get media.
+    unmutes: Vec<gloo_events::EventListener>,
 }
 
 /// The loop's state: the call's decisions ([`CallCore`]) and the browser
@@ -251,6 +277,9 @@ struct Shell {
     /// The phone call's own connection (to the relay's gateway), whose
     /// events come keyed [`RELAY_ID`].
     phone: Option<Peer>,
+    /// The SFU connections, whose events come keyed [`SFU_PUBLISHER`] and
+    /// [`SFU_SUBSCRIBER`].
+    sfu: Sfu,
     _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
 }
 
@@ -379,6 +408,7 @@ impl Shell {
                 } => self.negotiate_step(id, signal, send_when_answering).await,
                 Output::Offer { id, ice_restart } => self.offer(id, ice_restart).await,
                 Output::Phone(output) => self.phone_output(output).await,
+                Output::Sfu(output) => self.sfu_output(output).await,
                 other => self.carry_out_now(other),
             }
         }
@@ -490,6 +520,201 @@ impl Shell {
         }
     }
 
+    /// Makes one of the SFU connections, its events keyed `key`.
+    fn sfu_peer(&self, key: &'static str) -> Result<Peer, JsError> {
+        let tx = self.peer_tx.clone();
+        Peer::new(self.core.ice_servers(), self.core.relay_only(), move |e| {
+            let _ = tx.unbounded_send((key.to_owned(), e));
+        })
+    }
+
+    /// Carries out what the SFU connections need.
+    async fn sfu_output(&mut self, output: SfuOutput) {
+        match output {
+            SfuOutput::Publish => {
+                let peer = match self.sfu_peer(SFU_PUBLISHER) {
+                    Ok(peer) => peer,
+                    Err(e) => return self.sfu_failed(&e.to_string()),
+                };
+                peer.prepare_send(&self.outgoing);
+                let (audio, video) = self.tracks();
+                drop(peer.set_tracks(audio.as_ref(), video.as_ref()));
+                crate::web::peer::debug_set("sfuPublisher", peer.raw());
+                // The offer goes once gathering is complete: Janus takes
+                // no trickle from us.
+                let made = peer.set_local().await;
+                self.sfu.publisher = Some(peer);
+                self.sfu.offer_pending = true;
+                if let Err(e) = made {
+                    return self.sfu_failed(&e.to_string());
+                }
+                self.sfu_send_offer();
+            }
+            SfuOutput::Published { sdp } => {
+                if let Some(peer) = &self.sfu.publisher {
+                    if let Err(e) = peer.set_remote(false, &sdp).await {
+                        self.sfu_failed(&format!("the SFU's answer: {e}"));
+                    }
+                }
+            }
+            SfuOutput::Subscription { sdp, streams } => {
+                if self.sfu.subscriber.is_none() {
+                    match self.sfu_peer(SFU_SUBSCRIBER) {
+                        Ok(peer) => {
+                            crate::web::peer::debug_set("sfuSubscriber", peer.raw());
+                            self.sfu.subscriber = Some(peer);
+                        }
+                        Err(e) => return self.sfu_failed(&e.to_string()),
+                    }
+                }
+                // Known before the tracks arrive (they come from the
+                // remote description).
+                self.sfu.streams = streams;
+                self.sfu_debug_streams();
+                let Some(peer) = &self.sfu.subscriber else {
+                    return;
+                };
+                let applied = match peer.set_remote(true, &sdp).await {
+                    Ok(()) => peer.set_local().await.map(drop),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = applied {
+                    return self.sfu_failed(&format!("the SFU's offer: {e}"));
+                }
+                self.sfu.answer_pending = true;
+                self.sfu_send_answer();
+            }
+            SfuOutput::SetTracks => {
+                let (audio, video) = self.tracks();
+                if let Some(peer) = &self.sfu.publisher {
+                    self.swaps
+                        .extend(peer.set_tracks(audio.as_ref(), video.as_ref()));
+                }
+            }
+            SfuOutput::Close { leave } => {
+                self.sfu = Sfu::default();
+                crate::web::peer::debug_set("sfuPublisher", &wasm_bindgen::JsValue::UNDEFINED);
+                crate::web::peer::debug_set("sfuSubscriber", &wasm_bindgen::JsValue::UNDEFINED);
+                self.sfu_debug_streams();
+                if leave {
+                    self.signaling.to_relay(Body::SfuLeave);
+                }
+            }
+        }
+    }
+
+    /// `peercall.sfuStreams`: the subscription's mids, for the tests.
+    fn sfu_debug_streams(&self) {
+        let list = js_sys::Array::new();
+        for s in &self.sfu.streams {
+            let entry = js_sys::Object::new();
+            for (key, value) in [("mid", &s.mid), ("peer", &s.peer), ("kind", &s.kind)] {
+                let _ = js_sys::Reflect::set(&entry, &key.into(), &value.into());
+            }
+            list.push(&entry);
+        }
+        crate::web::peer::debug_set("sfuStreams", &list);
+    }
+
+    fn sfu_failed(&mut self, why: &str) {
+        web_sys::console::warn_1(&format!("peercall: SFU: {why}").into());
+        self.core.sfu_connection(ConnectionState::Failed, now_ms());
+    }
+
+    /// Sends the publish offer if it waits and gathering is done.
+    fn sfu_send_offer(&mut self) {
+        let Some(peer) = &self.sfu.publisher else {
+            return;
+        };
+        if !self.sfu.offer_pending || !peer.gathered() {
+            return;
+        }
+        self.sfu.offer_pending = false;
+        match peer.raw().local_description() {
+            Some(d) => self.signaling.to_relay(Body::SfuPublish { sdp: d.sdp() }),
+            None => self.sfu_failed("no local description to publish"),
+        }
+    }
+
+    /// Sends the subscription answer if it waits and gathering is done.
+    fn sfu_send_answer(&mut self) {
+        let Some(peer) = &self.sfu.subscriber else {
+            return;
+        };
+        if !self.sfu.answer_pending || !peer.gathered() {
+            return;
+        }
+        self.sfu.answer_pending = false;
+        match peer.raw().local_description() {
+            Some(d) => self.signaling.to_relay(Body::SfuAnswer { sdp: d.sdp() }),
+            None => self.sfu_failed("no local description to answer with"),
+        }
+    }
+
+    /// What the SFU connections report.
+    fn on_sfu_event(&mut self, publisher: bool, event: PeerEvent) {
+        match event {
+            PeerEvent::Candidate(None) if publisher => self.sfu_send_offer(),
+            PeerEvent::Candidate(None) => self.sfu_send_answer(),
+            PeerEvent::State(state) if !publisher => self.core.sfu_connection(state, now_ms()),
+            PeerEvent::State(ConnectionState::Failed) => {
+                self.core.sfu_connection(ConnectionState::Failed, now_ms())
+            }
+            PeerEvent::Track { track, mid, .. } if !publisher => {
+                let Some(peer) = mid
+                    .as_ref()
+                    .and_then(|mid| self.sfu.streams.iter().find(|s| s.mid == *mid))
+                    .map(|s| s.peer.clone())
+                else {
+                    return;
+                };
+                // A recycled m-line: the track leaves whoever had it.
+                for (_, stream) in self.sfu.media.iter() {
+                    stream.remove_track(&track);
+                }
+                let stream = match self.sfu.media.get(&peer) {
+                    Some(stream) => stream.clone(),
+                    None => match MediaStream::new() {
+                        Ok(stream) => {
+                            self.sfu.media.insert(peer.clone(), stream.clone());
+                            stream
+                        }
+                        Err(_) => return,
+                    },
+                };
+                for old in stream.get_tracks().iter() {
+                    if let Ok(old) = old.dyn_into::<MediaStreamTrack>() {
+                        if old.kind() == track.kind() {
+                            stream.remove_track(&old);
+                        }
+                    }
+                }
+                stream.add_track(&track);
+                if track.kind() == "video" {
+                    let listener = self
+                        .sfu
+                        .subscriber
+                        .as_ref()
+                        .and_then(|sub| sub.on_unmute(&track, mid.unwrap_or_default()));
+                    self.sfu.unmutes.extend(listener);
+                }
+                self.core.media_arrived(&peer, Route::Sfu, now_ms());
+            }
+            PeerEvent::Unmuted(mid) if !publisher => {
+                let peer = self
+                    .sfu
+                    .streams
+                    .iter()
+                    .find(|s| s.mid == mid)
+                    .map(|s| s.peer.clone());
+                if let Some(peer) = peer {
+                    self.core.media_flowing(&peer, Route::Sfu, now_ms());
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// What the phone call's connection reports.
     fn on_phone_event(&mut self, event: PeerEvent) {
         let Some(peer) = &self.phone else {
@@ -501,7 +726,9 @@ impl Shell {
                 self.core
                     .phone_offer(sdp.ok_or_else(|| "no local description".to_owned()));
             }
-            PeerEvent::Track(stream) => (self.on_update)(CallUpdate::PhoneStream(Some(stream))),
+            PeerEvent::Track { stream, .. } => {
+                (self.on_update)(CallUpdate::PhoneStream(Some(stream)))
+            }
             PeerEvent::State(state) => self.core.phone_connection(state),
             _ => {}
         }
@@ -515,7 +742,18 @@ impl Shell {
             Output::FetchCredentials { .. }
             | Output::Negotiate { .. }
             | Output::Offer { .. }
-            | Output::Phone(_) => {}
+            | Output::Phone(_)
+            | Output::Sfu(_) => {}
+            Output::Show { id, via } => {
+                let stream = match via {
+                    Route::Sfu => self.sfu.media.get(&id).cloned(),
+                    _ => self.peers.get(&id).and_then(|p| p.stream.clone()),
+                };
+                if let Some(stream) = stream {
+                    (self.on_update)(CallUpdate::RemoteStream { id, stream });
+                }
+            }
+            Output::Tell { to, body } => self.signaling.to_peer(&to, body),
             Output::Connect { id, send } => self.connect(&id, send),
             Output::Disconnect { id } => {
                 if self.peers.remove(&id).is_some() {
@@ -584,6 +822,8 @@ impl Shell {
                 let mut p = PeerSession {
                     peer,
                     negotiation: Negotiation::new(self.core.me(), id),
+                    stream: None,
+                    unmute: None,
                 };
                 if send {
                     self.start_sending(&mut p);
@@ -827,6 +1067,9 @@ impl Shell {
         if id == RELAY_ID {
             return self.on_phone_event(event);
         }
+        if id == SFU_PUBLISHER || id == SFU_SUBSCRIBER {
+            return self.on_sfu_event(id == SFU_PUBLISHER, event);
+        }
         let input = match event {
             PeerEvent::NegotiationNeeded => PeerInput::NegotiationNeeded,
             PeerEvent::Candidate(Some(c)) => PeerInput::Candidate(c),
@@ -838,12 +1081,19 @@ impl Shell {
             PeerEvent::Control(ChannelEvent::Text(text)) => PeerInput::ControlText(text),
             PeerEvent::Control(ChannelEvent::Binary(_)) => PeerInput::ControlBinary,
             PeerEvent::Control(ChannelEvent::BufferedLow | ChannelEvent::LocalCancel) => return,
-            PeerEvent::Track(stream) => {
-                if self.core.has_peer(id) {
-                    (self.on_update)(CallUpdate::RemoteStream {
-                        id: id.to_owned(),
-                        stream,
-                    });
+            PeerEvent::Track { stream, track, .. } => {
+                if let Some(p) = self.peers.get_mut(id) {
+                    if track.kind() == "video" {
+                        p.unmute = p.peer.on_unmute(&track, id.to_owned());
+                    }
+                    p.stream = Some(stream);
+                    self.core.media_arrived(id, Route::Mesh, now_ms());
+                }
+                return;
+            }
+            PeerEvent::Unmuted(_) => {
+                if self.peers.contains_key(id) {
+                    self.core.media_flowing(id, Route::Mesh, now_ms());
                 }
                 return;
             }

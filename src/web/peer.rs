@@ -58,8 +58,19 @@ pub enum PeerEvent {
     NegotiationNeeded,
     /// `icecandidate`: a local candidate to send, or `None` at the end.
     Candidate(Option<Candidate>),
-    /// `track`: remote media, as the stream it belongs to.
-    Track(MediaStream),
+    /// `track`: remote media, as the stream it belongs to, with the
+    /// track and its transceiver's mid.
+    Track {
+        /// The stream it belongs to.
+        stream: MediaStream,
+        /// The track.
+        track: web_sys::MediaStreamTrack,
+        /// Its m-line's mid.
+        mid: Option<String>,
+    },
+    /// A remote track of this connection's got media (`unmute`); `key`
+    /// is what the listener was made with ([`Peer::on_unmute`]).
+    Unmuted(String),
     /// `connectionstatechange`.
     State(ConnectionState),
     /// `icecandidateerror`: a STUN/TURN server failed us (401 for refused
@@ -189,7 +200,11 @@ impl Peer {
                             Err(_) => return,
                         },
                     };
-                    h3(PeerEvent::Track(stream));
+                    h3(PeerEvent::Track {
+                        stream,
+                        track: e.track(),
+                        mid: e.transceiver().mid(),
+                    });
                 }),
             ),
             listen(
@@ -394,6 +409,29 @@ impl Peer {
                 }
             });
         }
+    }
+
+    /// Reports [`PeerEvent::Unmuted`] with `key` when `track` first gets
+    /// media (at once if it has some already); the listener lives as
+    /// long as the returned value.
+    pub fn on_unmute(
+        &self,
+        track: &web_sys::MediaStreamTrack,
+        key: String,
+    ) -> Option<EventListener> {
+        if !track.muted() {
+            (self.on_event)(PeerEvent::Unmuted(key));
+            return None;
+        }
+        let on_event = self.on_event.clone();
+        Some(EventListener::once(track, "unmute", move |_| {
+            on_event(PeerEvent::Unmuted(key))
+        }))
+    }
+
+    /// `iceGatheringState` is `complete`.
+    pub fn gathered(&self) -> bool {
+        self.pc.ice_gathering_state() == web_sys::RtcIceGatheringState::Complete
     }
 
     /// The JavaScript object, for the debugging registry.

@@ -32,6 +32,11 @@ enum Command {
         to: String,
         signal: Signal,
     },
+    /// For one peer, not negotiation (`receiving`, `control`).
+    ToPeer {
+        to: String,
+        body: peercall_protocol::Body,
+    },
     /// For the relay itself; dropped while disconnected (the relay ends a
     /// phone call whose connection drops).
     ToRelay(peercall_protocol::Body),
@@ -100,6 +105,14 @@ impl SignalingClient {
         let _ = self.commands.unbounded_send(Command::Signal {
             to: to.to_owned(),
             signal,
+        });
+    }
+
+    /// Sends a message other than negotiation to one peer.
+    pub fn to_peer(&self, to: &str, body: peercall_protocol::Body) {
+        let _ = self.commands.unbounded_send(Command::ToPeer {
+            to: to.to_owned(),
+            body,
         });
     }
 
@@ -179,6 +192,11 @@ async fn run(
                 command = commands.next() => match command {
                     Some(Command::Signal { to, signal }) => {
                         if let Some(text) = room.signal(&to, signal) {
+                            queue(&mut outbox, text);
+                        }
+                    }
+                    Some(Command::ToPeer { to, body }) => {
+                        if let Some(text) = room.to_peer(&to, body) {
                             queue(&mut outbox, text);
                         }
                     }
@@ -334,6 +352,7 @@ async fn connected(
             }
             command = commands.next() => match command {
                 Some(Command::Signal { to, signal }) => room.signal(&to, signal).into_iter().collect(),
+                Some(Command::ToPeer { to, body }) => room.to_peer(&to, body).into_iter().collect(),
                 Some(Command::ToRelay(body)) => room.to_relay(body).into_iter().collect(),
                 Some(Command::Leave) | None => {
                     if let Some(bye) = room.leave(now_ms()) {

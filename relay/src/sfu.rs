@@ -1,0 +1,553 @@
+//! Large calls (PROTOCOL.md 5.14): a room's media through the VideoRoom
+//! plugin of Janus, an SFU.
+//!
+//! One room on the SFU is one task ([`SfuRoom`]) with its own Janus
+//! session and VideoRoom room. Each person in it is two plugin handles: a
+//! publisher (their `sfu_publish` offer, joined with `joinandconfigure`)
+//! and a subscriber (one multistream subscription to everyone else's
+//! feeds, grown with `subscribe` as people publish; Janus drops the
+//! streams of those who leave by itself and offers the smaller
+//! subscription). What Janus says becomes `sfu_published` and
+//! `sfu_subscription` messages; Janus's numeric feed ids become peer ids.
+//! The Janus room goes when its last person does; the task goes with the
+//! peercall room ([`SfuRoom`] dropped).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use peercall_protocol::{codes, Body, SfuStream};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::janus::{JanusError, Session};
+use crate::outbox::Outbox;
+use crate::phone::PhoneConfig;
+use crate::rooms::said_to;
+
+/// The VideoRoom plugin's name in Janus.
+const VIDEOROOM: &str = "janus.plugin.videoroom";
+/// How long connecting to one Janus may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+/// Each publisher's video cap (REMB from Janus), bits per second.
+const PUBLISHER_BITRATE: u64 = 1_500_000;
+
+/// What the room registry asks of a room's SFU task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// `peer` publishes with `sdp` (again: its old handles go first).
+    Publish {
+        peer: String,
+        outbox: Outbox,
+        sdp: String,
+    },
+    /// `peer`'s answer to its latest subscription offer.
+    Answer { peer: String, sdp: String },
+    /// `peer` is off the SFU (`sfu_leave`, or out of the room).
+    Leave { peer: String },
+}
+
+/// A room's SFU task; dropping it ends the task (and its Janus room).
+#[derive(Debug)]
+pub(crate) struct SfuRoom {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl SfuRoom {
+    /// Starts the task for peercall room `room`, on the Janus servers of
+    /// `janus`, for up to `max_publishers` people.
+    pub(crate) fn start(janus: Arc<PhoneConfig>, room: String, max_publishers: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(
+            Task {
+                janus,
+                room,
+                max_publishers,
+                session: None,
+                control: 0,
+                janus_room: None,
+                parts: BTreeMap::new(),
+                next_feed: 1,
+            },
+            rx,
+        ));
+        Self { tx }
+    }
+
+    pub(crate) fn send(&self, command: Command) {
+        let _ = self.tx.send(command);
+    }
+}
+
+/// One person on the SFU.
+#[derive(Debug)]
+struct Part {
+    outbox: Outbox,
+    /// Their publisher handle and feed id.
+    publisher: u64,
+    feed: u64,
+    /// Janus has their media connection up (`webrtcup`).
+    live: bool,
+    /// Their subscriber handle, once made.
+    subscriber: Option<u64>,
+    /// The subscriber handle's `join` was answered (`attached`): it takes
+    /// `subscribe` requests now.
+    attached: bool,
+    /// Feeds asked for on the subscriber handle.
+    requested: BTreeSet<u64>,
+    /// Feeds to ask for once it is attached.
+    pending: BTreeSet<u64>,
+}
+
+struct Task {
+    janus: Arc<PhoneConfig>,
+    room: String,
+    max_publishers: usize,
+    session: Option<Session>,
+    /// The handle synchronous requests (`create`, `destroy`) go on.
+    control: u64,
+    janus_room: Option<u64>,
+    parts: BTreeMap<String, Part>,
+    next_feed: u64,
+}
+
+async fn run(mut t: Task, mut commands: mpsc::UnboundedReceiver<Command>) {
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => t.command(command).await,
+                None => break,
+            },
+            event = next_event(&mut t.session) => match event {
+                Some(event) => t.event(event).await,
+                None => t.janus_lost("the connection to Janus closed").await,
+            },
+        }
+    }
+    t.close().await;
+}
+
+/// The next event of `session`, or never without one.
+async fn next_event(session: &mut Option<Session>) -> Option<Value> {
+    match session {
+        Some(s) => s.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A random VideoRoom room id (below 2^53, so JSON numbers hold it).
+fn room_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (h.finish() >> 11).max(1)
+}
+
+/// The streams of a subscription, as peers: Janus's `streams` list with
+/// its feed ids turned into peer ids (streams of feeds we do not know,
+/// inactive ones and data channels left out).
+pub(crate) fn streams(list: &Value, peer_of: impl Fn(u64) -> Option<String>) -> Vec<SfuStream> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["active"].as_bool() != Some(false))
+        .filter_map(|s| {
+            let kind = s["type"].as_str()?;
+            if kind != "audio" && kind != "video" {
+                return None;
+            }
+            Some(SfuStream {
+                mid: s["mid"].as_str()?.to_owned(),
+                peer: peer_of(s["feed_id"].as_u64()?)?,
+                kind: kind.to_owned(),
+            })
+        })
+        .collect()
+}
+
+impl Task {
+    fn tell(&self, outbox: &Outbox, peer: &str, body: Body) {
+        outbox.deliver(said_to(&self.room, peer, body));
+    }
+
+    fn fail(&self, outbox: &Outbox, peer: &str, message: String) {
+        tracing::warn!(room = self.room, peer, message, "SFU request failed");
+        self.tell(
+            outbox,
+            peer,
+            Body::Error {
+                code: codes::SFU_FAILED.into(),
+                message,
+            },
+        );
+    }
+
+    fn peer_of_feed(&self, feed: u64) -> Option<String> {
+        self.parts
+            .iter()
+            .find(|(_, p)| p.feed == feed)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Connects to a Janus (the first that answers) and makes the
+    /// VideoRoom room, unless that is done.
+    async fn ensure_room(&mut self) -> Result<(), JanusError> {
+        if self.session.is_none() {
+            let mut last = JanusError::Connection("no Janus is configured".into());
+            for url in &self.janus.janus {
+                match Session::open(url, self.janus.janus_secret.as_deref(), CONNECT_LIMIT).await {
+                    Ok(session) => {
+                        self.control = session.attach(VIDEOROOM).await?;
+                        self.session = Some(session);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(room = self.room, janus = %url, error = %e, "Janus unreachable");
+                        last = e;
+                    }
+                }
+            }
+            if self.session.is_none() {
+                return Err(last);
+            }
+        }
+        let Some(session) = &self.session else {
+            return Err(JanusError::Closed);
+        };
+        if self.janus_room.is_none() {
+            let id = room_id();
+            session
+                .call(
+                    self.control,
+                    json!({"request": "create", "room": id, "permanent": false,
+                        "is_private": true, "description": format!("peercall {}", self.room),
+                        "publishers": self.max_publishers, "bitrate": PUBLISHER_BITRATE,
+                        "audiocodec": "opus", "videocodec": "vp8",
+                        "notify_joining": false}),
+                )
+                .await?;
+            tracing::info!(room = self.room, janus_room = id, "SFU room created");
+            self.janus_room = Some(id);
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Publish { peer, outbox, sdp } => {
+                if let Err(e) = self.publish(&peer, outbox.clone(), sdp).await {
+                    self.fail(
+                        &outbox,
+                        &peer,
+                        format!("cannot publish through the SFU: {e}"),
+                    );
+                }
+            }
+            Command::Answer { peer, sdp } => {
+                let (Some(session), Some(part)) = (&self.session, self.parts.get(&peer)) else {
+                    return;
+                };
+                let Some(handle) = part.subscriber else {
+                    return;
+                };
+                let outbox = part.outbox.clone();
+                let answer = json!({"type": "answer", "sdp": sdp});
+                if let Err(e) = session
+                    .message(handle, json!({"request": "start"}), Some(answer))
+                    .await
+                {
+                    self.fail(&outbox, &peer, format!("the SFU refused the answer: {e}"));
+                }
+            }
+            Command::Leave { peer } => self.leave(&peer).await,
+        }
+    }
+
+    async fn publish(&mut self, peer: &str, outbox: Outbox, sdp: String) -> Result<(), JanusError> {
+        self.leave(peer).await;
+        self.ensure_room().await?;
+        let (Some(session), Some(room)) = (&self.session, self.janus_room) else {
+            return Err(JanusError::Closed);
+        };
+        let handle = session.attach(VIDEOROOM).await?;
+        let feed = self.next_feed;
+        self.next_feed += 1;
+        self.parts.insert(
+            peer.to_owned(),
+            Part {
+                outbox,
+                publisher: handle,
+                feed,
+                live: false,
+                subscriber: None,
+                attached: false,
+                requested: BTreeSet::new(),
+                pending: BTreeSet::new(),
+            },
+        );
+        session
+            .message(
+                handle,
+                json!({"request": "joinandconfigure", "room": room, "ptype": "publisher",
+                    "id": feed, "display": peer, "audio": true, "video": true}),
+                Some(json!({"type": "offer", "sdp": sdp})),
+            )
+            .await?;
+        tracing::info!(room = self.room, peer, feed, "publishing through the SFU");
+        Ok(())
+    }
+
+    /// Takes `peer` off the SFU (its handles detached: Janus tells the
+    /// others' subscriptions); the Janus room goes with the last one.
+    async fn leave(&mut self, peer: &str) {
+        let Some(part) = self.parts.remove(peer) else {
+            return;
+        };
+        for p in self.parts.values_mut() {
+            p.requested.remove(&part.feed);
+            p.pending.remove(&part.feed);
+        }
+        let Some(session) = &self.session else {
+            return;
+        };
+        for handle in [Some(part.publisher), part.subscriber]
+            .into_iter()
+            .flatten()
+        {
+            let _ = session.detach(handle).await;
+        }
+        tracing::info!(room = self.room, peer, "off the SFU");
+        if self.parts.is_empty() {
+            self.close().await;
+        }
+    }
+
+    /// Destroys the Janus room and session.
+    async fn close(&mut self) {
+        if let (Some(session), Some(room)) = (&self.session, self.janus_room) {
+            let _ = session
+                .call(self.control, json!({"request": "destroy", "room": room}))
+                .await;
+            session.destroy().await;
+            tracing::info!(room = self.room, janus_room = room, "SFU room closed");
+        }
+        self.session = None;
+        self.janus_room = None;
+    }
+
+    /// Janus went away: everyone on it is told, and starts again on the
+    /// next `sfu_publish`.
+    async fn janus_lost(&mut self, why: &str) {
+        tracing::warn!(room = self.room, why, "lost the SFU");
+        self.session = None;
+        self.janus_room = None;
+        let parts = std::mem::take(&mut self.parts);
+        for (peer, part) in &parts {
+            self.fail(&part.outbox, peer, format!("the SFU went away: {why}"));
+        }
+    }
+
+    /// Whose handle `handle` is, and whether it is their subscriber.
+    fn owner(&self, handle: u64) -> Option<(String, bool)> {
+        self.parts.iter().find_map(|(id, p)| {
+            if p.publisher == handle {
+                Some((id.clone(), false))
+            } else if p.subscriber == Some(handle) {
+                Some((id.clone(), true))
+            } else {
+                None
+            }
+        })
+    }
+
+    async fn event(&mut self, event: Value) {
+        let Some((peer, subscriber)) = event["sender"].as_u64().and_then(|h| self.owner(h)) else {
+            return;
+        };
+        let Some(outbox) = self.parts.get(&peer).map(|p| p.outbox.clone()) else {
+            return;
+        };
+        let data = &event["plugindata"]["data"];
+        let sdp = event["jsep"]["sdp"].as_str().map(str::to_owned);
+        match event["janus"].as_str() {
+            Some("webrtcup") if !subscriber => self.went_live(&peer).await,
+            Some("hangup") => {
+                tracing::info!(room = self.room, peer, subscriber, reason = %event["reason"],
+                    "an SFU media connection closed");
+                if !subscriber {
+                    if let Some(p) = self.parts.get_mut(&peer) {
+                        p.live = false;
+                    }
+                }
+            }
+            Some("event") => {
+                if let Some(code) = data["error_code"].as_i64() {
+                    let error = data["error"].as_str().unwrap_or("unknown error");
+                    return self.fail(&outbox, &peer, format!("the SFU refused ({code}): {error}"));
+                }
+                match (data["videoroom"].as_str(), sdp) {
+                    (Some("joined"), Some(sdp)) if !subscriber => {
+                        self.tell(&outbox, &peer, Body::SfuPublished { sdp });
+                    }
+                    (Some("attached" | "updated"), Some(sdp)) if subscriber => {
+                        let streams = streams(&data["streams"], |f| self.peer_of_feed(f));
+                        self.tell(&outbox, &peer, Body::SfuSubscription { sdp, streams });
+                        if let Some(p) = self.parts.get_mut(&peer) {
+                            p.attached = true;
+                        }
+                        self.flush(&peer).await;
+                    }
+                    _ => tracing::debug!(room = self.room, peer, %event, "SFU event"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `peer`'s media reaches Janus: everyone else subscribes to it, and
+    /// it to everyone live.
+    async fn went_live(&mut self, peer: &str) {
+        let Some(part) = self.parts.get_mut(peer) else {
+            return;
+        };
+        part.live = true;
+        let feed = part.feed;
+        let others: Vec<String> = self
+            .parts
+            .keys()
+            .filter(|id| *id != peer)
+            .cloned()
+            .collect();
+        for other in &others {
+            self.want(other, feed).await;
+        }
+        let live: Vec<u64> = self
+            .parts
+            .iter()
+            .filter(|(id, p)| *id != peer && p.live)
+            .map(|(_, p)| p.feed)
+            .collect();
+        for feed in live {
+            self.want(peer, feed).await;
+        }
+    }
+
+    /// `peer` should receive `feed`.
+    async fn want(&mut self, peer: &str, feed: u64) {
+        let (Some(session), Some(room)) = (&self.session, self.janus_room) else {
+            return;
+        };
+        let Some(part) = self.parts.get_mut(peer) else {
+            return;
+        };
+        if part.requested.contains(&feed) {
+            return;
+        }
+        match part.subscriber {
+            None => {
+                let handle = match session.attach(VIDEOROOM).await {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        let outbox = part.outbox.clone();
+                        return self.fail(&outbox, peer, format!("cannot subscribe: {e}"));
+                    }
+                };
+                part.subscriber = Some(handle);
+                part.requested.insert(feed);
+                let join = json!({"request": "join", "room": room, "ptype": "subscriber",
+                    "use_msid": true, "streams": [{"feed": feed}]});
+                if let Err(e) = session.message(handle, join, None).await {
+                    let outbox = part.outbox.clone();
+                    self.fail(&outbox, peer, format!("cannot subscribe: {e}"));
+                }
+            }
+            Some(_) if !part.attached => {
+                part.pending.insert(feed);
+            }
+            Some(_) => {
+                part.pending.insert(feed);
+                self.flush(peer).await;
+            }
+        }
+    }
+
+    /// Asks for the feeds `peer`'s subscription waits for.
+    async fn flush(&mut self, peer: &str) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let Some(part) = self.parts.get_mut(peer) else {
+            return;
+        };
+        let (Some(handle), true) = (part.subscriber, part.attached) else {
+            return;
+        };
+        let feeds: Vec<u64> = std::mem::take(&mut part.pending)
+            .into_iter()
+            .filter(|f| !part.requested.contains(f))
+            .collect();
+        if feeds.is_empty() {
+            return;
+        }
+        part.requested.extend(&feeds);
+        let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
+        if let Err(e) = session
+            .message(
+                handle,
+                json!({"request": "subscribe", "streams": streams}),
+                None,
+            )
+            .await
+        {
+            let outbox = part.outbox.clone();
+            self.fail(&outbox, peer, format!("cannot subscribe: {e}"));
+        }
+    }
+}
+
+/// The `route` message for `peer`.
+pub(crate) fn route_text(room: &str, peer: &str, route: peercall_protocol::Route) -> Utf8Bytes {
+    said_to(room, peer, Body::Route { route })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn janus_streams_become_peers() {
+        let list = json!([
+            {"mindex": 0, "mid": "0", "type": "audio", "active": true, "feed_id": 1},
+            {"mindex": 1, "mid": "1", "type": "video", "active": true, "feed_id": 1},
+            {"mindex": 2, "mid": "2", "type": "video", "active": false, "feed_id": 2},
+            {"mindex": 3, "mid": "3", "type": "data", "active": true, "feed_id": 1},
+            {"mindex": 4, "mid": "4", "type": "audio", "feed_id": 9},
+            {"mindex": 5, "mid": "5", "type": "audio", "feed_id": 2},
+        ]);
+        let peer_of = |f: u64| match f {
+            1 => Some("ada".to_owned()),
+            2 => Some("bob".to_owned()),
+            _ => None,
+        };
+        let got = streams(&list, peer_of);
+        let got: Vec<(&str, &str, &str)> = got
+            .iter()
+            .map(|s| (s.mid.as_str(), s.peer.as_str(), s.kind.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("0", "ada", "audio"),
+                ("1", "ada", "video"),
+                ("5", "bob", "audio")
+            ]
+        );
+        assert!(streams(&json!(null), peer_of).is_empty());
+    }
+}
