@@ -653,3 +653,243 @@ fn credentials_come_from_the_relay_in_use() {
         }
     );
 }
+
+// --- the move between mesh and SFU (PROTOCOL.md 5.14) ---
+
+fn welcomed(route: Route) -> RelayInput {
+    RelayInput::Room(Event::Welcomed {
+        features: vec![peercall_protocol::FEATURE_SFU.into()],
+        route,
+    })
+}
+
+fn routed(route: Route) -> RelayInput {
+    RelayInput::Room(Event::Route(route))
+}
+
+fn receiving(from: &str, via: Route) -> RelayInput {
+    RelayInput::Room(Event::Receiving {
+        from: from.into(),
+        via,
+    })
+}
+
+fn subscription(peers: &[&str]) -> RelayInput {
+    let streams = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| SfuStream {
+            mid: i.to_string(),
+            peer: (*p).into(),
+            kind: "video".into(),
+        })
+        .collect();
+    RelayInput::Room(Event::SfuSubscription {
+        sdp: "v=0".into(),
+        streams,
+    })
+}
+
+fn shows(out: &[Output]) -> Vec<(String, Route)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Show { id, via } => Some((id.clone(), *via)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tells(out: &[Output]) -> Vec<(String, Body)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Tell { to, body } => Some((to.clone(), body.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// "a" in a direct call with "b" over a relay with an SFU, b's video
+/// playing, both told.
+fn direct_with_b() -> CallCore {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Mesh), T0);
+    connected(&mut a, "b", T0);
+    a.media_arrived("b", Route::Mesh, T0);
+    a.media_flowing("b", Route::Mesh, T0);
+    let out = drain(&mut a);
+    assert_eq!(shows(&out), [("b".into(), Route::Mesh)]);
+    assert_eq!(
+        tells(&out),
+        [("b".into(), Body::Receiving { via: Route::Mesh })]
+    );
+    a.relay(receiving("b", Route::Mesh), T0);
+    assert_eq!(drain(&mut a), []);
+    a
+}
+
+#[test]
+fn moving_to_the_sfu_closes_a_direct_connection_only_once_both_sides_receive_through_it() {
+    let mut a = direct_with_b();
+    a.relay(routed(Route::Sfu), T0 + 10);
+    let out = drain(&mut a);
+    assert!(out.contains(&Output::Sfu(SfuOutput::Publish)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Disconnect { .. })));
+    // A newcomer on the SFU gets no direct connection; it hears our media
+    // state through the relay.
+    a.relay(joined("c"), T0 + 20);
+    let out = drain(&mut a);
+    assert!(!out.iter().any(|o| matches!(o, Output::Connect { .. })));
+    assert!(matches!(&tells(&out)[..], [(to, Body::Control { .. })] if to == "c"));
+
+    a.relay(subscription(&["b", "c"]), T0 + 30);
+    assert!(matches!(
+        &drain(&mut a)[..],
+        [Output::Sfu(SfuOutput::Subscription { .. })]
+    ));
+    a.sfu_connection(ConnectionState::Connected, T0 + 40);
+    a.media_arrived("b", Route::Sfu, T0 + 50);
+    a.media_arrived("c", Route::Sfu, T0 + 50);
+    // c had nothing showing: at once. b keeps its direct picture until
+    // the SFU's plays.
+    assert_eq!(shows(&drain(&mut a)), [("c".into(), Route::Sfu)]);
+    a.media_flowing("b", Route::Sfu, T0 + 60);
+    let out = drain(&mut a);
+    assert_eq!(shows(&out), [("b".into(), Route::Sfu)]);
+    assert_eq!(
+        tells(&out),
+        [("b".into(), Body::Receiving { via: Route::Sfu })]
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Disconnect { .. })));
+    // b receives us through the SFU too: the direct connection goes.
+    a.relay(receiving("b", Route::Sfu), T0 + 70);
+    let out = drain(&mut a);
+    assert!(out.contains(&Output::Disconnect { id: "b".into() }));
+    assert!(!a.has_peer("b"));
+    assert!(!ui(&out)
+        .iter()
+        .any(|u| matches!(u, CallAction::Left { .. })));
+}
+
+#[test]
+fn a_silent_person_counts_as_carried_after_a_while() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    a.relay(joined("b"), T0);
+    a.relay(subscription(&["b"]), T0 + 10);
+    a.sfu_connection(ConnectionState::Connected, T0 + 20);
+    drain(&mut a);
+    // b sends no video: nothing unmutes.
+    assert_eq!(a.poll_timeout(), Some(T0 + 20 + SILENT_PATH_MS));
+    a.handle_timeout(T0 + 20 + SILENT_PATH_MS - 1);
+    assert_eq!(tells(&drain(&mut a)), []);
+    a.media_arrived("b", Route::Sfu, T0 + 100);
+    drain(&mut a);
+    a.handle_timeout(T0 + 20 + SILENT_PATH_MS);
+    assert_eq!(
+        tells(&drain(&mut a)),
+        [("b".into(), Body::Receiving { via: Route::Sfu })]
+    );
+}
+
+#[test]
+fn back_to_mesh_the_sfu_goes_once_everyone_is_direct_both_ways() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    a.relay(joined("b"), T0);
+    a.relay(subscription(&["b"]), T0);
+    a.sfu_connection(ConnectionState::Connected, T0);
+    a.media_arrived("b", Route::Sfu, T0);
+    a.media_flowing("b", Route::Sfu, T0);
+    a.relay(receiving("b", Route::Sfu), T0);
+    drain(&mut a);
+
+    a.relay(routed(Route::Mesh), T0 + 100);
+    let out = drain(&mut a);
+    assert!(out.contains(&Output::Connect {
+        id: "b".into(),
+        send: true
+    }));
+    a.peer("b", state(ConnectionState::Connected), T0 + 200);
+    a.media_arrived("b", Route::Mesh, T0 + 210);
+    assert_eq!(shows(&drain(&mut a)), [], "the SFU's picture stays");
+    a.media_flowing("b", Route::Mesh, T0 + 220);
+    let out = drain(&mut a);
+    assert_eq!(shows(&out), [("b".into(), Route::Mesh)]);
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Sfu(SfuOutput::Close { .. }))));
+    a.relay(receiving("b", Route::Mesh), T0 + 230);
+    assert!(drain(&mut a).contains(&Output::Sfu(SfuOutput::Close { leave: true })));
+}
+
+#[test]
+fn chat_reaches_people_on_the_sfu_through_the_relay() {
+    let mut a = direct_with_b();
+    a.peer("b", PeerInput::ControlOpen, T0);
+    a.relay(routed(Route::Sfu), T0);
+    a.relay(joined("c"), T0);
+    drain(&mut a);
+    a.chat("hi", None, "m1".into(), T0);
+    let out = drain(&mut a);
+    // b still has its data channel; c has none.
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send { id, message: Message::Chat { .. } } if id == "b")));
+    assert!(
+        matches!(&tells(&out)[..], [(to, Body::Control { data })] if to == "c" && data.contains("\"hi\""))
+    );
+    // And from c, through the relay, it is chat.
+    let data = channel::encode(&Message::Chat {
+        id: "m2".into(),
+        text: "hello".into(),
+        sent_at: T0,
+        private: false,
+    });
+    a.relay(
+        RelayInput::Room(Event::Control {
+            from: "c".into(),
+            data,
+        }),
+        T0,
+    );
+    assert!(ui(&drain(&mut a)).iter().any(
+        |u| matches!(u, CallAction::Chat { from: Some(f), text, .. } if f == "c" && text == "hello")
+    ));
+}
+
+#[test]
+fn without_the_sfu_feature_a_route_changes_nothing() {
+    let mut a = core("a");
+    a.relay(
+        RelayInput::Room(Event::Welcomed {
+            features: vec![],
+            route: Route::Sfu,
+        }),
+        T0,
+    );
+    a.relay(routed(Route::Sfu), T0);
+    a.relay(joined("b"), T0);
+    let out = drain(&mut a);
+    assert!(out.iter().any(|o| matches!(o, Output::Connect { .. })));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Sfu(_) | Output::Tell { .. })));
+}
+
+#[test]
+fn a_failed_sfu_is_published_to_again() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    drain(&mut a);
+    a.relay(
+        RelayInput::Room(Event::RelayError {
+            code: ErrorCode::parse(peercall_protocol::codes::SFU_FAILED),
+            message: "the SFU went away".into(),
+        }),
+        T0,
+    );
+    assert!(drain(&mut a).contains(&Output::Sfu(SfuOutput::Close { leave: false })));
+    assert_eq!(a.poll_timeout(), Some(T0 + SFU_RETRY_MS));
+    a.handle_timeout(T0 + SFU_RETRY_MS);
+    assert!(drain(&mut a).contains(&Output::Sfu(SfuOutput::Publish)));
+}

@@ -1,0 +1,302 @@
+//! Large calls (issue 19): a room past `--mesh-max` people moves its media
+//! to a real Janus's VideoRoom (the SFU) and back, make before break.
+//!
+//! Three browser processes (two Chromium, one Firefox) and `--mesh-max 2`:
+//! the first two talk peer to peer (their selected candidate pair joins
+//! the two browsers), the third joins and everyone moves to the SFU (the
+//! pairs end at Janus, the direct connections close), chat and mute state
+//! go through the relay; the third leaves and the two are peer to peer
+//! again. Every page samples `framesDecoded` for every other person
+//! (direct and through the SFU together) every 100 ms: the longest gap
+//! during both moves must stay under a second.
+
+use std::time::{Duration, Instant};
+
+use peercall_e2e::call::{exists, send_chat, start_call, wait};
+use peercall_e2e::phone::{tail, Janus};
+use peercall_e2e::{Browser, Kind, Relay};
+use serde_json::Value;
+
+/// Three browsers and Janus on two cores.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Janus's media ports (deploy/janus/janus.jcfg, `rtp_port_range`).
+const JANUS_PORTS: std::ops::RangeInclusive<u64> = 20000..=20999;
+
+/// Starts sampling, every 100 ms, each other person's decoded video
+/// frames on both paths (`peercall.peers` for direct connections,
+/// `peercall.sfuSubscriber` with `peercall.sfuStreams` for the SFU), and
+/// keeps per person the longest time without a new frame since their
+/// first one.
+const SAMPLER: &str = r#"
+    if (window.__frames) return true;
+    const f = window.__frames = {last: {}, seen: {}, gap: {}, running: true};
+    const tick = async () => {
+        const now = performance.now();
+        const counts = {};
+        const add = (peer, source, n) => { (counts[peer] = counts[peer] || {})[source] = n; };
+        const pc = window.peercall || {};
+        for (const [id, conn] of (pc.peers || new Map())) {
+            (await conn.getStats()).forEach(r => {
+                if (r.type === 'inbound-rtp' && r.kind === 'video') add(id, 'mesh:' + r.ssrc, r.framesDecoded || 0);
+            });
+        }
+        if (pc.sfuSubscriber && pc.sfuStreams) {
+            const byMid = {};
+            for (const s of pc.sfuStreams) byMid[s.mid] = s.peer;
+            (await pc.sfuSubscriber.getStats()).forEach(r => {
+                if (r.type === 'inbound-rtp' && r.kind === 'video' && byMid[r.mid])
+                    add(byMid[r.mid], 'sfu:' + r.ssrc, r.framesDecoded || 0);
+            });
+        }
+        for (const [peer, sources] of Object.entries(counts)) {
+            const old = f.last[peer] || {};
+            let grew = false;
+            for (const [s, n] of Object.entries(sources)) if (n > (old[s] || 0)) grew = true;
+            f.last[peer] = Object.assign({}, old, sources);
+            if (grew) {
+                if (f.seen[peer] !== undefined)
+                    f.gap[peer] = Math.max(f.gap[peer] || 0, now - f.seen[peer]);
+                f.seen[peer] = now;
+            }
+        }
+        if (f.running) setTimeout(tick, 100);
+    };
+    tick();
+    return true;
+"#;
+
+/// What a page's media paths look like now: per remote tile whether it
+/// decodes; the direct connections; the SFU subscriber's state and the
+/// remote port of its selected candidate pair; per direct connection the
+/// same.
+const PATHS: &str = r#"
+    const pairOf = async pc => {
+        let out = null;
+        const stats = await pc.getStats();
+        stats.forEach(r => {
+            if (r.type === 'transport' && r.selectedCandidatePairId) {
+                const p = stats.get(r.selectedCandidatePairId);
+                const local = p && stats.get(p.localCandidateId);
+                const remote = p && stats.get(p.remoteCandidateId);
+                out = {local: local && local.port, remote: remote && remote.port};
+            }
+        });
+        if (!out) stats.forEach(r => {
+            if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
+                const local = stats.get(r.localCandidateId), remote = stats.get(r.remoteCandidateId);
+                out = {local: local && local.port, remote: remote && remote.port};
+            }
+        });
+        return out;
+    };
+    const pc = window.peercall || {};
+    const direct = {};
+    for (const [id, conn] of (pc.peers || new Map()))
+        direct[id] = {state: conn.connectionState, pair: await pairOf(conn)};
+    const sub = pc.sfuSubscriber;
+    const tiles = [...document.querySelectorAll('[data-testid=remote-tile]')].map(t => {
+        const v = t.querySelector('video');
+        return {peer: t.dataset.peer, decoding: !!v && v.videoWidth > 0 && v.readyState >= 2,
+                muted: !!t.querySelector('[data-testid=remote-muted]')};
+    });
+    return {tiles, direct,
+            sfu: sub ? {state: sub.connectionState, pair: await pairOf(sub)} : null,
+            gaps: window.__frames ? window.__frames.gap : null};
+"#;
+
+async fn paths(b: &Browser) -> Value {
+    b.js(&format!("return (async () => {{ {PATHS} }})()"))
+        .await
+        .unwrap()
+}
+
+/// Waits until `check` holds for `b`'s paths; the failure shows them and
+/// Janus's log.
+async fn until(b: &Browser, who: &str, what: &str, janus: &Janus, check: impl Fn(&Value) -> bool) {
+    let start = Instant::now();
+    loop {
+        let p = paths(b).await;
+        if check(&p) {
+            return;
+        }
+        if start.elapsed() > LIMIT {
+            panic!(
+                "{who}: {what} did not happen within {LIMIT:?}; its paths: {p}\nJanus:\n{}",
+                tail(&janus.log(), 30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `others` tiles, each decoding.
+fn all_decoding(p: &Value, others: usize) -> bool {
+    let tiles = p["tiles"].as_array().cloned().unwrap_or_default();
+    tiles.len() == others && tiles.iter().all(|t| t["decoding"] == true)
+}
+
+/// On the SFU only: no direct connection, the subscriber connected with
+/// its pair ending at Janus.
+fn on_sfu(p: &Value) -> bool {
+    p["direct"].as_object().is_some_and(|d| d.is_empty())
+        && p["sfu"]["state"] == "connected"
+        && p["sfu"]["pair"]["remote"]
+            .as_u64()
+            .is_some_and(|port| JANUS_PORTS.contains(&port))
+}
+
+/// Peer to peer only: no SFU connection, one connected direct connection
+/// per other person.
+fn on_mesh(p: &Value, others: usize) -> bool {
+    p["sfu"].is_null()
+        && p["direct"]
+            .as_object()
+            .is_some_and(|d| d.len() == others && d.values().all(|c| c["state"] == "connected"))
+}
+
+/// The longest frame gap `p` saw from anyone, in ms.
+fn longest_gap(p: &Value) -> f64 {
+    p["gaps"]
+        .as_object()
+        .map(|g| g.values().filter_map(Value::as_f64).fold(0.0, f64::max))
+        .unwrap_or(0.0)
+}
+
+/// The direct pair between `a` and `b` (a call of two) joins the two
+/// browsers: `a`'s remote port is `b`'s local one.
+fn direct_between(a: &Value, b: &Value) -> bool {
+    // Each one's only tile is the other.
+    let (Some(b_id), Some(a_id)) = (
+        a["tiles"][0]["peer"].as_str(),
+        b["tiles"][0]["peer"].as_str(),
+    ) else {
+        return false;
+    };
+    let a_pair = &a["direct"][b_id]["pair"];
+    let b_pair = &b["direct"][a_id]["pair"];
+    a_pair["remote"].is_u64() && a_pair["remote"] == b_pair["local"]
+}
+
+async fn open_chat(b: &Browser) {
+    b.js("if (!document.querySelector('[data-testid=chat-panel]')) \
+          document.querySelector('[data-testid=toggle-chat]').click();")
+        .await
+        .unwrap();
+    wait(b, "the chat panel", &exists("chat-input")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
+    let janus = Janus::start().await.unwrap();
+    let relay = Relay::start(&[
+        "--janus",
+        &janus.url(),
+        "--janus-secret",
+        &janus.secret,
+        "--mesh-max",
+        "2",
+    ])
+    .await
+    .unwrap();
+    let page = format!("{}?ice=none", relay.url);
+
+    let ada = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_call(&ada, &page, "Ada").await;
+    let bob = Browser::launch(Kind::Chromium).await.unwrap();
+    bob.goto(&link).await.unwrap();
+    for (who, b) in [("Ada", &ada), ("Bob", &bob)] {
+        until(b, who, "a direct call with the other", &janus, |p| {
+            all_decoding(p, 1) && on_mesh(p, 1)
+        })
+        .await;
+    }
+    let (a, b) = (paths(&ada).await, paths(&bob).await);
+    assert!(
+        direct_between(&a, &b) && direct_between(&b, &a),
+        "two people talk peer to peer: {a}\n{b}"
+    );
+    for b in [&ada, &bob] {
+        b.js(SAMPLER).await.unwrap();
+    }
+
+    // A third: everyone moves to the SFU.
+    let cleo = Browser::launch(Kind::Firefox).await.unwrap();
+    cleo.goto(&link).await.unwrap();
+    cleo.js(SAMPLER).await.unwrap();
+    for (who, b) in [("Ada", &ada), ("Bob", &bob), ("Cleo", &cleo)] {
+        until(
+            b,
+            who,
+            "everyone decoding through the SFU alone",
+            &janus,
+            |p| all_decoding(p, 2) && on_sfu(p),
+        )
+        .await;
+    }
+    // Frames keep coming for a while on the SFU.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (who, b) in [("Ada", &ada), ("Bob", &bob)] {
+        let p = paths(b).await;
+        let gap = longest_gap(&p);
+        println!("{who}: longest frame gap moving to the SFU: {gap:.0} ms ({p})");
+        assert!(
+            gap > 0.0 && gap < 1000.0,
+            "{who}: a gap of {gap:.0} ms: {p}"
+        );
+    }
+
+    // Chat and mute state go through the relay now.
+    open_chat(&ada).await;
+    send_chat(&ada, "hello through the SFU").await;
+    for (who, b) in [("Bob", &bob), ("Cleo", &cleo)] {
+        open_chat(b).await;
+        b.wait_until(
+            &format!("{who} reads Ada's message"),
+            "return [...document.querySelectorAll('[data-testid=chat-message]')]
+                .some(m => m.textContent.includes('hello through the SFU'))",
+            LIMIT,
+        )
+        .await
+        .unwrap();
+    }
+    ada.click("[data-testid=toggle-mic]").await.unwrap();
+    for (who, b) in [("Bob", &bob), ("Cleo", &cleo)] {
+        b.wait_until(
+            &format!("{who} sees Ada muted"),
+            "return !!document.querySelector('[data-testid=remote-muted]')",
+            LIMIT,
+        )
+        .await
+        .unwrap();
+    }
+    ada.click("[data-testid=toggle-mic]").await.unwrap();
+
+    // Cleo leaves: the last two are peer to peer again.
+    for b in [&ada, &bob] {
+        b.js("window.__frames.gap = {}").await.unwrap();
+    }
+    cleo.close().await;
+    for (who, b) in [("Ada", &ada), ("Bob", &bob)] {
+        until(b, who, "a direct call again, the SFU closed", &janus, |p| {
+            all_decoding(p, 1) && on_mesh(p, 1)
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (a, b) = (paths(&ada).await, paths(&bob).await);
+    assert!(
+        direct_between(&a, &b) && direct_between(&b, &a),
+        "back to peer to peer: {a}\n{b}"
+    );
+    for (who, p) in [("Ada", &a), ("Bob", &b)] {
+        let gap = longest_gap(p);
+        println!("{who}: longest frame gap moving back to peer to peer: {gap:.0} ms");
+        assert!(
+            gap > 0.0 && gap < 1000.0,
+            "{who}: a gap of {gap:.0} ms: {p}"
+        );
+    }
+    ada.close().await;
+    bob.close().await;
+}
