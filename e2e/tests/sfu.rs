@@ -98,7 +98,10 @@ const PATHS: &str = r#"
     const tiles = [...document.querySelectorAll('[data-testid=remote-tile]')].map(t => {
         const v = t.querySelector('video');
         return {peer: t.dataset.peer, decoding: !!v && v.videoWidth > 0 && v.readyState >= 2,
-                muted: !!t.querySelector('[data-testid=remote-muted]')};
+                muted: !!t.querySelector('[data-testid=remote-muted]'),
+                video: v ? {width: v.videoWidth, ready: v.readyState, paused: v.paused,
+                            tracks: v.srcObject ? v.srcObject.getTracks().map(t =>
+                                t.kind + ':' + t.readyState + (t.muted ? ':muted' : '')) : null} : null};
     });
     return {tiles, direct,
             sfu: sub ? {state: sub.connectionState, pair: await pairOf(sub)} : null,

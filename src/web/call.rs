@@ -570,6 +570,17 @@ impl Shell {
                 // Known before the tracks arrive (they come from the
                 // remote description).
                 self.sfu.streams = streams;
+                // Those no longer in it are gone from the SFU.
+                let gone: Vec<String> = self
+                    .sfu
+                    .media
+                    .keys()
+                    .filter(|id| !self.sfu.streams.iter().any(|s| s.peer == **id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    self.sfu.media.remove(&id);
+                }
                 self.sfu_debug_streams();
                 let Some(peer) = &self.sfu.subscriber else {
                     return;
@@ -660,7 +671,7 @@ impl Shell {
             PeerEvent::State(ConnectionState::Failed) => {
                 self.core.sfu_connection(ConnectionState::Failed, now_ms())
             }
-            PeerEvent::Track { track, mid, .. } if !publisher => {
+            PeerEvent::Track { stream, track, mid } if !publisher => {
                 let Some(peer) = mid
                     .as_ref()
                     .and_then(|mid| self.sfu.streams.iter().find(|s| s.mid == *mid))
@@ -668,28 +679,9 @@ impl Shell {
                 else {
                     return;
                 };
-                // A recycled m-line: the track leaves whoever had it.
-                for (_, stream) in self.sfu.media.iter() {
-                    stream.remove_track(&track);
-                }
-                let stream = match self.sfu.media.get(&peer) {
-                    Some(stream) => stream.clone(),
-                    None => match MediaStream::new() {
-                        Ok(stream) => {
-                            self.sfu.media.insert(peer.clone(), stream.clone());
-                            stream
-                        }
-                        Err(_) => return,
-                    },
-                };
-                for old in stream.get_tracks().iter() {
-                    if let Ok(old) = old.dyn_into::<MediaStreamTrack>() {
-                        if old.kind() == track.kind() {
-                            stream.remove_track(&old);
-                        }
-                    }
-                }
-                stream.add_track(&track);
+                // The subscription names each feed's stream (`use_msid`):
+                // the browser keeps its audio and video together in it.
+                self.sfu.media.insert(peer.clone(), stream);
                 if track.kind() == "video" {
                     let listener = self
                         .sfu
