@@ -1,12 +1,13 @@
 //! Large calls (issue 19): a room past `--mesh-max` people moves its media
 //! to a real Janus's VideoRoom (the SFU) and back, make before break.
 //!
-//! Three browser processes (two Chromium, one Firefox) and `--mesh-max 2`:
-//! the first two talk peer to peer (their selected candidate pair joins
-//! the two browsers), the third joins and everyone moves to the SFU (the
-//! pairs end at Janus, the direct connections close), chat and mute state
-//! go through the relay; the third leaves and the two are peer to peer
-//! again. Every page samples `framesDecoded` for every other person
+//! Five browser processes (three Chromium, two Firefox) and
+//! `--mesh-max 2`: the first two talk peer to peer (their selected
+//! candidate pair joins the two browsers), the third joins and everyone
+//! moves to the SFU (the pairs end at Janus, the direct connections
+//! close), two more join and everyone decodes and hears everyone, chat
+//! and mute state go through the relay; three leave and the last two are
+//! peer to peer again. Every page samples `framesDecoded` for every other person
 //! (direct and through the SFU together) every 100 ms: the longest gap
 //! during both moves must stay under a second.
 
@@ -30,15 +31,17 @@ const JANUS_PORTS: std::ops::RangeInclusive<u64> = 20000..=20999;
 /// first one.
 const SAMPLER: &str = r#"
     if (window.__frames) return true;
-    const f = window.__frames = {last: {}, seen: {}, gap: {}, running: true};
+    const f = window.__frames = {last: {}, seen: {}, gap: {}, audio: {}, audioLast: {}, running: true};
     const tick = async () => {
         const now = performance.now();
-        const counts = {};
+        const counts = {}, audio = {};
         const add = (peer, source, n) => { (counts[peer] = counts[peer] || {})[source] = n; };
+        const heard = (peer, source, n) => { (audio[peer] = audio[peer] || {})[source] = n; };
         const pc = window.peercall || {};
         for (const [id, conn] of (pc.peers || new Map())) {
             (await conn.getStats()).forEach(r => {
                 if (r.type === 'inbound-rtp' && r.kind === 'video') add(id, 'mesh:' + r.ssrc, r.framesDecoded || 0);
+                if (r.type === 'inbound-rtp' && r.kind === 'audio') heard(id, 'mesh:' + r.ssrc, r.packetsReceived || 0);
             });
         }
         if (pc.sfuSubscriber && pc.sfuStreams) {
@@ -47,6 +50,8 @@ const SAMPLER: &str = r#"
             (await pc.sfuSubscriber.getStats()).forEach(r => {
                 if (r.type === 'inbound-rtp' && r.kind === 'video' && byMid[r.mid])
                     add(byMid[r.mid], 'sfu:' + r.ssrc, r.framesDecoded || 0);
+                if (r.type === 'inbound-rtp' && r.kind === 'audio' && byMid[r.mid])
+                    heard(byMid[r.mid], 'sfu:' + r.ssrc, r.packetsReceived || 0);
             });
         }
         for (const [peer, sources] of Object.entries(counts)) {
@@ -59,6 +64,12 @@ const SAMPLER: &str = r#"
                     f.gap[peer] = Math.max(f.gap[peer] || 0, now - f.seen[peer]);
                 f.seen[peer] = now;
             }
+        }
+        // Audio packets per person, both paths together (a path's count
+        // stays once it closes).
+        for (const [peer, sources] of Object.entries(audio)) {
+            f.audioLast[peer] = Object.assign({}, f.audioLast[peer] || {}, sources);
+            f.audio[peer] = Object.values(f.audioLast[peer]).reduce((a, b) => a + b, 0);
         }
         if (f.running) setTimeout(tick, 100);
     };
@@ -105,7 +116,8 @@ const PATHS: &str = r#"
     });
     return {tiles, direct,
             sfu: sub ? {state: sub.connectionState, pair: await pairOf(sub)} : null,
-            gaps: window.__frames ? window.__frames.gap : null};
+            gaps: window.__frames ? window.__frames.gap : null,
+            audio: window.__frames ? window.__frames.audio : null};
 "#;
 
 async fn paths(b: &Browser) -> Value {
@@ -181,6 +193,19 @@ fn direct_between(a: &Value, b: &Value) -> bool {
     a_pair["remote"].is_u64() && a_pair["remote"] == b_pair["local"]
 }
 
+/// Every other person's audio keeps arriving at `b` (packets grow).
+async fn hears_everyone(b: &Browser, who: &str, others: usize, janus: &Janus) {
+    let before = paths(b).await["audio"].clone();
+    until(b, who, "audio from everyone, growing", janus, |p| {
+        let now = p["audio"].as_object().cloned().unwrap_or_default();
+        now.len() == others
+            && now
+                .iter()
+                .all(|(id, n)| n.as_f64() > before[id].as_f64().or(Some(0.0)))
+    })
+    .await;
+}
+
 async fn open_chat(b: &Browser) {
     b.js("if (!document.querySelector('[data-testid=chat-panel]')) \
           document.querySelector('[data-testid=toggle-chat]').click();")
@@ -242,17 +267,50 @@ async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
     for (who, b) in [("Ada", &ada), ("Bob", &bob)] {
         let p = paths(b).await;
         let gap = longest_gap(&p);
-        println!("{who}: longest frame gap moving to the SFU: {gap:.0} ms ({p})");
+        println!("{who}: longest frame gap moving to the SFU: {gap:.0} ms");
         assert!(
             gap > 0.0 && gap < 1000.0,
             "{who}: a gap of {gap:.0} ms: {p}"
         );
     }
 
+    // Two more, straight onto the SFU.
+    let dan = Browser::launch(Kind::Chromium).await.unwrap();
+    dan.goto(&link).await.unwrap();
+    let eve = Browser::launch(Kind::Firefox).await.unwrap();
+    eve.goto(&link).await.unwrap();
+    let everyone = [
+        ("Ada", &ada),
+        ("Bob", &bob),
+        ("Cleo", &cleo),
+        ("Dan", &dan),
+        ("Eve", &eve),
+    ];
+    for (who, b) in everyone {
+        b.js(SAMPLER).await.unwrap();
+        until(
+            b,
+            who,
+            "four others decoding through the SFU",
+            &janus,
+            |p| all_decoding(p, 4) && on_sfu(p),
+        )
+        .await;
+    }
+    for (who, b) in everyone {
+        hears_everyone(b, who, 4, &janus).await;
+    }
+    for (who, b) in [("Ada", &ada), ("Bob", &bob), ("Cleo", &cleo)] {
+        let p = paths(b).await;
+        let gap = longest_gap(&p);
+        println!("{who}: longest frame gap with five on the SFU: {gap:.0} ms");
+        assert!(gap < 1000.0, "{who}: a gap of {gap:.0} ms: {p}");
+    }
+
     // Chat and mute state go through the relay now.
     open_chat(&ada).await;
     send_chat(&ada, "hello through the SFU").await;
-    for (who, b) in [("Bob", &bob), ("Cleo", &cleo)] {
+    for (who, b) in [("Bob", &bob), ("Cleo", &cleo), ("Eve", &eve)] {
         open_chat(b).await;
         b.wait_until(
             &format!("{who} reads Ada's message"),
@@ -264,7 +322,7 @@ async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
         .unwrap();
     }
     ada.click("[data-testid=toggle-mic]").await.unwrap();
-    for (who, b) in [("Bob", &bob), ("Cleo", &cleo)] {
+    for (who, b) in [("Bob", &bob), ("Cleo", &cleo), ("Dan", &dan)] {
         b.wait_until(
             &format!("{who} sees Ada muted"),
             "return !!document.querySelector('[data-testid=remote-muted]')",
@@ -275,11 +333,13 @@ async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
     }
     ada.click("[data-testid=toggle-mic]").await.unwrap();
 
-    // Cleo leaves: the last two are peer to peer again.
+    // Three leave: the last two are peer to peer again.
     for b in [&ada, &bob] {
         b.js("window.__frames.gap = {}").await.unwrap();
     }
     cleo.close().await;
+    dan.close().await;
+    eve.close().await;
     for (who, b) in [("Ada", &ada), ("Bob", &bob)] {
         until(b, who, "a direct call again, the SFU closed", &janus, |p| {
             all_decoding(p, 1) && on_mesh(p, 1)
