@@ -52,7 +52,7 @@ pub const DISCONNECTED_RESTART_MS: u64 = 4_000;
 pub const SILENT_PATH_MS: u64 = 3_000;
 
 /// How long after the SFU failed we publish again.
-pub const SFU_RETRY_MS: u64 = 3_000;
+pub const SFU_RETRY_MS: u64 = 1_000;
 
 /// What the shell does with the SFU connections (PROTOCOL.md 5.14).
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +75,8 @@ pub enum SfuOutput {
     },
     /// Put what we send now on the publishing connection.
     SetTracks,
+    /// Cap the publishing connection's video.
+    LimitVideo(Budget),
     /// Close both SFU connections and forget their streams; say
     /// `sfu_leave` when `leave`.
     Close {
@@ -711,6 +713,7 @@ impl CallCore {
             Event::SfuPublished { sdp } => {
                 if self.sfu_active {
                     self.push(Output::Sfu(SfuOutput::Published { sdp }));
+                    self.limit_all();
                 }
             }
             Event::SfuSubscription { sdp, streams } => {
@@ -1153,6 +1156,10 @@ impl CallCore {
         for (_, person) in self.people.iter_mut() {
             person.sfu_seen = false;
             person.sfu_listed_at = None;
+            if person.shown == Some(Route::Sfu) {
+                // That stream ends: the next one to arrive shows at once.
+                person.shown = None;
+            }
         }
         self.push(Output::Sfu(SfuOutput::Close { leave }));
     }
@@ -1438,6 +1445,12 @@ impl CallCore {
         let ids: Vec<String> = self.peers.keys().cloned().collect();
         for id in ids {
             self.limit_video(&id);
+        }
+        if self.sfu_active {
+            let screen = self.sending.video() == VideoSource::Screen;
+            self.push(Output::Sfu(SfuOutput::LimitVideo(crate::mesh::sfu_budget(
+                screen,
+            ))));
         }
     }
 

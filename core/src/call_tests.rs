@@ -893,3 +893,21 @@ fn a_failed_sfu_is_published_to_again() {
     a.handle_timeout(T0 + SFU_RETRY_MS);
     assert!(drain(&mut a).contains(&Output::Sfu(SfuOutput::Publish)));
 }
+
+#[test]
+fn after_the_sfu_failed_the_new_subscription_shows_at_once() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    a.relay(joined("b"), T0);
+    a.relay(subscription(&["b"]), T0);
+    a.media_arrived("b", Route::Sfu, T0);
+    a.media_flowing("b", Route::Sfu, T0);
+    drain(&mut a);
+    a.sfu_connection(ConnectionState::Failed, T0 + 10);
+    drain(&mut a);
+    a.handle_timeout(T0 + 10 + SFU_RETRY_MS);
+    drain(&mut a);
+    a.relay(subscription(&["b"]), T0 + 4_000);
+    a.media_arrived("b", Route::Sfu, T0 + 4_100);
+    assert_eq!(shows(&drain(&mut a)), [("b".into(), Route::Sfu)]);
+}

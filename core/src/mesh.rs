@@ -67,6 +67,25 @@ pub fn budget(people: usize, screen: bool) -> Budget {
     }
 }
 
+/// The limits for our one video sender to the SFU (PROTOCOL.md 5.14):
+/// everyone receives the same stream, in a grid of small tiles, so the
+/// camera goes at 360p (800 kbit/s, 30 fps); a shared screen keeps its
+/// size, at 1.2 Mbit/s and 15 fps.
+pub fn sfu_budget(screen: bool) -> Budget {
+    if screen {
+        return Budget {
+            max_bitrate_bps: 1_200_000,
+            max_height: None,
+            max_framerate: 15.0,
+        };
+    }
+    Budget {
+        max_bitrate_bps: 800_000,
+        max_height: Some(360),
+        max_framerate: 30.0,
+    }
+}
+
 /// `scaleResolutionDownBy` for a source `height` pixels tall, so that what
 /// is sent is at most `max_height` (1: as it is). An unknown height (0)
 /// is left alone.

@@ -82,12 +82,18 @@ pub struct Janus {
 impl Janus {
     /// Starts it and waits until its WebSocket API accepts connections.
     pub async fn start() -> Result<Self> {
+        Self::start_with_secret(&format!("e2e-{:016x}", rand_u64())).await
+    }
+
+    /// [`Janus::start`] with this API secret (several Janus servers behind
+    /// one relay share its `--janus-secret`).
+    pub async fn start_with_secret(secret: &str) -> Result<Self> {
         let bin = env_path("PEERCALL_JANUS_BIN", "janus");
         let lib = env_path("PEERCALL_JANUS_LIB", "/usr/lib/x86_64-linux-gnu/janus");
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/janus");
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
-        let secret = format!("e2e-{:016x}", rand_u64());
+        let secret = secret.to_owned();
         for name in [
             "janus.jcfg",
             "janus.transport.websockets.jcfg",
@@ -161,6 +167,12 @@ impl Janus {
     /// Its log so far.
     pub fn log(&self) -> String {
         self.log.text()
+    }
+
+    /// Kills it (SIGKILL: a Janus that crashed) and waits until it is gone.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 
     /// Waits until its log holds `needle`.

@@ -117,6 +117,8 @@ const PATHS: &str = r#"
     return {tiles, direct,
             sfu: sub ? {state: sub.connectionState, pair: await pairOf(sub)} : null,
             gaps: window.__frames ? window.__frames.gap : null,
+            fresh: window.__frames ? Object.fromEntries(Object.entries(window.__frames.seen)
+                .map(([p, at]) => [p, performance.now() - at])) : null,
             audio: window.__frames ? window.__frames.audio : null};
 "#;
 
@@ -362,4 +364,81 @@ async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
     }
     ada.close().await;
     bob.close().await;
+}
+
+/// Every tile of `p` got a new frame in the last half second.
+fn frames_flow(p: &Value, others: usize) -> bool {
+    let tiles = p["tiles"].as_array().cloned().unwrap_or_default();
+    tiles.len() == others
+        && tiles.iter().all(|t| {
+            let peer = t["peer"].as_str().unwrap_or_default();
+            p["fresh"][peer].as_f64().is_some_and(|ms| ms < 500.0)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_over_two_janus_servers_and_move_when_one_dies() {
+    let mut first = Janus::start().await.unwrap();
+    let second = Janus::start_with_secret(&first.secret).await.unwrap();
+    let servers = format!("{},{}", first.url(), second.url());
+    let relay = Relay::start(&[
+        "--janus",
+        &servers,
+        "--janus-secret",
+        &first.secret,
+        "--mesh-max",
+        "1",
+    ])
+    .await
+    .unwrap();
+    let page = format!("{}?ice=none", relay.url);
+
+    // Two rooms of two, each on the SFU (past --mesh-max 1).
+    let mut people = Vec::new();
+    for (host, guest) in [("Ada", "Bob"), ("Cleo", "Dan")] {
+        let a = Browser::launch(Kind::Chromium).await.unwrap();
+        let link = start_call(&a, &page, host).await;
+        let b = Browser::launch(Kind::Chromium).await.unwrap();
+        b.goto(&link).await.unwrap();
+        people.push((host, a));
+        people.push((guest, b));
+    }
+    for (who, b) in &people {
+        b.js(SAMPLER).await.unwrap();
+        until(b, who, "the other through the SFU", &first, |p| {
+            all_decoding(p, 1) && on_sfu(p) && frames_flow(p, 1)
+        })
+        .await;
+    }
+    let health = relay.health().await.unwrap();
+    let load = &health["sfu_rooms"];
+    assert_eq!(
+        (&load[first.url()], &load[second.url()]),
+        (&Value::from(1), &Value::from(1)),
+        "one room on each Janus: {health}"
+    );
+
+    // The first Janus dies: its room moves to the second by itself.
+    first.kill().await;
+    let killed = Instant::now();
+    // Its room's frames stop at once; the check below needs new ones.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (who, b) in &people {
+        until(b, who, "the other through the SFU again", &second, |p| {
+            on_sfu(p) && frames_flow(p, 1)
+        })
+        .await;
+    }
+    let back = killed.elapsed();
+    println!("both rooms' people see each other {back:?} after a Janus died");
+    assert!(back < Duration::from_secs(10), "{back:?}");
+    let health = relay.health().await.unwrap();
+    assert_eq!(
+        health["sfu_rooms"][second.url()],
+        2,
+        "both rooms on the second Janus: {health}"
+    );
+    for (_, b) in people {
+        b.close().await;
+    }
 }

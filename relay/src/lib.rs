@@ -627,6 +627,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Val
         "turn": state.config.turn.is_some(),
         "phone": state.config.phone.enabled(),
         "sfu": state.config.phone.enabled() && state.cluster.is_none(),
+        "sfu_rooms": state.rooms.sfu_load().into_iter().map(|(url, n)| (url, json!(n))).collect::<serde_json::Map<_, _>>(),
         "csp_reports": state.csp_reports.load(Ordering::Relaxed),
     }))
 }

@@ -42,6 +42,8 @@ struct Reach {
 #[derive(Debug)]
 pub(crate) struct Rooms {
     inner: Mutex<Inner>,
+    /// The Janus servers rooms on the SFU are placed on.
+    janus: Arc<sfu::JanusPool>,
 }
 
 #[derive(Debug)]
@@ -89,7 +91,13 @@ impl Rooms {
                 remote: HashMap::new(),
                 sfu: HashMap::new(),
             }),
+            janus: Arc::new(sfu::JanusPool::new(&config.phone)),
         }
+    }
+
+    /// Rooms on the SFU per Janus server, for `/healthz`.
+    pub(crate) fn sfu_load(&self) -> Vec<(String, usize)> {
+        self.janus.load()
     }
 
     /// (rooms, peers) here now.
@@ -522,7 +530,7 @@ impl Session {
                 let sfu = inner.sfu.entry(room.clone()).or_insert_with(|| SfuState {
                     route: Route::Mesh,
                     task: SfuRoom::start(
-                        config.phone.clone(),
+                        state.rooms.janus.clone(),
                         room.clone(),
                         config.max_peers_per_room,
                     ),
@@ -726,7 +734,7 @@ impl Session {
             // has nothing to do.
             None if publish => {
                 let task = SfuRoom::start(
-                    config.phone.clone(),
+                    state.rooms.janus.clone(),
                     room.clone(),
                     config.max_peers_per_room,
                 );

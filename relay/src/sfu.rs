@@ -13,8 +13,9 @@
 //! peercall room ([`SfuRoom`] dropped).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use peercall_protocol::{codes, Body, SfuStream};
 use serde_json::{json, Value};
@@ -32,6 +33,80 @@ const VIDEOROOM: &str = "janus.plugin.videoroom";
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 /// Each publisher's video cap (REMB from Janus), bits per second.
 const PUBLISHER_BITRATE: u64 = 1_500_000;
+/// How long a Janus that failed is passed over for new rooms.
+const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// The Janus servers (`--janus`, each given once or comma-separated) and
+/// how many of this relay's rooms each carries: a room goes to the least
+/// loaded one that is up; one that failed is passed over for a while.
+#[derive(Debug)]
+pub(crate) struct JanusPool {
+    servers: Vec<Server>,
+    secret: Option<String>,
+}
+
+#[derive(Debug)]
+struct Server {
+    url: String,
+    rooms: AtomicUsize,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl JanusPool {
+    pub(crate) fn new(config: &PhoneConfig) -> Self {
+        Self {
+            servers: config
+                .janus
+                .iter()
+                .map(|url| Server {
+                    url: url.clone(),
+                    rooms: AtomicUsize::new(0),
+                    down_until: Mutex::new(None),
+                })
+                .collect(),
+            secret: config.janus_secret.clone(),
+        }
+    }
+
+    /// The servers to try for a new room, best first: those up by load,
+    /// then those that failed lately.
+    fn order(&self) -> Vec<usize> {
+        let now = Instant::now();
+        let mut order: Vec<(bool, usize, usize)> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let down = crate::lock(&s.down_until).is_some_and(|until| until > now);
+                (down, s.rooms.load(Ordering::Relaxed), i)
+            })
+            .collect();
+        order.sort();
+        order.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    fn down(&self, i: usize) {
+        *crate::lock(&self.servers[i].down_until) = Some(Instant::now() + DOWN_FOR);
+    }
+
+    fn took(&self, i: usize) {
+        self.servers[i].rooms.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn gave_back(&self, i: usize) {
+        let _ = self.servers[i]
+            .rooms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Rooms per Janus, for `/healthz`.
+    pub(crate) fn load(&self) -> Vec<(String, usize)> {
+        self.servers
+            .iter()
+            .map(|s| (s.url.clone(), s.rooms.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
 
 /// What the room registry asks of a room's SFU task.
 #[derive(Debug)]
@@ -55,9 +130,9 @@ pub(crate) struct SfuRoom {
 }
 
 impl SfuRoom {
-    /// Starts the task for peercall room `room`, on the Janus servers of
-    /// `janus`, for up to `max_publishers` people.
-    pub(crate) fn start(janus: Arc<PhoneConfig>, room: String, max_publishers: usize) -> Self {
+    /// Starts the task for peercall room `room`, on one of the Janus
+    /// servers of `janus`, for up to `max_publishers` people.
+    pub(crate) fn start(janus: Arc<JanusPool>, room: String, max_publishers: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(
             Task {
@@ -65,6 +140,7 @@ impl SfuRoom {
                 room,
                 max_publishers,
                 session: None,
+                server: None,
                 control: 0,
                 janus_room: None,
                 parts: BTreeMap::new(),
@@ -101,10 +177,12 @@ struct Part {
 }
 
 struct Task {
-    janus: Arc<PhoneConfig>,
+    janus: Arc<JanusPool>,
     room: String,
     max_publishers: usize,
     session: Option<Session>,
+    /// Which of the pool's servers the session is on.
+    server: Option<usize>,
     /// The handle synchronous requests (`create`, `destroy`) go on.
     control: u64,
     janus_room: Option<u64>,
@@ -200,15 +278,26 @@ impl Task {
     async fn ensure_room(&mut self) -> Result<(), JanusError> {
         if self.session.is_none() {
             let mut last = JanusError::Connection("no Janus is configured".into());
-            for url in &self.janus.janus {
-                match Session::open(url, self.janus.janus_secret.as_deref(), CONNECT_LIMIT).await {
-                    Ok(session) => {
-                        self.control = session.attach(VIDEOROOM).await?;
+            for i in self.janus.order() {
+                let url = &self.janus.servers[i].url;
+                let opened = async {
+                    let session =
+                        Session::open(url, self.janus.secret.as_deref(), CONNECT_LIMIT).await?;
+                    let control = session.attach(VIDEOROOM).await?;
+                    Ok::<_, JanusError>((session, control))
+                };
+                match opened.await {
+                    Ok((session, control)) => {
                         self.session = Some(session);
+                        self.control = control;
+                        self.server = Some(i);
+                        self.janus.took(i);
+                        tracing::info!(room = self.room, janus = %url, "the room's SFU");
                         break;
                     }
                     Err(e) => {
                         tracing::warn!(room = self.room, janus = %url, error = %e, "Janus unreachable");
+                        self.janus.down(i);
                         last = e;
                     }
                 }
@@ -339,6 +428,9 @@ impl Task {
         }
         self.session = None;
         self.janus_room = None;
+        if let Some(i) = self.server.take() {
+            self.janus.gave_back(i);
+        }
     }
 
     /// Janus went away: everyone on it is told, and starts again on the
@@ -347,6 +439,11 @@ impl Task {
         tracing::warn!(room = self.room, why, "lost the SFU");
         self.session = None;
         self.janus_room = None;
+        if let Some(i) = self.server.take() {
+            // Passed over for a while: the room starts again elsewhere.
+            self.janus.down(i);
+            self.janus.gave_back(i);
+        }
         let parts = std::mem::take(&mut self.parts);
         for (peer, part) in &parts {
             self.fail(&part.outbox, peer, format!("the SFU went away: {why}"));

@@ -595,6 +595,16 @@ impl Shell {
                 self.sfu.answer_pending = true;
                 self.sfu_send_answer();
             }
+            SfuOutput::LimitVideo(budget) => {
+                let height = self
+                    .tracks()
+                    .1
+                    .and_then(|t| t.get_settings().get_height())
+                    .map_or(0, |h| h.max(0) as u32);
+                if let Some(peer) = &self.sfu.publisher {
+                    peer.limit_video(&budget, height);
+                }
+            }
             SfuOutput::SetTracks => {
                 let (audio, video) = self.tracks();
                 if let Some(peer) = &self.sfu.publisher {
