@@ -335,6 +335,43 @@ async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
     }
     ada.click("[data-testid=toggle-mic]").await.unwrap();
 
+    // A shared screen goes out on the one publishing connection.
+    ada.click("[data-testid=toggle-screen]").await.unwrap();
+    for (who, b) in [("Bob", &bob), ("Eve", &eve)] {
+        b.wait_until(
+            &format!("{who} sees Ada share her screen"),
+            "return !!document.querySelector('[data-testid=remote-sharing]')",
+            LIMIT,
+        )
+        .await
+        .unwrap();
+    }
+    let surface = ada
+        .js("const s = window.peercall.sfuPublisher.getSenders()
+                 .find(s => s.track && s.track.kind === 'video');
+             return s ? (s.track.getSettings().displaySurface || null) : null")
+        .await
+        .unwrap();
+    assert!(surface.is_string(), "the screen goes to the SFU: {surface}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (who, b) in [("Bob", &bob), ("Eve", &eve)] {
+        let p = paths(b).await;
+        assert!(frames_flow(&p, 4), "{who}: frames keep coming: {p}");
+    }
+    // The browser's own "Stop sharing": back to the camera.
+    ada.js("window.peercall.sfuPublisher.getSenders()
+                .find(s => s.track && s.track.kind === 'video')
+                .track.dispatchEvent(new Event('ended'));")
+        .await
+        .unwrap();
+    bob.wait_until(
+        "Bob sees the sharing stop",
+        "return !document.querySelector('[data-testid=remote-sharing]')",
+        LIMIT,
+    )
+    .await
+    .unwrap();
+
     // Three leave: the last two are peer to peer again.
     for b in [&ada, &bob] {
         b.js("window.__frames.gap = {}").await.unwrap();
