@@ -75,8 +75,13 @@ pub enum SfuOutput {
     },
     /// Put what we send now on the publishing connection.
     SetTracks,
-    /// Cap the publishing connection's video.
-    LimitVideo(Budget),
+    /// Ask for simulcast layer `layer` of `peer`'s video (`sfu_layer`).
+    Layer {
+        /// Whose.
+        peer: String,
+        /// 0 to 2.
+        layer: u8,
+    },
     /// Close both SFU connections and forget their streams; say
     /// `sfu_leave` when `leave`.
     Close {
@@ -281,6 +286,8 @@ struct Person {
     they_receive: Option<Route>,
     /// The path we last told them theirs reaches us on.
     told: Option<Route>,
+    /// The simulcast layer of theirs we asked the SFU for.
+    layer: Option<u8>,
 }
 
 /// What the shell did with an [`Output::Negotiate`].
@@ -713,7 +720,6 @@ impl CallCore {
             Event::SfuPublished { sdp } => {
                 if self.sfu_active {
                     self.push(Output::Sfu(SfuOutput::Published { sdp }));
-                    self.limit_all();
                 }
             }
             Event::SfuSubscription { sdp, streams } => {
@@ -726,6 +732,7 @@ impl CallCore {
                     } else {
                         person.sfu_listed_at = None;
                         person.sfu_seen = false;
+                        person.layer = None;
                     }
                 }
                 self.push(Output::Sfu(SfuOutput::Subscription { sdp, streams }));
@@ -1119,6 +1126,32 @@ impl CallCore {
         self.advance(now_ms);
     }
 
+    /// The tiles are `heights` device pixels tall now (peer id, height):
+    /// each person received through the SFU gets the simulcast layer that
+    /// fits theirs.
+    pub fn tile_heights(&mut self, heights: &[(String, u32)]) {
+        if !self.sfu_active {
+            return;
+        }
+        let mut asks = Vec::new();
+        for (id, height) in heights {
+            let Some(person) = self.people.get_mut(id) else {
+                continue;
+            };
+            if person.sfu_listed_at.is_none() || *height == 0 {
+                continue;
+            }
+            let layer = crate::mesh::layer_for(*height);
+            if person.layer != Some(layer) {
+                person.layer = Some(layer);
+                asks.push((id.clone(), layer));
+            }
+        }
+        for (peer, layer) in asks {
+            self.push(Output::Sfu(SfuOutput::Layer { peer, layer }));
+        }
+    }
+
     /// Where the room's media goes now (PROTOCOL.md 5.14).
     pub fn route(&self) -> Route {
         self.route
@@ -1156,6 +1189,7 @@ impl CallCore {
         for (_, person) in self.people.iter_mut() {
             person.sfu_seen = false;
             person.sfu_listed_at = None;
+            person.layer = None;
             if person.shown == Some(Route::Sfu) {
                 // That stream ends: the next one to arrive shows at once.
                 person.shown = None;
@@ -1445,12 +1479,6 @@ impl CallCore {
         let ids: Vec<String> = self.peers.keys().cloned().collect();
         for id in ids {
             self.limit_video(&id);
-        }
-        if self.sfu_active {
-            let screen = self.sending.video() == VideoSource::Screen;
-            self.push(Output::Sfu(SfuOutput::LimitVideo(crate::mesh::sfu_budget(
-                screen,
-            ))));
         }
     }
 

@@ -911,3 +911,33 @@ fn after_the_sfu_failed_the_new_subscription_shows_at_once() {
     a.media_arrived("b", Route::Sfu, T0 + 4_100);
     assert_eq!(shows(&drain(&mut a)), [("b".into(), Route::Sfu)]);
 }
+
+#[test]
+fn each_tile_gets_the_simulcast_layer_that_fits_it_once() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    a.relay(joined("b"), T0);
+    a.relay(joined("c"), T0);
+    a.relay(subscription(&["b", "c"]), T0);
+    drain(&mut a);
+    let layers = |out: &[Output]| -> Vec<(String, u8)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Sfu(SfuOutput::Layer { peer, layer }) => Some((peer.clone(), *layer)),
+                _ => None,
+            })
+            .collect()
+    };
+    a.tile_heights(&[("b".into(), 150), ("c".into(), 700), ("x".into(), 100)]);
+    assert_eq!(layers(&drain(&mut a)), [("b".into(), 0), ("c".into(), 2)]);
+    a.tile_heights(&[("b".into(), 170), ("c".into(), 700)]);
+    assert_eq!(layers(&drain(&mut a)), [], "nothing changed");
+    a.tile_heights(&[("b".into(), 300)]);
+    assert_eq!(layers(&drain(&mut a)), [("b".into(), 1)]);
+    // c leaves the subscription: asked again once back.
+    a.relay(subscription(&["b"]), T0);
+    a.relay(subscription(&["b", "c"]), T0);
+    drain(&mut a);
+    a.tile_heights(&[("b".into(), 300), ("c".into(), 700)]);
+    assert_eq!(layers(&drain(&mut a)), [("c".into(), 2)]);
+}

@@ -67,22 +67,22 @@ pub fn budget(people: usize, screen: bool) -> Budget {
     }
 }
 
-/// The limits for our one video sender to the SFU (PROTOCOL.md 5.14):
-/// everyone receives the same stream, in a grid of small tiles, so the
-/// camera goes at 360p (800 kbit/s, 30 fps); a shared screen keeps its
-/// size, at 1.2 Mbit/s and 15 fps.
-pub fn sfu_budget(screen: bool) -> Budget {
-    if screen {
-        return Budget {
-            max_bitrate_bps: 1_200_000,
-            max_height: None,
-            max_framerate: 15.0,
-        };
-    }
-    Budget {
-        max_bitrate_bps: 800_000,
-        max_height: Some(360),
-        max_framerate: 30.0,
+/// The simulcast encodings we publish to the SFU: (rid, how much smaller
+/// than the camera, `maxBitrate`), smallest first: layers 0, 1 and 2.
+pub const SIMULCAST: [(&str, f64, u32); 3] = [
+    ("q", 4.0, 150_000),
+    ("h", 2.0, 500_000),
+    ("f", 1.0, 1_200_000),
+];
+
+/// The simulcast layer to receive for a tile `height` device pixels tall:
+/// the smallest whose picture (180, 360 or 720 lines from a 720p camera)
+/// is at least that tall.
+pub fn layer_for(height: u32) -> u8 {
+    match height {
+        0..=180 => 0,
+        181..=360 => 1,
+        _ => 2,
     }
 }
 

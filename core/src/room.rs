@@ -627,6 +627,7 @@ impl Room {
             | Body::SfuPublished { .. }
             | Body::SfuSubscription { .. }
             | Body::SfuAnswer { .. }
+            | Body::SfuLayer { .. }
             | Body::SfuLeave => out.events.push(Event::Ignored(Ignored::NotForUs)),
             body @ (Body::Offer { .. } | Body::Answer { .. }) => {
                 self.heard(&from, None, now_ms, out, true);

@@ -479,3 +479,108 @@ async fn rooms_spread_over_two_janus_servers_and_move_when_one_dies() {
         b.close().await;
     }
 }
+
+/// The frame height `b` receives `peer`'s video at through the SFU.
+async fn sfu_frame_height(b: &Browser, peer: &str) -> u64 {
+    b.js(&format!(
+        "return (async () => {{
+            const pc = window.peercall;
+            if (!pc.sfuSubscriber || !pc.sfuStreams) return 0;
+            const mids = pc.sfuStreams.filter(s => s.peer === {peer:?} && s.kind === 'video').map(s => s.mid);
+            let h = 0;
+            (await pc.sfuSubscriber.getStats()).forEach(r => {{
+                if (r.type === 'inbound-rtp' && r.kind === 'video' && mids.includes(r.mid)) h = r.frameHeight || 0;
+            }});
+            return h;
+        }})()"
+    ))
+    .await
+    .unwrap()
+    .as_u64()
+    .unwrap_or(0)
+}
+
+/// The height of `peer`'s tile on `b`, in device pixels.
+async fn tile_height(b: &Browser, peer: &str) -> f64 {
+    b.js(&format!(
+        "const v = document.querySelector('[data-testid=remote-tile][data-peer={peer:?}] video');
+         return v ? v.clientHeight * devicePixelRatio : 0;"
+    ))
+    .await
+    .unwrap()
+    .as_f64()
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
+    let janus = Janus::start().await.unwrap();
+    let relay = Relay::start(&[
+        "--janus",
+        &janus.url(),
+        "--janus-secret",
+        &janus.secret,
+        "--mesh-max",
+        "1",
+    ])
+    .await
+    .unwrap();
+    let page = format!("{}?ice=none", relay.url);
+    let ada = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_call(&ada, &page, "Ada").await;
+    let big = Browser::launch(Kind::Chromium).await.unwrap();
+    big.goto(&link).await.unwrap();
+    let small = Browser::launch(Kind::Chromium).await.unwrap();
+    small.set_window_size(360, 400).await.unwrap();
+    small.goto(&link).await.unwrap();
+    for (who, b) in [("Ada", &ada), ("big", &big), ("small", &small)] {
+        until(b, who, "the others through the SFU", &janus, |p| {
+            all_decoding(p, 2) && on_sfu(p)
+        })
+        .await;
+    }
+    let peers = |p: &Value| -> Vec<String> {
+        p["tiles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["peer"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (on_big, on_small) = (peers(&paths(&big).await), peers(&paths(&small).await));
+    let ada_id = on_big
+        .iter()
+        .find(|id| on_small.contains(id))
+        .expect("Ada is on both")
+        .clone();
+    // The layers settle: a layer switch waits for that layer's keyframe.
+    let start = Instant::now();
+    loop {
+        let (big_h, small_h) = (
+            sfu_frame_height(&big, &ada_id).await,
+            sfu_frame_height(&small, &ada_id).await,
+        );
+        let (big_tile, small_tile) = (
+            tile_height(&big, &ada_id).await,
+            tile_height(&small, &ada_id).await,
+        );
+        if small_h > 0 && big_h > small_h {
+            println!(
+                "Ada's video: {big_h} lines in a tile {big_tile:.0} px tall, \
+                 {small_h} lines in one {small_tile:.0} px tall"
+            );
+            break;
+        }
+        if start.elapsed() > LIMIT {
+            panic!(
+                "the small tile ({small_tile:.0} px) gets {small_h} lines, \
+                 the big one ({big_tile:.0} px) {big_h}\nJanus:\n{}",
+                tail(&janus.log(), 30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for b in [ada, big, small] {
+        b.close().await;
+    }
+}

@@ -453,6 +453,15 @@ pub enum Body {
         /// The answer.
         sdp: String,
     },
+    /// To the relay: receive `peer`'s video from the SFU as simulcast
+    /// layer `layer` (0 the smallest, 2 the largest), the one that fits
+    /// the size its tile is shown at.
+    SfuLayer {
+        /// Whose video.
+        peer: String,
+        /// The layer, 0 to 2.
+        layer: u8,
+    },
     /// To the relay: we closed our SFU connections (the room went back to
     /// peer to peer and everyone reaches us directly).
     SfuLeave,
@@ -610,6 +619,7 @@ message_types! {
     SfuPublished => "sfu_published",
     SfuSubscription => "sfu_subscription",
     SfuAnswer => "sfu_answer",
+    SfuLayer => "sfu_layer",
     SfuLeave => "sfu_leave",
     Receiving => "receiving",
     Control => "control",
@@ -825,6 +835,13 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
         MessageType::SfuAnswer => Body::SfuAnswer {
             sdp: string(o, "sdp")?,
         },
+        MessageType::SfuLayer => Body::SfuLayer {
+            peer: string(o, "peer")?,
+            layer: match o.get("layer").and_then(Value::as_u64) {
+                Some(layer @ 0..=2) => layer as u8,
+                _ => return Err("\"layer\" must be 0, 1 or 2".into()),
+            },
+        },
         MessageType::SfuLeave => Body::SfuLeave,
         MessageType::Receiving => Body::Receiving {
             via: Route::parse(&string(o, "via")?),
@@ -1003,6 +1020,10 @@ mod tests {
             },
             Body::SfuAnswer {
                 sdp: "v=0\r\n".into(),
+            },
+            Body::SfuLayer {
+                peer: "bob".into(),
+                layer: 0,
             },
             Body::SfuLeave,
             Body::Receiving { via: Route::Sfu },

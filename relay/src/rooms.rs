@@ -339,7 +339,10 @@ impl Session {
                     Ok(())
                 }
                 Some(
-                    body @ (Body::SfuPublish { .. } | Body::SfuAnswer { .. } | Body::SfuLeave),
+                    body @ (Body::SfuPublish { .. }
+                    | Body::SfuAnswer { .. }
+                    | Body::SfuLayer { .. }
+                    | Body::SfuLeave),
                 ) => self.sfu(state, conn, body),
                 _ => Err(Refusal(
                     codes::BAD_MESSAGE,
@@ -724,6 +727,7 @@ impl Session {
                 sdp,
             },
             Body::SfuAnswer { sdp } => sfu::Command::Answer { peer, sdp },
+            Body::SfuLayer { peer: of, layer } => sfu::Command::Layer { peer, of, layer },
             _ => sfu::Command::Leave { peer },
         };
         let publish = matches!(command, sfu::Command::Publish { .. });

@@ -119,6 +119,8 @@ pub(crate) enum Command {
     },
     /// `peer`'s answer to its latest subscription offer.
     Answer { peer: String, sdp: String },
+    /// `peer` wants simulcast layer `layer` of `of`'s video.
+    Layer { peer: String, of: String, layer: u8 },
     /// `peer` is off the SFU (`sfu_leave`, or out of the room).
     Leave { peer: String },
 }
@@ -174,6 +176,10 @@ struct Part {
     requested: BTreeSet<u64>,
     /// Feeds to ask for once it is attached.
     pending: BTreeSet<u64>,
+    /// The subscription's video m-lines now: (mid, feed).
+    videos: Vec<(String, u64)>,
+    /// The simulcast layer wanted per feed, once asked for.
+    layers: BTreeMap<u64, u8>,
 }
 
 struct Task {
@@ -355,6 +361,48 @@ impl Task {
                 }
             }
             Command::Leave { peer } => self.leave(&peer).await,
+            Command::Layer { peer, of, layer } => {
+                let Some(feed) = self.parts.get(&of).map(|p| p.feed) else {
+                    return;
+                };
+                if let Some(part) = self.parts.get_mut(&peer) {
+                    part.layers.insert(feed, layer);
+                }
+                self.configure_layers(&peer, Some(feed)).await;
+            }
+        }
+    }
+
+    /// Tells Janus the layers `peer` wants (of `only` that feed, or all).
+    async fn configure_layers(&mut self, peer: &str, only: Option<u64>) {
+        let (Some(session), Some(part)) = (&self.session, self.parts.get(peer)) else {
+            return;
+        };
+        let Some(handle) = part.subscriber.filter(|_| part.attached) else {
+            return;
+        };
+        let streams: Vec<Value> = part
+            .videos
+            .iter()
+            .filter(|(_, feed)| only.is_none_or(|f| f == *feed))
+            .filter_map(|(mid, feed)| {
+                let layer = part.layers.get(feed)?;
+                Some(json!({"mid": mid, "substream": layer}))
+            })
+            .collect();
+        if streams.is_empty() {
+            return;
+        }
+        let outbox = part.outbox.clone();
+        if let Err(e) = session
+            .message(
+                handle,
+                json!({"request": "configure", "streams": streams}),
+                None,
+            )
+            .await
+        {
+            self.fail(&outbox, peer, format!("cannot pick a layer: {e}"));
         }
     }
 
@@ -378,6 +426,8 @@ impl Task {
                 attached: false,
                 requested: BTreeSet::new(),
                 pending: BTreeSet::new(),
+                videos: Vec::new(),
+                layers: BTreeMap::new(),
             },
         );
         session
@@ -495,10 +545,13 @@ impl Task {
                     (Some("attached" | "updated"), Some(sdp)) if subscriber => {
                         let streams = streams(&data["streams"], |f| self.peer_of_feed(f));
                         self.tell(&outbox, &peer, Body::SfuSubscription { sdp, streams });
+                        let videos = video_mids(&data["streams"]);
                         if let Some(p) = self.parts.get_mut(&peer) {
                             p.attached = true;
+                            p.videos = videos;
                         }
                         self.flush(&peer).await;
+                        self.configure_layers(&peer, None).await;
                     }
                     _ => tracing::debug!(room = self.room, peer, %event, "SFU event"),
                 }
@@ -606,6 +659,16 @@ impl Task {
             self.fail(&outbox, peer, format!("cannot subscribe: {e}"));
         }
     }
+}
+
+/// The video m-lines of a subscription's `streams`: (mid, feed id).
+fn video_mids(list: &Value) -> Vec<(String, u64)> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "video" && s["active"].as_bool() != Some(false))
+        .filter_map(|s| Some((s["mid"].as_str()?.to_owned(), s["feed_id"].as_u64()?)))
+        .collect()
 }
 
 /// The `route` message for `peer`.

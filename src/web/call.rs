@@ -75,12 +75,17 @@ enum Command {
     Screen(Option<MediaStreamTrack>),
     Chat(String, Option<String>),
     SendFile(web_sys::File, Option<String>),
-    CancelTransfer { id: String, peer: String },
+    CancelTransfer {
+        id: String,
+        peer: String,
+    },
     RestartIce(String),
     PhoneDial(String),
     PhoneHangUp,
     PhoneDismiss,
     PhoneDigits(String),
+    /// Time to look at the tiles' sizes (for the SFU's simulcast layers).
+    MeasureTiles,
 }
 
 /// A running call; dropping it (or [`Call::hang_up`]) leaves the room and
@@ -126,6 +131,13 @@ impl Call {
         };
         crate::web::peer::debug_set("restartIce", restart_hook.as_ref());
         let core = CallCore::new(&me, &room, config, credentials_url);
+        // The tiles' sizes, for the SFU's simulcast layers.
+        let measure = {
+            let commands = commands.clone();
+            gloo_timers::callback::Interval::new(1_000, move || {
+                let _ = commands.unbounded_send(Command::MeasureTiles);
+            })
+        };
         wasm_bindgen_futures::spawn_local(run(
             Shell {
                 core,
@@ -140,6 +152,7 @@ impl Call {
                 swaps: Vec::new(),
                 phone: None,
                 sfu: Sfu::default(),
+                _measure: measure,
                 _restart_hook: restart_hook,
             },
             updates,
@@ -280,6 +293,7 @@ struct Shell {
     /// The SFU connections, whose events come keyed [`SFU_PUBLISHER`] and
     /// [`SFU_SUBSCRIBER`].
     sfu: Sfu,
+    _measure: gloo_timers::callback::Interval,
     _restart_hook: wasm_bindgen::closure::Closure<dyn Fn(String)>,
 }
 
@@ -536,7 +550,7 @@ impl Shell {
                     Ok(peer) => peer,
                     Err(e) => return self.sfu_failed(&e.to_string()),
                 };
-                peer.prepare_send(&self.outgoing);
+                peer.prepare_publish(&self.outgoing);
                 let (audio, video) = self.tracks();
                 drop(peer.set_tracks(audio.as_ref(), video.as_ref()));
                 crate::web::peer::debug_set("sfuPublisher", peer.raw());
@@ -595,15 +609,8 @@ impl Shell {
                 self.sfu.answer_pending = true;
                 self.sfu_send_answer();
             }
-            SfuOutput::LimitVideo(budget) => {
-                let height = self
-                    .tracks()
-                    .1
-                    .and_then(|t| t.get_settings().get_height())
-                    .map_or(0, |h| h.max(0) as u32);
-                if let Some(peer) = &self.sfu.publisher {
-                    peer.limit_video(&budget, height);
-                }
+            SfuOutput::Layer { peer, layer } => {
+                self.signaling.to_relay(Body::SfuLayer { peer, layer });
             }
             SfuOutput::SetTracks => {
                 let (audio, video) = self.tracks();
@@ -992,6 +999,11 @@ impl Shell {
                 }
             }
             Command::RestartIce(id) => self.core.restart_ice(&id, now_ms()),
+            Command::MeasureTiles => {
+                if self.sfu.subscriber.is_some() {
+                    self.core.tile_heights(&crate::web::dom::tile_heights());
+                }
+            }
             Command::PhoneDial(address) => {
                 if let Err(e) = self.core.phone_dial(&address) {
                     self.emit(CallAction::Warning(e));

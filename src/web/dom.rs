@@ -111,3 +111,27 @@ pub fn trap_focus(root: &web_sys::Element, on_escape: impl Fn() + 'static) -> Ev
         }
     })
 }
+
+/// Each remote tile's video height in device pixels, by peer id
+/// (`data-peer`): what the SFU's simulcast layer is picked for.
+pub fn tile_heights() -> Vec<(String, u32)> {
+    let Some(window) = web_sys::window() else {
+        return Vec::new();
+    };
+    let ratio = window.device_pixel_ratio();
+    let Some(tiles) = window
+        .document()
+        .and_then(|d| d.query_selector_all("[data-testid=remote-tile]").ok())
+    else {
+        return Vec::new();
+    };
+    (0..tiles.length())
+        .filter_map(|i| {
+            let tile = tiles.item(i)?.dyn_into::<web_sys::Element>().ok()?;
+            let peer = tile.get_attribute("data-peer")?;
+            let video = tile.query_selector("video").ok()??;
+            let height = f64::from(video.client_height()) * ratio;
+            Some((peer, height.round() as u32))
+        })
+        .collect()
+}

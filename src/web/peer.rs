@@ -320,6 +320,33 @@ impl Peer {
         }
     }
 
+    /// Makes this a publishing connection to the SFU: a send-only audio
+    /// transceiver and a send-only video one with the simulcast encodings
+    /// of [`crate::mesh::SIMULCAST`] (a browser that cannot simulcast
+    /// sends the first it can); `stream` names our media (msid).
+    pub fn prepare_publish(&self, stream: &MediaStream) {
+        let streams = js_sys::Array::of1(stream);
+        let audio = web_sys::RtcRtpTransceiverInit::new();
+        audio.set_direction(web_sys::RtcRtpTransceiverDirection::Sendonly);
+        audio.set_streams(&streams);
+        self.pc
+            .add_transceiver_with_str_and_init(MediaKind::Audio.as_str(), &audio);
+        let video = web_sys::RtcRtpTransceiverInit::new();
+        video.set_direction(web_sys::RtcRtpTransceiverDirection::Sendonly);
+        video.set_streams(&streams);
+        let encodings = js_sys::Array::new();
+        for (rid, scale, bps) in crate::mesh::SIMULCAST {
+            let e = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&e, &"rid".into(), &rid.into());
+            let _ = js_sys::Reflect::set(&e, &"scaleResolutionDownBy".into(), &scale.into());
+            let _ = js_sys::Reflect::set(&e, &"maxBitrate".into(), &f64::from(bps).into());
+            encodings.push(&e);
+        }
+        let _ = js_sys::Reflect::set(&video, &"sendEncodings".into(), &encodings);
+        self.pc
+            .add_transceiver_with_str_and_init(MediaKind::Video.as_str(), &video);
+    }
+
     /// Puts `audio` and `video` on the senders (`replaceTrack`: no
     /// renegotiation), after [`Peer::prepare_send`]; `None` sends nothing
     /// at all on that sender (muted, camera off). Gives the `replaceTrack`
