@@ -4,7 +4,7 @@
 # twiggy), builds the release app, the relay and the load generator, and runs
 # bench/ (peercall-bench), which writes BENCHMARKS.md and bench/results.json.
 #
-# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...
+# Usage: scripts/bench.sh [--quick] [--only setup|size|transfer|mesh|large|relay|soak|cluster]...
 #        scripts/bench.sh --build-only
 #        scripts/bench.sh --check-size
 #   --quick       fewer repetitions: a smoke run (minutes), not numbers to publish
@@ -35,6 +35,7 @@ setup() {
 	web_tools
 	browsers
 	redis_server
+	sip_gateway
 	node_relay
 	TWIGGY_BIN=$(cargo_tool twiggy "$TWIGGY_VERSION" twiggy)
 	export TWIGGY_BIN

@@ -7,7 +7,7 @@
 //! what it needs and builds what it measures.
 //!
 //! ```text
-//! peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...
+//! peercall-bench [--quick] [--only setup|size|transfer|mesh|large|relay|soak|cluster]...
 //! ```
 //! `--quick` runs every part with fewer repetitions (a smoke run, not
 //! numbers to publish). Environment (set by scripts/bench.sh):
@@ -17,6 +17,7 @@
 
 mod churn;
 mod cluster;
+mod large;
 mod mesh;
 mod relay;
 mod report;
@@ -43,6 +44,8 @@ pub struct Results {
     pub size: Option<size::SizeResults>,
     pub transfer: Option<transfer::TransferResults>,
     pub mesh: Option<mesh::MeshResults>,
+    #[serde(default)]
+    pub large: Option<large::LargeResults>,
     pub relay: Option<RelayResults>,
     #[serde(default)]
     pub soak: Option<soak::SoakResults>,
@@ -149,13 +152,12 @@ async fn run() -> Result<(), String> {
                 let sizes = size::measure(&env_path("PEERCALL_DIST")?).await?;
                 return size::check(&sizes);
             }
-            "--only" => only.push(
-                args.next()
-                    .ok_or("--only needs setup, size, transfer, mesh, relay, soak or cluster")?,
-            ),
+            "--only" => only.push(args.next().ok_or(
+                "--only needs setup, size, transfer, mesh, large, relay, soak or cluster",
+            )?),
             "-h" | "--help" => {
                 println!(
-                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|relay|soak|cluster]...\n       peercall-bench --render   (BENCHMARKS.md again from bench/results.json)\n       peercall-bench --check-size   (the first-visit bytes against the test's ceiling)"
+                    "usage: peercall-bench [--quick] [--only setup|size|transfer|mesh|large|relay|soak|cluster]...\n       peercall-bench --render   (BENCHMARKS.md again from bench/results.json)\n       peercall-bench --check-size   (the first-visit bytes against the test's ceiling)"
                 );
                 return Ok(());
             }
@@ -165,7 +167,7 @@ async fn run() -> Result<(), String> {
     for o in &only {
         if !PARTS.contains(&o.as_str()) {
             return Err(format!(
-                "--only {o}: not one of setup, size, transfer, mesh, relay, soak, cluster"
+                "--only {o}: not one of setup, size, transfer, mesh, large, relay, soak, cluster"
             ));
         }
     }
@@ -198,6 +200,18 @@ async fn run() -> Result<(), String> {
         eprintln!("==> group calls (2, 3 and 4 headless Chromium processes in one room)");
         let (reps, window) = if quick { (1, 5) } else { (2, 15) };
         results.mesh = Some(mesh::measure(&[2, 3, 4], reps, window).await?);
+    }
+    if wants("large") {
+        eprintln!(
+            "==> large calls: peer to peer against the SFU (headless Chromium processes, a real Janus)"
+        );
+        let (reps, window) = if quick { (1, 5) } else { (2, 15) };
+        let (mesh_sizes, sfu_sizes): (&[usize], &[usize]) = if quick {
+            (&[2, 4], &[2, 3, 4])
+        } else {
+            (&[2, 4, 6], &[2, 3, 4, 6])
+        };
+        results.large = Some(large::measure(mesh_sizes, sfu_sizes, reps, window).await?);
     }
     if wants("setup") {
         eprintln!("==> call setup (two headless Chromium processes per run)");
@@ -241,8 +255,8 @@ fn write_markdown(repo: &std::path::Path, results: &Results) -> Result<std::path
 }
 
 /// The parts of the benchmark, in the order a full run measures them.
-const PARTS: [&str; 7] = [
-    "size", "transfer", "mesh", "setup", "relay", "soak", "cluster",
+const PARTS: [&str; 8] = [
+    "size", "transfer", "mesh", "large", "setup", "relay", "soak", "cluster",
 ];
 
 /// After a run of some parts, the others as the last run that measured them
@@ -279,6 +293,7 @@ fn keep_earlier(results: &mut Results, path: &std::path::Path) {
         results.transfer.is_none() && old.transfer.is_some(),
     );
     keep("mesh", results.mesh.is_none() && old.mesh.is_some());
+    keep("large", results.large.is_none() && old.large.is_some());
     keep("relay", results.relay.is_none() && old.relay.is_some());
     keep("soak", results.soak.is_none() && old.soak.is_some());
     keep(
@@ -289,6 +304,7 @@ fn keep_earlier(results: &mut Results, path: &std::path::Path) {
     results.size = results.size.take().or(old.size);
     results.transfer = results.transfer.take().or(old.transfer);
     results.mesh = results.mesh.take().or(old.mesh);
+    results.large = results.large.take().or(old.large);
     results.relay = results.relay.take().or(old.relay);
     results.soak = results.soak.take().or(old.soak);
     results.cluster = results.cluster.take().or(old.cluster);

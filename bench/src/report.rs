@@ -87,6 +87,9 @@ pub fn markdown(r: &Results) -> String {
     if let Some(m) = &r.mesh {
         mesh(&mut md, m);
     }
+    if let Some(l) = &r.large {
+        large(&mut md, l);
+    }
     if let Some(rel) = &r.relay {
         relay(&mut md, rel);
     }
@@ -528,6 +531,103 @@ fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
             md,
             "\nPer participant, against a call of two (same run): {}.",
             ratios.join("; ")
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn large(md: &mut String, l: &crate::large::LargeResults) {
+    let _ = writeln!(md, "## Large calls: peer to peer against the SFU\n");
+    let _ = writeln!(
+        md,
+        "Each participant's cost with the same number of headless Chromium processes (fake \
+         720p camera and microphone) peer to peer (a relay without `--janus`) and through \
+         the SFU (a real Janus VideoRoom, `--mesh-max 1`: every room on it), sizes and \
+         routes interleaved, every call repeated. Read over the same window once everyone \
+         decodes everyone: CPU (all the browser's processes; 1.00 = one core, all browsers \
+         share this machine's {} cores) and upload (`outbound-rtp` bytes, audio and video: \
+         every mesh connection, or the SFU publisher's three simulcast layers).\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        md,
+        "| people | route | runs | CPU per participant (median, min-max) | upload kbit/s per participant (median, min-max) | of which video | video sent (tallest) |\n|---:|---|---:|---:|---:|---:|---:|"
+    );
+    let mut upload = std::collections::BTreeMap::new();
+    let sizes: std::collections::BTreeSet<usize> =
+        l.mesh_sizes.iter().chain(&l.sfu_sizes).copied().collect();
+    for &people in &sizes {
+        for sfu in [false, true] {
+            let runs: Vec<&crate::large::LargeRun> = l
+                .runs
+                .iter()
+                .filter(|r| r.people == people && r.sfu == sfu)
+                .collect();
+            let these: Vec<&crate::mesh::Participant> =
+                runs.iter().flat_map(|r| &r.participants).collect();
+            let of = |f: fn(&crate::mesh::Participant) -> f64| {
+                Summary::of(&these.iter().map(|p| f(p)).collect::<Vec<_>>())
+            };
+            let (Some(cpu), Some(up), Some(video)) = (
+                of(|p| p.cpu_cores),
+                of(|p| p.out_kbps),
+                of(|p| p.out_video_kbps),
+            ) else {
+                continue;
+            };
+            upload.insert((people, sfu), up.median);
+            let height = these.iter().map(|p| p.sent_height).max().unwrap_or(0);
+            let _ = writeln!(
+                md,
+                "| {people} | {} | {} | {:.2} ({:.2}-{:.2}) | {:.0} ({:.0}-{:.0}) | {:.0} | {height}p |",
+                if sfu { "SFU" } else { "peer to peer" },
+                runs.len(),
+                cpu.median,
+                cpu.min,
+                cpu.max,
+                up.median,
+                up.min,
+                up.max,
+                video.median,
+            );
+        }
+    }
+    let sfu_sizes: Vec<usize> = upload
+        .keys()
+        .filter(|(_, sfu)| *sfu)
+        .map(|(n, _)| *n)
+        .collect();
+    if let (Some(&from), Some(&to)) = (sfu_sizes.iter().find(|n| **n >= 3), sfu_sizes.iter().max())
+    {
+        if to > from {
+            let growth = upload[&(to, true)] / upload[&(from, true)];
+            let _ = writeln!(
+                md,
+                "\nThrough the SFU a participant's upload from {from} to {to} people: {growth:.2}x \
+                 (target: within 20 %, 0.80x-1.20x: {}).",
+                if (0.8..=1.2).contains(&growth) { "met" } else { "not met" }
+            );
+        }
+    }
+    for (people, _) in upload.keys().filter(|(_, sfu)| !*sfu) {
+        if let Some(s) = upload.get(&(*people, true)) {
+            let _ = writeln!(
+                md,
+                "{people} people: the SFU's upload is {:.2}x peer to peer's.",
+                s / upload[&(*people, false)]
+            );
+        }
+    }
+    if let Some(gaps) = Summary::of(&l.switch_gaps_ms) {
+        let _ = writeln!(
+            md,
+            "\nThe switch (two peer to peer, a third joins, `--mesh-max 2`): the longest gap in \
+             decoded frames the first two saw, {} runs: median {:.0} ms (min {:.0}, max {:.0}); \
+             the e2e test's bound is 1000 ms.",
+            l.switch_gaps_ms.len(),
+            gaps.median,
+            gaps.min,
+            gaps.max
         );
     }
     let _ = writeln!(md);

@@ -30,6 +30,60 @@ pub const INBOUND: &str = r#"
     return {frames, audio};
 "#;
 
+/// A script that starts sampling (once per page), every 100 ms, each other person's decoded video
+/// frames on both paths (`peercall.peers` for direct connections,
+/// `peercall.sfuSubscriber` with `peercall.sfuStreams` for the SFU), and
+/// keeps per person (`window.__frames`) the longest time without a new
+/// frame since their first one (`gap`), when the last came (`seen`) and
+/// the audio packets received on both paths together (`audio`).
+pub const FRAME_SAMPLER: &str = r#"
+    if (window.__frames) return true;
+    const f = window.__frames = {last: {}, seen: {}, gap: {}, audio: {}, audioLast: {}, running: true};
+    const tick = async () => {
+        const now = performance.now();
+        const counts = {}, audio = {};
+        const add = (peer, source, n) => { (counts[peer] = counts[peer] || {})[source] = n; };
+        const heard = (peer, source, n) => { (audio[peer] = audio[peer] || {})[source] = n; };
+        const pc = window.peercall || {};
+        for (const [id, conn] of (pc.peers || new Map())) {
+            (await conn.getStats()).forEach(r => {
+                if (r.type === 'inbound-rtp' && r.kind === 'video') add(id, 'mesh:' + r.ssrc, r.framesDecoded || 0);
+                if (r.type === 'inbound-rtp' && r.kind === 'audio') heard(id, 'mesh:' + r.ssrc, r.packetsReceived || 0);
+            });
+        }
+        if (pc.sfuSubscriber && pc.sfuStreams) {
+            const byMid = {};
+            for (const s of pc.sfuStreams) byMid[s.mid] = s.peer;
+            (await pc.sfuSubscriber.getStats()).forEach(r => {
+                if (r.type === 'inbound-rtp' && r.kind === 'video' && byMid[r.mid])
+                    add(byMid[r.mid], 'sfu:' + r.ssrc, r.framesDecoded || 0);
+                if (r.type === 'inbound-rtp' && r.kind === 'audio' && byMid[r.mid])
+                    heard(byMid[r.mid], 'sfu:' + r.ssrc, r.packetsReceived || 0);
+            });
+        }
+        for (const [peer, sources] of Object.entries(counts)) {
+            const old = f.last[peer] || {};
+            let grew = false;
+            for (const [s, n] of Object.entries(sources)) if (n > (old[s] || 0)) grew = true;
+            f.last[peer] = Object.assign({}, old, sources);
+            if (grew) {
+                if (f.seen[peer] !== undefined)
+                    f.gap[peer] = Math.max(f.gap[peer] || 0, now - f.seen[peer]);
+                f.seen[peer] = now;
+            }
+        }
+        // Audio packets per person, both paths together (a path's count
+        // stays once it closes).
+        for (const [peer, sources] of Object.entries(audio)) {
+            f.audioLast[peer] = Object.assign({}, f.audioLast[peer] || {}, sources);
+            f.audio[peer] = Object.values(f.audioLast[peer]).reduce((a, b) => a + b, 0);
+        }
+        if (f.running) setTimeout(tick, 100);
+    };
+    tick();
+    return true;
+"#;
+
 /// Waits (up to [`LIMIT`]) until `script` returns `true` on `b`; panics
 /// with what the page shows otherwise.
 pub async fn wait(b: &Browser, what: &str, script: &str) {
