@@ -75,12 +75,13 @@ pub enum SfuOutput {
     },
     /// Put what we send now on the publishing connection.
     SetTracks,
-    /// Ask for simulcast layer `layer` of `peer`'s video (`sfu_layer`).
+    /// Ask for simulcast layer `layer` of `peer`'s video, or (`None`) none
+    /// of it (`sfu_layer`).
     Layer {
         /// Whose.
         peer: String,
-        /// 0 to 2.
-        layer: u8,
+        /// 0 to 2, or none.
+        layer: Option<u8>,
     },
     /// Close both SFU connections and forget their streams; say
     /// `sfu_leave` when `leave`.
@@ -286,8 +287,9 @@ struct Person {
     they_receive: Option<Route>,
     /// The path we last told them theirs reaches us on.
     told: Option<Route>,
-    /// The simulcast layer of theirs we asked the SFU for.
-    layer: Option<u8>,
+    /// The simulcast layer of theirs we asked the SFU for (`Some(None)`:
+    /// none, they have no tile).
+    layer: Option<Option<u8>>,
 }
 
 /// What the shell did with an [`Output::Negotiate`].
@@ -1126,22 +1128,25 @@ impl CallCore {
         self.advance(now_ms);
     }
 
-    /// The tiles are `heights` device pixels tall now (peer id, height):
-    /// each person received through the SFU gets the simulcast layer that
-    /// fits theirs.
+    /// The tiles are `heights` device pixels tall now (peer id, height;
+    /// those not listed have no tile): each person received through the
+    /// SFU gets the simulcast layer that fits theirs, or no video at all
+    /// without one.
     pub fn tile_heights(&mut self, heights: &[(String, u32)]) {
         if !self.sfu_active {
             return;
         }
         let mut asks = Vec::new();
-        for (id, height) in heights {
-            let Some(person) = self.people.get_mut(id) else {
-                continue;
-            };
-            if person.sfu_listed_at.is_none() || *height == 0 {
+        for (id, person) in self.people.iter_mut() {
+            if person.sfu_listed_at.is_none() {
                 continue;
             }
-            let layer = crate::mesh::layer_for(*height);
+            let layer = match heights.iter().find(|(h, _)| h == id) {
+                // Laid out yet (hidden for a moment): leave it.
+                Some((_, 0)) => continue,
+                Some((_, height)) => Some(crate::mesh::layer_for(*height)),
+                None => None,
+            };
             if person.layer != Some(layer) {
                 person.layer = Some(layer);
                 asks.push((id.clone(), layer));

@@ -920,7 +920,7 @@ fn each_tile_gets_the_simulcast_layer_that_fits_it_once() {
     a.relay(joined("c"), T0);
     a.relay(subscription(&["b", "c"]), T0);
     drain(&mut a);
-    let layers = |out: &[Output]| -> Vec<(String, u8)> {
+    let layers = |out: &[Output]| -> Vec<(String, Option<u8>)> {
         out.iter()
             .filter_map(|o| match o {
                 Output::Sfu(SfuOutput::Layer { peer, layer }) => Some((peer.clone(), *layer)),
@@ -929,15 +929,21 @@ fn each_tile_gets_the_simulcast_layer_that_fits_it_once() {
             .collect()
     };
     a.tile_heights(&[("b".into(), 150), ("c".into(), 700), ("x".into(), 100)]);
-    assert_eq!(layers(&drain(&mut a)), [("b".into(), 0), ("c".into(), 2)]);
+    assert_eq!(
+        layers(&drain(&mut a)),
+        [("b".into(), Some(0)), ("c".into(), Some(2))]
+    );
     a.tile_heights(&[("b".into(), 170), ("c".into(), 700)]);
     assert_eq!(layers(&drain(&mut a)), [], "nothing changed");
+    a.tile_heights(&[("b".into(), 300), ("c".into(), 0)]);
+    assert_eq!(layers(&drain(&mut a)), [("b".into(), Some(1))]);
+    // c's tile goes (the grid is full): none of c's video.
     a.tile_heights(&[("b".into(), 300)]);
-    assert_eq!(layers(&drain(&mut a)), [("b".into(), 1)]);
+    assert_eq!(layers(&drain(&mut a)), [("c".into(), None)]);
     // c leaves the subscription: asked again once back.
     a.relay(subscription(&["b"]), T0);
     a.relay(subscription(&["b", "c"]), T0);
     drain(&mut a);
     a.tile_heights(&[("b".into(), 300), ("c".into(), 700)]);
-    assert_eq!(layers(&drain(&mut a)), [("c".into(), 2)]);
+    assert_eq!(layers(&drain(&mut a)), [("c".into(), Some(2))]);
 }

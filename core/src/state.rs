@@ -153,6 +153,47 @@ pub struct CallState {
     pub phone_offered: bool,
     /// The phone call, if there is or was one.
     pub phone: Option<crate::phone::PhoneView>,
+    /// Everyone else, in the order they came.
+    pub arrived: Vec<String>,
+    /// When each last spoke (a count of speaker changes), for who gets
+    /// one of the [`MAX_TILES`].
+    pub spoke: BTreeMap<String, u64>,
+}
+
+/// The most remote videos the call screen shows at once; the others are
+/// listed by name (and not received, in a call through the SFU).
+pub const MAX_TILES: usize = 9;
+
+impl CallState {
+    /// Who has a video tile: everyone, up to [`MAX_TILES`]; past that
+    /// those who spoke last (the others in the order they came), shown in
+    /// the order they came.
+    pub fn on_screen(&self) -> Vec<&str> {
+        let mut here: Vec<(usize, &str)> = self
+            .arrived
+            .iter()
+            .filter(|id| self.peers.contains_key(*id))
+            .map(String::as_str)
+            .enumerate()
+            .collect();
+        if here.len() > MAX_TILES {
+            here.sort_by_key(|(i, id)| (std::cmp::Reverse(self.spoke.get(*id).copied()), *i));
+            here.truncate(MAX_TILES);
+            here.sort();
+        }
+        here.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Who is in the call without a tile ([`CallState::on_screen`]), in
+    /// the order they came.
+    pub fn off_screen(&self) -> Vec<&str> {
+        let shown = self.on_screen();
+        self.arrived
+            .iter()
+            .map(String::as_str)
+            .filter(|id| self.peers.contains_key(*id) && !shown.contains(id))
+            .collect()
+    }
 }
 
 impl Default for CallState {
@@ -170,6 +211,8 @@ impl Default for CallState {
             news: Vec::new(),
             phone_offered: false,
             phone: None,
+            arrived: Vec::new(),
+            spoke: BTreeMap::new(),
         }
     }
 }
@@ -349,7 +392,13 @@ impl CallState {
                     people.saturating_sub(1),
                 ))
             }
-            CallAction::Speaking(id) => self.speaking = id,
+            CallAction::Speaking(id) => {
+                if let Some(id) = &id {
+                    let next = self.spoke.values().max().map_or(1, |n| n + 1);
+                    self.spoke.insert(id.clone(), next);
+                }
+                self.speaking = id;
+            }
             CallAction::Refused { code, message } => match code {
                 ErrorCode::RoomFull => {
                     self.peers.clear();
@@ -371,17 +420,21 @@ impl CallState {
             CallAction::Joined { id, name } => {
                 let name = display_name(&id, name.as_deref());
                 let known = self.peers.contains_key(&id);
-                let view = self.peers.entry(id).or_insert(PeerView {
+                let view = self.peers.entry(id.clone()).or_insert(PeerView {
                     name: name.clone(),
                     status: PeerStatus::Connecting,
                     media: RemoteMedia::default(),
                 });
                 view.name = name.clone();
                 if !known {
+                    self.arrived.retain(|a| *a != id);
+                    self.arrived.push(id.clone());
                     self.notify(format!("{name} joined the call."), false);
                 }
             }
             CallAction::Left { id, why } => {
+                self.arrived.retain(|a| *a != id);
+                self.spoke.remove(&id);
                 if let Some(peer) = self.peers.remove(&id) {
                     let text = match why {
                         Gone::HungUp => format!("{} left the call.", peer.name),
@@ -574,6 +627,42 @@ mod tests {
             id: id.into(),
             name: name.map(Into::into),
         }
+    }
+
+    #[test]
+    fn past_nine_people_the_last_speakers_have_the_tiles() {
+        let mut s = CallState::default();
+        let ids: Vec<String> = (0..12).map(|i| format!("p{i:02}")).collect();
+        for id in &ids {
+            s = s.apply(joined(id, None));
+        }
+        assert_eq!(
+            s.on_screen(),
+            ids[..9].iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(s.off_screen(), ["p09", "p10", "p11"]);
+        // p11 speaks: it takes a tile from the earliest arrival who has
+        // not spoken, and the tiles stay in arrival order.
+        s = s.apply(CallAction::Speaking(Some("p11".into())));
+        assert_eq!(s.on_screen().len(), MAX_TILES);
+        assert!(s.on_screen().contains(&"p11") && !s.on_screen().contains(&"p08"));
+        assert_eq!(s.on_screen().last(), Some(&"p11"));
+        assert_eq!(s.off_screen(), ["p08", "p09", "p10"]);
+        s = s.apply(CallAction::Speaking(Some("p10".into())));
+        assert_eq!(s.off_screen(), ["p07", "p08", "p09"]);
+        // Someone on screen leaves: the next comes on.
+        s = s.apply(CallAction::Left {
+            id: "p00".into(),
+            why: Gone::HungUp,
+        });
+        assert_eq!(s.off_screen(), ["p08", "p09"]);
+        // Up to nine, everyone.
+        let mut small = CallState::default();
+        for id in &ids[..3] {
+            small = small.apply(joined(id, None));
+        }
+        assert_eq!(small.on_screen(), ["p00", "p01", "p02"]);
+        assert!(small.off_screen().is_empty());
     }
 
     #[test]

@@ -42,6 +42,7 @@ struct Raw {
     frame_width: Option<u32>,
     frame_height: Option<u32>,
     codec_id: Option<String>,
+    mid: Option<String>,
     // inbound-rtp audio
     total_audio_energy: Option<f64>,
     total_samples_duration: Option<f64>,
@@ -90,6 +91,9 @@ pub struct Snapshot {
     /// ([`crate::mesh::Speakers`]): `totalAudioEnergy` and
     /// `totalSamplesDuration` (seconds).
     pub audio_energy: Option<(f64, f64)>,
+    /// The same per inbound audio stream, by its m-line's mid (a
+    /// connection that carries several people's audio: the SFU's).
+    pub audio_by_mid: Vec<(String, (f64, f64))>,
 }
 
 impl Raw {
@@ -127,6 +131,7 @@ impl Raw {
             frame_width: u("frameWidth"),
             frame_height: u("frameHeight"),
             codec_id: s("codecId"),
+            mid: s("mid"),
             total_audio_energy: f("totalAudioEnergy"),
             total_samples_duration: f("totalSamplesDuration"),
             round_trip_time: f("roundTripTime"),
@@ -202,6 +207,9 @@ impl Snapshot {
                         if let (Some(e), Some(d)) = (r.total_audio_energy, r.total_samples_duration)
                         {
                             s.audio_energy = Some((e, d));
+                            if let Some(mid) = &r.mid {
+                                s.audio_by_mid.push((mid.clone(), (e, d)));
+                            }
                         }
                     }
                     if let Some(codec) = by_id(&r.codec_id).and_then(|c| c.mime_type.clone()) {

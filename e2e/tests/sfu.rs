@@ -447,6 +447,28 @@ async fn sfu_frame_height(b: &Browser, peer: &str) -> u64 {
     .unwrap_or(0)
 }
 
+/// `peer`'s video frames decoded and audio packets received by `b`
+/// through the SFU.
+async fn sfu_counts(b: &Browser, peer: &str) -> (u64, u64) {
+    let v = b
+        .js(&format!(
+            "return (async () => {{
+                const pc = window.peercall;
+                const mids = pc.sfuStreams.filter(s => s.peer === {peer:?}).map(s => s.mid);
+                let frames = 0, audio = 0;
+                (await pc.sfuSubscriber.getStats()).forEach(r => {{
+                    if (r.type !== 'inbound-rtp' || !mids.includes(r.mid)) return;
+                    if (r.kind === 'video') frames = r.framesDecoded || 0;
+                    if (r.kind === 'audio') audio = r.packetsReceived || 0;
+                }});
+                return [frames, audio];
+            }})()"
+        ))
+        .await
+        .unwrap();
+    (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0))
+}
+
 /// The height of `peer`'s tile on `b`, in device pixels.
 async fn tile_height(b: &Browser, peer: &str) -> f64 {
     b.js(&format!(
@@ -527,6 +549,37 @@ async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // No tile, no video: the small window's tile for Ada goes (as it does
+    // for those past the grid's nine); the SFU stops sending her video
+    // there, her audio still comes.
+    small
+        .js(&format!(
+            "document.querySelector('[data-testid=remote-tile][data-peer={ada_id:?}] video').remove()"
+        ))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let (f0, a0) = sfu_counts(&small, &ada_id).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (f1, a1) = sfu_counts(&small, &ada_id).await;
+        if f1 == f0 && a1 > a0 {
+            println!("no tile: Ada's video stopped at {f1} frames, her audio goes on ({a0} -> {a1} packets)");
+            break;
+        }
+        if start.elapsed() > LIMIT {
+            panic!(
+                "Ada's video still comes without a tile: frames {f0} -> {f1}, audio {a0} -> {a1}"
+            );
+        }
+    }
+    let (f0, _) = sfu_counts(&big, &ada_id).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        sfu_counts(&big, &ada_id).await.0 > f0,
+        "the big window still gets Ada's video"
+    );
     for b in [ada, big, small] {
         b.close().await;
     }

@@ -455,12 +455,13 @@ pub enum Body {
     },
     /// To the relay: receive `peer`'s video from the SFU as simulcast
     /// layer `layer` (0 the smallest, 2 the largest), the one that fits
-    /// the size its tile is shown at.
+    /// the size its tile is shown at; `null`: none of it (no tile shows
+    /// them; their audio still comes).
     SfuLayer {
         /// Whose video.
         peer: String,
-        /// The layer, 0 to 2.
-        layer: u8,
+        /// The layer, 0 to 2, or none.
+        layer: Option<u8>,
     },
     /// To the relay: we closed our SFU connections (the room went back to
     /// peer to peer and everyone reaches us directly).
@@ -837,9 +838,12 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
         },
         MessageType::SfuLayer => Body::SfuLayer {
             peer: string(o, "peer")?,
-            layer: match o.get("layer").and_then(Value::as_u64) {
-                Some(layer @ 0..=2) => layer as u8,
-                _ => return Err("\"layer\" must be 0, 1 or 2".into()),
+            layer: match o.get("layer") {
+                None | Some(Value::Null) => None,
+                Some(layer) => match layer.as_u64() {
+                    Some(layer @ 0..=2) => Some(layer as u8),
+                    _ => return Err("\"layer\" must be 0, 1, 2 or null".into()),
+                },
             },
         },
         MessageType::SfuLeave => Body::SfuLeave,
@@ -1023,7 +1027,11 @@ mod tests {
             },
             Body::SfuLayer {
                 peer: "bob".into(),
-                layer: 0,
+                layer: Some(0),
+            },
+            Body::SfuLayer {
+                peer: "bob".into(),
+                layer: None,
             },
             Body::SfuLeave,
             Body::Receiving { via: Route::Sfu },

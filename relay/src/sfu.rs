@@ -119,8 +119,12 @@ pub(crate) enum Command {
     },
     /// `peer`'s answer to its latest subscription offer.
     Answer { peer: String, sdp: String },
-    /// `peer` wants simulcast layer `layer` of `of`'s video.
-    Layer { peer: String, of: String, layer: u8 },
+    /// `peer` wants simulcast layer `layer` of `of`'s video (`None`: none).
+    Layer {
+        peer: String,
+        of: String,
+        layer: Option<u8>,
+    },
     /// `peer` is off the SFU (`sfu_leave`, or out of the room).
     Leave { peer: String },
 }
@@ -178,8 +182,8 @@ struct Part {
     pending: BTreeSet<u64>,
     /// The subscription's video m-lines now: (mid, feed).
     videos: Vec<(String, u64)>,
-    /// The simulcast layer wanted per feed, once asked for.
-    layers: BTreeMap<u64, u8>,
+    /// The simulcast layer wanted per feed (`None`: no video), once asked.
+    layers: BTreeMap<u64, Option<u8>>,
 }
 
 struct Task {
@@ -385,9 +389,9 @@ impl Task {
             .videos
             .iter()
             .filter(|(_, feed)| only.is_none_or(|f| f == *feed))
-            .filter_map(|(mid, feed)| {
-                let layer = part.layers.get(feed)?;
-                Some(json!({"mid": mid, "substream": layer}))
+            .filter_map(|(mid, feed)| match part.layers.get(feed)? {
+                Some(layer) => Some(json!({"mid": mid, "send": true, "substream": layer})),
+                None => Some(json!({"mid": mid, "send": false})),
             })
             .collect();
         if streams.is_empty() {

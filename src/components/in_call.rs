@@ -83,6 +83,7 @@ pub fn InCall(props: &InCallProps) -> Html {
         let call = call.clone();
         use_active_speaker(
             &call.connections.clone(),
+            &call.sfu.clone(),
             Callback::from(move |who| call.dispatch(ScreenAction::Call(CallAction::Speaking(who)))),
         );
     }

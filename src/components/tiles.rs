@@ -12,15 +12,18 @@ pub struct TilesProps {
     pub waiting: bool,
 }
 
-/// Everyone else in the call, a tile each (the speaker highlighted).
+/// Everyone else in the call, a tile each (the speaker highlighted), up
+/// to [`crate::state::MAX_TILES`]; the rest listed by name.
 #[component]
 pub fn Tiles(props: &TilesProps) -> Html {
     let call = use_call_context();
     let state = &call.state;
-    let remotes: Html = state
-        .peers
+    let shown = state.on_screen();
+    let remotes: Html = shown
         .iter()
+        .filter_map(|id| Some((*id, state.peers.get(*id)?)))
         .map(|(id, peer)| {
+            let id = id.to_owned();
             html! {
                 <RemoteVideo
                     key={id.clone()}
@@ -30,16 +33,40 @@ pub fn Tiles(props: &TilesProps) -> Html {
                     id={id.clone()}
                     speaking={state.speaking.as_deref() == Some(id.as_str())}
                     speaker={props.speaker.clone()}
-                    stream={call.streams.get(id).cloned()}
+                    stream={call.streams.get(&id).cloned()}
                 />
             }
         })
         .collect();
+    // Past MAX_TILES: the others by name, with their microphone's state.
+    let others = state.off_screen();
+    let offstage = (!others.is_empty()).then(|| {
+        let names: Html = others
+            .iter()
+            .filter_map(|id| Some((*id, state.peers.get(*id)?)))
+            .map(|(id, peer)| {
+                html! {
+                    <li key={id.to_owned()} data-testid="offstage-person" data-peer={id.to_owned()}>
+                        { peer.name.clone() }
+                        if !peer.media.audio {
+                            <span class="muted" data-testid="offstage-muted" aria-label="microphone off">{ " (muted)" }</span>
+                        }
+                    </li>
+                }
+            })
+            .collect();
+        html! {
+            <section class="offstage" aria-label="Also in the call" data-testid="offstage">
+                <ul>{ names }</ul>
+            </section>
+        }
+    });
     html! {
-        <div class={classes!("tiles", (state.peers.len() > 1).then_some("many"),
-                             format!("n{}", state.peers.len().min(5)))}
+        <div class={classes!("tiles", (shown.len() > 1).then_some("many"),
+                             format!("n{}", shown.len().min(5)))}
              data-testid="tiles" data-count={state.peers.len().to_string()}>
             { remotes }
+            { for offstage }
             if props.waiting {
                 <p class="notice waiting" role="status" data-testid="waiting">
                     { "Waiting for someone to join. Share the link to invite them." }

@@ -26,6 +26,8 @@ pub struct Screen {
     pub connections: BTreeMap<String, RtcPeerConnection>,
     /// What the phone call receives.
     pub phone_stream: Option<MediaStream>,
+    /// The SFU connection we receive on, and whose audio each mid is.
+    pub sfu: Option<(RtcPeerConnection, Vec<(String, String)>)>,
     /// One more for every change: how the screen's parts tell a new
     /// screen from the one they drew, without comparing it all.
     generation: u64,
@@ -41,6 +43,8 @@ pub enum ScreenAction {
     Connection(String, RtcPeerConnection),
     /// The phone call's media arrived, or went.
     PhoneStream(Option<MediaStream>),
+    /// The SFU's receiving connection, or none.
+    Sfu(Option<(RtcPeerConnection, Vec<(String, String)>)>),
     /// The microphone on or off.
     ToggleMic,
     /// The camera on or off.
@@ -70,6 +74,7 @@ impl Reducible for Screen {
                 s.connections.insert(id, pc);
             }
             ScreenAction::PhoneStream(stream) => s.phone_stream = stream,
+            ScreenAction::Sfu(sfu) => s.sfu = sfu,
             ScreenAction::ToggleMic => s.sending.mic = !s.sending.mic,
             ScreenAction::ToggleCamera => s.sending.camera = !s.sending.camera,
             ScreenAction::Sharing(on) => s.sending.screen = on,
@@ -212,6 +217,7 @@ pub fn use_call(
                     CallUpdate::Connection { id, pc } => ScreenAction::Connection(id, pc),
                     CallUpdate::State(action) => ScreenAction::Call(action),
                     CallUpdate::PhoneStream(stream) => ScreenAction::PhoneStream(stream),
+                    CallUpdate::SfuReceiving(sfu) => ScreenAction::Sfu(sfu),
                 })
             };
             match Call::start(config, relays, room, name, on_update) {

@@ -66,6 +66,10 @@ pub enum CallUpdate {
     },
     /// The phone call's media arrived (`Some`) or its connection closed.
     PhoneStream(Option<MediaStream>),
+    /// The SFU connection we receive on, and whose audio each of its
+    /// m-lines carries (mid, peer id), for the active speaker; `None`
+    /// once it is closed.
+    SfuReceiving(Option<(web_sys::RtcPeerConnection, Vec<(String, String)>)>),
 }
 
 /// What the UI asks of a running call.
@@ -596,6 +600,16 @@ impl Shell {
                     self.sfu.media.remove(&id);
                 }
                 self.sfu_debug_streams();
+                if let Some(peer) = &self.sfu.subscriber {
+                    let audio = self
+                        .sfu
+                        .streams
+                        .iter()
+                        .filter(|s| s.kind == "audio")
+                        .map(|s| (s.mid.clone(), s.peer.clone()))
+                        .collect();
+                    (self.on_update)(CallUpdate::SfuReceiving(Some((peer.raw().clone(), audio))));
+                }
                 let Some(peer) = &self.sfu.subscriber else {
                     return;
                 };
@@ -620,6 +634,9 @@ impl Shell {
                 }
             }
             SfuOutput::Close { leave } => {
+                if self.sfu.subscriber.is_some() {
+                    (self.on_update)(CallUpdate::SfuReceiving(None));
+                }
                 self.sfu = Sfu::default();
                 crate::web::peer::debug_set("sfuPublisher", &wasm_bindgen::JsValue::UNDEFINED);
                 crate::web::peer::debug_set("sfuSubscriber", &wasm_bindgen::JsValue::UNDEFINED);
