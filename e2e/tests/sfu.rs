@@ -553,6 +553,13 @@ async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
     // No tile, no video: the small window's tile for Ada goes (as it does
     // for those past the grid's nine); the SFU stops sending her video
     // there, her audio still comes.
+    let (f0, _) = sfu_counts(&small, &ada_id).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (f1, _) = sfu_counts(&small, &ada_id).await;
+    assert!(
+        f1 > f0,
+        "the small window decodes Ada's video first: {f0} -> {f1}"
+    );
     small
         .js(&format!(
             "document.querySelector('[data-testid=remote-tile][data-peer={ada_id:?}] video').remove()"
