@@ -845,6 +845,7 @@ impl CallCore {
         match state {
             ConnectionState::Failed | ConnectionState::Closed if p.signaling_lost => {
                 // Gone from the relay earlier, and now the media is gone too.
+                self.people.remove(id);
                 self.drop_peer(id);
                 self.ui(CallAction::Left {
                     id: id.to_owned(),
@@ -1081,12 +1082,12 @@ impl CallCore {
     }
 
     /// A track of `id`'s arrived along `via`: shown at once if nothing
-    /// of theirs is yet.
+    /// of theirs is yet, or that path's is (its stream may be a new one).
     pub fn media_arrived(&mut self, id: &str, via: Route, now_ms: u64) {
         let Some(person) = self.people.get_mut(id) else {
             return;
         };
-        if person.shown.is_none() {
+        if person.shown.is_none() || person.shown == Some(via) {
             person.shown = Some(via);
             self.push(Output::Show {
                 id: id.to_owned(),
