@@ -15,8 +15,11 @@ pub const BUDGET_GZIP: u64 = 150_000;
 /// the size is under [`BUDGET_GZIP`]: the size it measured when this check
 /// came in (2026-12-03, 253.6 KB, then 253.2 KB) plus 0.9 KB, so nothing grows unnoticed.
 /// Lower it whenever a change makes the app smaller, never raise it
-/// without saying in the commit what the bytes bought.
-pub const CEILING_GZIP: u64 = 254_100;
+/// without saying in the commit what the bytes bought. Raised once: the
+/// SFU client (issue 19: publishing and receiving through Janus, the
+/// switch, simulcast layers, the grid of nine) cost 13.7 KB, 266.9 KB
+/// measured on 2026-12-04.
+pub const CEILING_GZIP: u64 = 267_800;
 
 /// The test command's check: the release build's first-visit bytes
 /// against [`CEILING_GZIP`]. Over it: an error with the total, each file

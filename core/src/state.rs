@@ -155,9 +155,9 @@ pub struct CallState {
     pub phone: Option<crate::phone::PhoneView>,
     /// Everyone else, in the order they came.
     pub arrived: Vec<String>,
-    /// When each last spoke (a count of speaker changes), for who gets
-    /// one of the [`MAX_TILES`].
-    pub spoke: BTreeMap<String, u64>,
+    /// Those who spoke, the last to start speaking last, for who gets one
+    /// of the [`MAX_TILES`].
+    pub spoke: Vec<String>,
 }
 
 /// The most remote videos the call screen shows at once; the others are
@@ -177,9 +177,20 @@ impl CallState {
             .enumerate()
             .collect();
         if here.len() > MAX_TILES {
-            here.sort_by_key(|(i, id)| (std::cmp::Reverse(self.spoke.get(*id).copied()), *i));
-            here.truncate(MAX_TILES);
-            here.sort();
+            // Better: spoke later, then came earlier. Kept in arrival order.
+            let key = |(i, id): &(usize, &str)| {
+                (
+                    std::cmp::Reverse(self.spoke.iter().position(|s| s == id)),
+                    *i,
+                )
+            };
+            let keys: Vec<_> = here.iter().map(key).collect();
+            here = here
+                .iter()
+                .zip(&keys)
+                .filter(|(_, k)| keys.iter().filter(|other| other < k).count() < MAX_TILES)
+                .map(|(h, _)| *h)
+                .collect();
         }
         here.into_iter().map(|(_, id)| id).collect()
     }
@@ -212,7 +223,7 @@ impl Default for CallState {
             phone_offered: false,
             phone: None,
             arrived: Vec::new(),
-            spoke: BTreeMap::new(),
+            spoke: Vec::new(),
         }
     }
 }
@@ -394,8 +405,8 @@ impl CallState {
             }
             CallAction::Speaking(id) => {
                 if let Some(id) = &id {
-                    let next = self.spoke.values().max().map_or(1, |n| n + 1);
-                    self.spoke.insert(id.clone(), next);
+                    self.spoke.retain(|s| s != id);
+                    self.spoke.push(id.clone());
                 }
                 self.speaking = id;
             }
@@ -434,7 +445,7 @@ impl CallState {
             }
             CallAction::Left { id, why } => {
                 self.arrived.retain(|a| *a != id);
-                self.spoke.remove(&id);
+                self.spoke.retain(|s| *s != id);
                 if let Some(peer) = self.peers.remove(&id) {
                     let text = match why {
                         Gone::HungUp => format!("{} left the call.", peer.name),

@@ -41,29 +41,36 @@ pub fn use_active_speaker(
                     on_change.clone(),
                 );
                 wasm_bindgen_futures::spawn_local(async move {
-                    let mut by_peer = BTreeMap::new();
-                    for (id, pc) in &connections {
-                        if let Ok(Some((energy, duration))) =
-                            snapshot(pc).await.map(|s| s.audio_energy)
-                        {
-                            by_peer.insert(id.clone(), (energy, duration));
+                    let mut totals: Vec<(String, f64, f64)> = Vec::new();
+                    // Through the SFU per m-line, then each direct
+                    // connection (unless the SFU counted that person).
+                    let sources = sfu
+                        .iter()
+                        .map(|(pc, mids)| (pc, Some(mids), None))
+                        .chain(connections.iter().map(|(id, pc)| (pc, None, Some(id))));
+                    for (pc, mids, id) in sources {
+                        if id.is_some_and(|id| totals.iter().any(|(t, _, _)| t == id)) {
+                            continue;
                         }
-                    }
-                    // Through the SFU, per m-line (over a direct connection
-                    // that is still there).
-                    if let Some((pc, mids)) = &sfu {
-                        if let Ok(s) = snapshot(pc).await {
-                            for (mid, totals) in s.audio_by_mid {
-                                if let Some((_, peer)) = mids.iter().find(|(m, _)| *m == mid) {
-                                    by_peer.insert(peer.clone(), totals);
+                        let Ok(s) = snapshot(pc).await else {
+                            continue;
+                        };
+                        match (mids, id) {
+                            (Some(mids), _) => {
+                                for (mid, (energy, duration)) in s.audio_by_mid {
+                                    if let Some((_, peer)) = mids.iter().find(|(m, _)| *m == mid) {
+                                        totals.push((peer.clone(), energy, duration));
+                                    }
                                 }
                             }
+                            (None, Some(id)) => {
+                                if let Some((energy, duration)) = s.audio_energy {
+                                    totals.push((id.clone(), energy, duration));
+                                }
+                            }
+                            (None, None) => {}
                         }
                     }
-                    let totals: Vec<(String, f64, f64)> = by_peer
-                        .into_iter()
-                        .map(|(id, (energy, duration))| (id, energy, duration))
-                        .collect();
                     let who = tracker
                         .borrow_mut()
                         .update(js_sys::Date::now() as u64, &totals);
