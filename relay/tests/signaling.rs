@@ -725,7 +725,7 @@ async fn phone_calls_are_refused_in_words_without_a_gateway() {
     let mut a = relay.client().await;
     send(&mut a, msg("r", "alice", None, json!({"type": "join"}))).await;
     let welcome = next_json(&mut a).await;
-    assert_eq!(welcome["features"], json!(["phone"]), "{welcome}");
+    assert_eq!(welcome["features"], json!(["phone", "sfu"]), "{welcome}");
     send(&mut a, call("alice", "call me")).await;
     let ended = next_json(&mut a).await;
     assert_eq!(
@@ -753,4 +753,99 @@ async fn phone_calls_are_refused_in_words_without_a_gateway() {
     )
     .await;
     assert_eq!(next_json(&mut a).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_room_past_mesh_max_is_routed_to_the_sfu_and_back() {
+    let sfu = |from: &str, body: serde_json::Value| msg("r", from, Some("relay"), body);
+    // Without --janus: no "sfu", and its messages are refused in words.
+    let relay = Relay::start(Config::default()).await;
+    let (mut a, _) = relay.join("r", "alice").await;
+    refused(
+        &mut a,
+        sfu("alice", json!({"type": "sfu_publish", "sdp": "v=0\r\n"})),
+        "sfu_unavailable",
+    )
+    .await;
+
+    // With a Janus (not there) and --mesh-max 2.
+    let relay = Relay::start(Config {
+        phone: std::sync::Arc::new(peercall_relay::PhoneConfig {
+            janus: vec!["ws://127.0.0.1:9".into()],
+            ..Default::default()
+        }),
+        mesh_max: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut early = relay.client().await;
+    refused(
+        &mut early,
+        sfu("early", json!({"type": "sfu_leave"})),
+        "not_joined",
+    )
+    .await;
+    let mut a = relay.client().await;
+    send(&mut a, msg("r", "alice", None, json!({"type": "join"}))).await;
+    let welcome = next_json(&mut a).await;
+    assert_eq!(welcome["features"], json!(["phone", "sfu"]), "{welcome}");
+    assert!(welcome.get("route").is_none(), "peer to peer: {welcome}");
+    let (mut b, _) = relay.join("r", "bob").await;
+    assert_eq!(next_json(&mut a).await["type"], "join");
+    // The third: the others hear the route before the join, the newcomer
+    // reads it in its welcome.
+    let mut c = relay.client().await;
+    send(&mut c, msg("r", "carol", None, json!({"type": "join"}))).await;
+    let welcome = next_json(&mut c).await;
+    assert_eq!(welcome["route"], "sfu", "{welcome}");
+    for other in [&mut a, &mut b] {
+        let route = next_json(other).await;
+        assert_eq!(
+            (&route["type"], &route["route"], &route["from"]),
+            (&json!("route"), &json!("sfu"), &json!("relay")),
+            "{route}"
+        );
+        assert_eq!(next_json(other).await["type"], "join");
+    }
+    // Only the relay says these.
+    for body in [
+        json!({"type": "route", "route": "mesh"}),
+        json!({"type": "sfu_published", "sdp": "v=0\r\n"}),
+        json!({"type": "sfu_subscription", "sdp": "v=0\r\n", "streams": []}),
+    ] {
+        refused(&mut a, msg("r", "alice", None, body), "bad_message").await;
+    }
+    refused(
+        &mut a,
+        sfu(
+            "alice",
+            json!({"type": "sfu_layer", "peer": "bob", "layer": 7}),
+        ),
+        "bad_message",
+    )
+    .await;
+    // A Janus that is not there: said, not silence.
+    send(
+        &mut a,
+        sfu("alice", json!({"type": "sfu_publish", "sdp": "v=0\r\n"})),
+    )
+    .await;
+    let failed = tokio::time::timeout(Duration::from_secs(10), expect_error(&mut a, "sfu_failed"))
+        .await
+        .expect("the failure is said within 10 s");
+    assert!(
+        failed["message"].as_str().unwrap().contains("Janus"),
+        "{failed}"
+    );
+    // Carol goes: the last two hear her leave, then the way back.
+    send(&mut c, msg("r", "carol", None, json!({"type": "leave"}))).await;
+    for other in [&mut a, &mut b] {
+        assert_eq!(next_json(other).await["type"], "leave");
+        let route = next_json(other).await;
+        assert_eq!(
+            (&route["type"], &route["route"]),
+            (&json!("route"), &json!("mesh")),
+            "{route}"
+        );
+    }
 }
