@@ -261,6 +261,17 @@ pub async fn wait_connected(b: &Browser) {
 
 /// Milliseconds from `opened_at` to the first remote frame on `b`.
 pub async fn setup_ms(b: &Browser, opened_at: f64) -> f64 {
+    // The stamp comes with the first presented frame
+    // (requestVideoFrameCallback), which may follow `readyState` by a
+    // moment.
+    b.wait_until(
+        "the first frame's time stamp",
+        "const v = document.querySelector('video[data-testid=remote-video]');
+         return !!v && !!v.dataset.firstFrame",
+        LIMIT,
+    )
+    .await
+    .unwrap();
     let first = b
         .js("return Number(document.querySelector('video[data-testid=remote-video]').dataset.firstFrame)")
         .await

@@ -66,7 +66,8 @@ const PATHS: &str = r#"
             gaps: window.__frames ? window.__frames.gap : null,
             fresh: window.__frames ? Object.fromEntries(Object.entries(window.__frames.seen)
                 .map(([p, at]) => [p, performance.now() - at])) : null,
-            audio: window.__frames ? window.__frames.audio : null};
+            audio: window.__frames ? window.__frames.audio : null,
+            renewed: !!window.__oldSub && !!sub && sub !== window.__oldSub};
 "#;
 
 async fn paths(b: &Browser) -> Value {
@@ -255,6 +256,22 @@ async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
         println!("{who}: longest frame gap with five on the SFU: {gap:.0} ms");
         assert!(gap < 1000.0, "{who}: a gap of {gap:.0} ms: {p}");
     }
+
+    // The stats panel shows the path through the SFU (and no closed
+    // direct connections).
+    ada.click("[data-testid=stats-toggle]").await.unwrap();
+    ada.wait_until(
+        "the stats panel to show the SFU's connection alone",
+        "const s = [...document.querySelectorAll('[data-testid=stats] section')];
+         const p = document.querySelector('[data-testid=stats-path]');
+         const r = document.querySelector('[data-testid=stats-in]');
+         return s.length === 1 && s[0].textContent.includes('through the server (SFU)')
+             && !!p && p.textContent.includes('⇄') && !!r && r.textContent.endsWith(' kbit/s')",
+        LIMIT,
+    )
+    .await
+    .unwrap();
+    ada.click("[data-testid=stats-toggle]").await.unwrap();
 
     // Chat and mute state go through the relay now.
     open_chat(&ada).await;
@@ -588,6 +605,64 @@ async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
         "the big window still gets Ada's video"
     );
     for b in [ada, big, small] {
+        b.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restart_on_the_sfu_is_recovered_from() {
+    let janus = Janus::start().await.unwrap();
+    let args = [
+        "--janus",
+        &janus.url(),
+        "--janus-secret",
+        &janus.secret,
+        "--mesh-max",
+        "2",
+    ];
+    let relay = Relay::start(&args).await.unwrap();
+    let port = relay.port();
+    let page = format!("{}?ice=none", relay.url);
+    let ada = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_call(&ada, &page, "Ada").await;
+    let bob = Browser::launch(Kind::Chromium).await.unwrap();
+    bob.goto(&link).await.unwrap();
+    let cleo = Browser::launch(Kind::Chromium).await.unwrap();
+    cleo.goto(&link).await.unwrap();
+    let people = [("Ada", &ada), ("Bob", &bob), ("Cleo", &cleo)];
+    for (who, b) in people {
+        b.js(SAMPLER).await.unwrap();
+        until(b, who, "the others through the SFU", &janus, |p| {
+            all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2)
+        })
+        .await;
+    }
+    // The relay goes (and its Janus sessions) and comes back: everyone
+    // publishes and subscribes afresh on the new one.
+    for (_, b) in people {
+        b.js("window.__oldSub = window.peercall.sfuSubscriber")
+            .await
+            .unwrap();
+    }
+    relay.kill().await;
+    let down = Instant::now();
+    let relay = Relay::start_at(port, &args).await.unwrap();
+    for (who, b) in people {
+        until(
+            b,
+            who,
+            "the others through a new SFU connection",
+            &janus,
+            |p| p["renewed"] == true && all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2),
+        )
+        .await;
+    }
+    println!(
+        "everyone sees everyone through the SFU {:?} after the relay died",
+        down.elapsed()
+    );
+    drop(relay);
+    for b in [ada, bob, cleo] {
         b.close().await;
     }
 }

@@ -128,9 +128,12 @@ pub fn InCall(props: &InCallProps) -> Html {
     let state = &call.state;
     let waiting =
         state.alone() && state.blocked.is_none() && matches!(media.state, LocalMedia::Live(_));
+    // The direct connections still open, and the SFU's (everyone on it
+    // comes over the one receiving connection).
     let connections: Vec<Connection> = call
         .connections
         .iter()
+        .filter(|(_, pc)| pc.connection_state() != web_sys::RtcPeerConnectionState::Closed)
         .filter_map(|(id, pc)| {
             state.peers.get(id).map(|p| Connection {
                 id: id.clone(),
@@ -138,6 +141,11 @@ pub fn InCall(props: &InCallProps) -> Html {
                 pc: pc.clone(),
             })
         })
+        .chain(call.sfu.iter().map(|(pc, _)| Connection {
+            id: "relay/sfu".into(),
+            name: "Everyone else, through the server (SFU)".into(),
+            pc: pc.clone(),
+        }))
         .collect();
     html! {
         <ContextProvider<CallHandle> context={call.clone()}>
