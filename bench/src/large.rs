@@ -22,7 +22,7 @@ use peercall_e2e::phone::Janus;
 use peercall_e2e::{Browser, Kind, Relay};
 use serde::{Deserialize, Serialize};
 
-use crate::mesh::Participant;
+use crate::mesh::{outbound, Participant, OUTBOUND};
 
 /// One call.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,38 +42,6 @@ pub struct LargeResults {
     /// Per switch run, the longest frame gap (ms) the first two saw.
     pub switch_gaps_ms: Vec<f64>,
 }
-
-const OUTBOUND: &str = r#"
-    (async () => {
-        const pc = window.peercall;
-        let all = 0, video = 0, height = 0, decoding = 0;
-        const conns = [...pc.peers.values()];
-        if (pc.sfuPublisher) conns.push(pc.sfuPublisher);
-        for (const c of conns) {
-            (await c.getStats()).forEach(r => {
-                if (r.type === 'outbound-rtp') {
-                    all += r.bytesSent || 0;
-                    if (r.kind === 'video') {
-                        video += r.bytesSent || 0;
-                        height = Math.max(height, r.frameHeight || 0);
-                    }
-                }
-            });
-        }
-        for (const v of document.querySelectorAll('video[data-testid=remote-video]')) {
-            if (v.videoWidth > 0 && v.readyState >= 2) decoding += 1;
-        }
-        return {all, video, height, decoding, peers: pc.peers.size,
-                sfu: !!pc.sfuSubscriber && pc.sfuSubscriber.connectionState === 'connected'};
-    })()
-"#;
-
-async fn outbound(b: &Browser) -> Result<serde_json::Value, String> {
-    b.js(&format!("return {}", OUTBOUND.trim())).await
-}
-
-/// Seconds to let the encoders and bandwidth estimates settle.
-const SETTLE_S: u64 = 8;
 
 pub async fn measure(
     mesh_sizes: &[usize],
@@ -163,28 +131,7 @@ async fn one(people: usize, janus: Option<&Janus>, window_s: u64) -> Result<Larg
             ));
         }
     }
-    tokio::time::sleep(Duration::from_secs(SETTLE_S)).await;
-    let mut before = Vec::new();
-    for b in &browsers {
-        before.push((b.cpu_seconds(), outbound(b).await?));
-    }
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(window_s)).await;
-    let mut participants = Vec::new();
-    for (b, (cpu0, o0)) in browsers.iter().zip(&before) {
-        let cpu1 = b.cpu_seconds();
-        let o1 = outbound(b).await?;
-        let secs = t0.elapsed().as_secs_f64();
-        let kbps = |k: &str| {
-            (o1[k].as_f64().unwrap_or(0.0) - o0[k].as_f64().unwrap_or(0.0)) * 8.0 / 1000.0 / secs
-        };
-        participants.push(Participant {
-            cpu_cores: (cpu1 - cpu0) / secs,
-            out_kbps: kbps("all"),
-            out_video_kbps: kbps("video"),
-            sent_height: o1["height"].as_u64().unwrap_or(0),
-        });
-    }
+    let participants = crate::mesh::window(&browsers, window_s, OUTBOUND).await?;
     for b in browsers {
         b.close().await;
     }

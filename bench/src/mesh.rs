@@ -45,11 +45,17 @@ pub struct MeshResults {
     pub runs: Vec<MeshRun>,
 }
 
-const OUTBOUND: &str = r#"
+/// What a page sends (bytes over every connection: the mesh's, or the
+/// SFU publisher's), the tallest video it sends, how many remote videos
+/// decode, its direct connections, and whether its SFU connection is up.
+pub const OUTBOUND: &str = r#"
     (async () => {
+        const pc = window.peercall;
         let all = 0, video = 0, height = 0, decoding = 0;
-        for (const pc of window.peercall.peers.values()) {
-            (await pc.getStats()).forEach(r => {
+        const conns = [...pc.peers.values()];
+        if (pc.sfuPublisher) conns.push(pc.sfuPublisher);
+        for (const c of conns) {
+            (await c.getStats()).forEach(r => {
                 if (r.type === 'outbound-rtp') {
                     all += r.bytesSent || 0;
                     if (r.kind === 'video') {
@@ -62,12 +68,47 @@ const OUTBOUND: &str = r#"
         for (const v of document.querySelectorAll('video[data-testid=remote-video]')) {
             if (v.videoWidth > 0 && v.readyState >= 2) decoding += 1;
         }
-        return {all, video, height, decoding, peers: window.peercall.peers.size};
+        return {all, video, height, decoding, peers: pc.peers.size,
+                sfu: !!pc.sfuSubscriber && pc.sfuSubscriber.connectionState === 'connected'};
     })()
 "#;
 
-async fn outbound(b: &Browser) -> Result<serde_json::Value, String> {
+pub async fn outbound(b: &Browser) -> Result<serde_json::Value, String> {
     b.js(&format!("return {}", OUTBOUND.trim())).await
+}
+
+/// Once the encoders settled: each browser's CPU and what `script` (a
+/// promise of `{all, video, height}`: bytes sent, tallest frame) counts,
+/// over the same `window_s` seconds.
+pub async fn window(
+    browsers: &[Browser],
+    window_s: u64,
+    script: &str,
+) -> Result<Vec<Participant>, String> {
+    let script = format!("return {}", script.trim());
+    tokio::time::sleep(Duration::from_secs(SETTLE_S)).await;
+    let mut before = Vec::new();
+    for b in browsers {
+        before.push((b.cpu_seconds(), b.js(&script).await?));
+    }
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(window_s)).await;
+    let mut participants = Vec::new();
+    for (b, (cpu0, o0)) in browsers.iter().zip(&before) {
+        let cpu1 = b.cpu_seconds();
+        let o1 = b.js(&script).await?;
+        let secs = t0.elapsed().as_secs_f64();
+        let kbps = |k: &str| {
+            (o1[k].as_f64().unwrap_or(0.0) - o0[k].as_f64().unwrap_or(0.0)) * 8.0 / 1000.0 / secs
+        };
+        participants.push(Participant {
+            cpu_cores: (cpu1 - cpu0) / secs,
+            out_kbps: kbps("all"),
+            out_video_kbps: kbps("video"),
+            sent_height: o1["height"].as_u64().unwrap_or(0),
+        });
+    }
+    Ok(participants)
 }
 
 /// Seconds to let the encoders and bandwidth estimates settle once
@@ -125,28 +166,7 @@ async fn one(people: usize, window_s: u64) -> Result<MeshRun, String> {
             return Err(format!("{people} people: not everyone decodes everyone"));
         }
     }
-    tokio::time::sleep(Duration::from_secs(SETTLE_S)).await;
-    let mut before = Vec::new();
-    for b in &browsers {
-        before.push((b.cpu_seconds(), outbound(b).await?));
-    }
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(window_s)).await;
-    let mut participants = Vec::new();
-    for (b, (cpu0, o0)) in browsers.iter().zip(&before) {
-        let cpu1 = b.cpu_seconds();
-        let o1 = outbound(b).await?;
-        let secs = t0.elapsed().as_secs_f64();
-        let kbps = |k: &str| {
-            (o1[k].as_f64().unwrap_or(0.0) - o0[k].as_f64().unwrap_or(0.0)) * 8.0 / 1000.0 / secs
-        };
-        participants.push(Participant {
-            cpu_cores: (cpu1 - cpu0) / secs,
-            out_kbps: kbps("all"),
-            out_video_kbps: kbps("video"),
-            sent_height: o1["height"].as_u64().unwrap_or(0),
-        });
-    }
+    let participants = window(&browsers, window_s, OUTBOUND).await?;
     for b in browsers {
         b.close().await;
     }

@@ -460,6 +460,18 @@ fn soak(md: &mut String, s: &crate::soak::SoakResults) {
     }
 }
 
+/// Participants' CPU, upload and video upload, summarised.
+fn costs(these: &[&crate::mesh::Participant]) -> Option<(Summary, Summary, Summary)> {
+    let of = |f: fn(&crate::mesh::Participant) -> f64| {
+        Summary::of(&these.iter().map(|p| f(p)).collect::<Vec<_>>())
+    };
+    Some((
+        of(|p| p.cpu_cores)?,
+        of(|p| p.out_kbps)?,
+        of(|p| p.out_video_kbps)?,
+    ))
+}
+
 fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
     let _ = writeln!(md, "## Group calls\n");
     let _ = writeln!(
@@ -489,14 +501,7 @@ fn mesh(md: &mut String, m: &crate::mesh::MeshResults) {
             .filter(|r| r.people == people)
             .flat_map(|r| &r.participants)
             .collect();
-        let of = |f: fn(&crate::mesh::Participant) -> f64| {
-            Summary::of(&these.iter().map(|p| f(p)).collect::<Vec<_>>())
-        };
-        let (Some(cpu), Some(up), Some(video)) = (
-            of(|p| p.cpu_cores),
-            of(|p| p.out_kbps),
-            of(|p| p.out_video_kbps),
-        ) else {
+        let Some((cpu, up, video)) = costs(&these) else {
             continue;
         };
         let runs = m.runs.iter().filter(|r| r.people == people).count();
@@ -565,14 +570,7 @@ fn large(md: &mut String, l: &crate::large::LargeResults) {
                 .collect();
             let these: Vec<&crate::mesh::Participant> =
                 runs.iter().flat_map(|r| &r.participants).collect();
-            let of = |f: fn(&crate::mesh::Participant) -> f64| {
-                Summary::of(&these.iter().map(|p| f(p)).collect::<Vec<_>>())
-            };
-            let (Some(cpu), Some(up), Some(video)) = (
-                of(|p| p.cpu_cores),
-                of(|p| p.out_kbps),
-                of(|p| p.out_video_kbps),
-            ) else {
+            let Some((cpu, up, video)) = costs(&these) else {
                 continue;
             };
             upload.insert((people, sfu), up.median);

@@ -143,6 +143,23 @@ fn direct_between(a: &Value, b: &Value) -> bool {
     a_pair["remote"].is_u64() && a_pair["remote"] == b_pair["local"]
 }
 
+/// A relay with the SFU on `janus` (one URL, or several comma-separated)
+/// and `--mesh-max`, and the app's address on it.
+async fn sfu_relay(janus: &str, secret: &str, mesh_max: &str) -> (Relay, String) {
+    let relay = Relay::start(&[
+        "--janus",
+        janus,
+        "--janus-secret",
+        secret,
+        "--mesh-max",
+        mesh_max,
+    ])
+    .await
+    .unwrap();
+    let page = format!("{}?ice=none", relay.url);
+    (relay, page)
+}
+
 /// Every other person's audio keeps arriving at `b` (packets grow).
 async fn hears_everyone(b: &Browser, who: &str, others: usize, janus: &Janus) {
     let before = paths(b).await["audio"].clone();
@@ -167,17 +184,7 @@ async fn open_chat(b: &Browser) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_moves_to_the_sfu_past_mesh_max_and_back_without_a_gap() {
     let janus = Janus::start().await.unwrap();
-    let relay = Relay::start(&[
-        "--janus",
-        &janus.url(),
-        "--janus-secret",
-        &janus.secret,
-        "--mesh-max",
-        "2",
-    ])
-    .await
-    .unwrap();
-    let page = format!("{}?ice=none", relay.url);
+    let (_relay, page) = sfu_relay(&janus.url(), &janus.secret, "2").await;
 
     let ada = Browser::launch(Kind::Chromium).await.unwrap();
     let link = start_call(&ada, &page, "Ada").await;
@@ -382,17 +389,7 @@ async fn rooms_spread_over_two_janus_servers_and_move_when_one_dies() {
     let mut first = Janus::start().await.unwrap();
     let second = Janus::start_with_secret(&first.secret).await.unwrap();
     let servers = format!("{},{}", first.url(), second.url());
-    let relay = Relay::start(&[
-        "--janus",
-        &servers,
-        "--janus-secret",
-        &first.secret,
-        "--mesh-max",
-        "1",
-    ])
-    .await
-    .unwrap();
-    let page = format!("{}?ice=none", relay.url);
+    let (relay, page) = sfu_relay(&servers, &first.secret, "1").await;
 
     // Two rooms of two, each on the SFU (past --mesh-max 1).
     let mut people = Vec::new();
@@ -501,17 +498,7 @@ async fn tile_height(b: &Browser, peer: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
     let janus = Janus::start().await.unwrap();
-    let relay = Relay::start(&[
-        "--janus",
-        &janus.url(),
-        "--janus-secret",
-        &janus.secret,
-        "--mesh-max",
-        "1",
-    ])
-    .await
-    .unwrap();
-    let page = format!("{}?ice=none", relay.url);
+    let (_relay, page) = sfu_relay(&janus.url(), &janus.secret, "1").await;
     let ada = Browser::launch(Kind::Chromium).await.unwrap();
     let link = start_call(&ada, &page, "Ada").await;
     let big = Browser::launch(Kind::Chromium).await.unwrap();

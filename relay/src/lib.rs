@@ -532,7 +532,6 @@ pub fn app(config: Config) -> Router {
 
 /// `host-pid-random`: unique enough among a deployment's relays.
 fn make_relay_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap_or_default()
         .trim()
@@ -540,13 +539,6 @@ fn make_relay_id() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(32)
         .collect::<String>();
-    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-    random.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
     let host = if host.is_empty() {
         "relay".to_owned()
     } else {
@@ -555,8 +547,22 @@ fn make_relay_id() -> String {
     format!(
         "{host}-{}-{:06x}",
         std::process::id(),
-        random.finish() & 0xff_ffff
+        random_u64() & 0xff_ffff
     )
+}
+
+/// 64 bits no other process or call will see: std's per-process random
+/// hash keys over the time (ids, not secrets).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    random.finish()
 }
 
 fn router(state: Arc<State>) -> Router {

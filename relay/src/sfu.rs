@@ -226,15 +226,7 @@ async fn next_event(session: &mut Option<Session>) -> Option<Value> {
 
 /// A random VideoRoom room id (below 2^53, so JSON numbers hold it).
 fn room_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    (h.finish() >> 11).max(1)
+    (crate::random_u64() >> 11).max(1)
 }
 
 /// The streams of a subscription, as peers: Janus's `streams` list with
