@@ -51,8 +51,11 @@ pub const DISCONNECTED_RESTART_MS: u64 = 4_000;
 /// and SFU (PROTOCOL.md 5.14).
 pub const SILENT_PATH_MS: u64 = 3_000;
 
-/// How long after the SFU failed we publish again.
+/// How long after the SFU failed we publish again; doubled after each
+/// failure in a row, up to [`SFU_RETRY_MAX_MS`].
 pub const SFU_RETRY_MS: u64 = 1_000;
+/// The longest wait before publishing to the SFU again.
+pub const SFU_RETRY_MAX_MS: u64 = 30_000;
 
 /// What the shell does with the SFU connections (PROTOCOL.md 5.14).
 #[derive(Clone, Debug, PartialEq)]
@@ -440,6 +443,8 @@ pub struct CallCore {
     sfu_connected_at: Option<u64>,
     /// When to publish again after the SFU failed (ms).
     sfu_retry_at: Option<u64>,
+    /// Failures in a row since the SFU last answered a publish.
+    sfu_failures: u32,
     out: VecDeque<Output>,
 }
 
@@ -470,6 +475,7 @@ impl CallCore {
             sfu_active: false,
             sfu_connected_at: None,
             sfu_retry_at: None,
+            sfu_failures: 0,
             out: VecDeque::new(),
         }
     }
@@ -689,7 +695,7 @@ impl CallCore {
                     "peercall: the relay's SFU failed; publishing again".into(),
                 ));
                 self.sfu_close(false);
-                self.sfu_retry_at = Some(now_ms + SFU_RETRY_MS);
+                self.sfu_retry(now_ms);
             }
             Event::RelayError { code, message } => {
                 // Refused at the door: nothing more to do here.
@@ -721,6 +727,7 @@ impl CallCore {
             Event::Route(route) => self.set_route(route, now_ms),
             Event::SfuPublished { sdp } => {
                 if self.sfu_active {
+                    self.sfu_failures = 0;
                     self.push(Output::Sfu(SfuOutput::Published { sdp }));
                 }
             }
@@ -1124,7 +1131,7 @@ impl CallCore {
                 "peercall: the connection to the SFU failed; publishing again".into(),
             ));
             self.sfu_close(false);
-            self.sfu_retry_at = Some(now_ms + SFU_RETRY_MS);
+            self.sfu_retry(now_ms);
         }
         self.advance(now_ms);
     }
@@ -1182,6 +1189,14 @@ impl CallCore {
             }
         }
         self.advance(now_ms);
+    }
+
+    /// Publishes again after a wait that grows with each failure in a row
+    /// (a Janus without the VideoRoom plugin, say, is not hammered).
+    fn sfu_retry(&mut self, now_ms: u64) {
+        let wait = (SFU_RETRY_MS << self.sfu_failures.min(5)).min(SFU_RETRY_MAX_MS);
+        self.sfu_failures += 1;
+        self.sfu_retry_at = Some(now_ms + wait);
     }
 
     fn sfu_publish(&mut self) {

@@ -892,6 +892,25 @@ fn a_failed_sfu_is_published_to_again() {
     assert_eq!(a.poll_timeout(), Some(T0 + SFU_RETRY_MS));
     a.handle_timeout(T0 + SFU_RETRY_MS);
     assert!(drain(&mut a).contains(&Output::Sfu(SfuOutput::Publish)));
+    // Failing again and again: the waits grow, to 30 s.
+    let mut now = T0 + SFU_RETRY_MS;
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        a.sfu_connection(ConnectionState::Failed, now);
+        let at = a.poll_timeout().unwrap();
+        waits.push(at - now);
+        now = at;
+        a.handle_timeout(now);
+        drain(&mut a);
+    }
+    assert_eq!(waits, [2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+    // An answer from the SFU: the next failure waits a second again.
+    a.relay(
+        RelayInput::Room(Event::SfuPublished { sdp: "v=0".into() }),
+        now,
+    );
+    a.sfu_connection(ConnectionState::Failed, now);
+    assert_eq!(a.poll_timeout(), Some(now + SFU_RETRY_MS));
 }
 
 #[test]
