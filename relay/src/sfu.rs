@@ -532,6 +532,13 @@ impl Task {
             Some("event") => {
                 if let Some(code) = data["error_code"].as_i64() {
                     let error = data["error"].as_str().unwrap_or("unknown error");
+                    let attached = self.parts.get(&peer).is_some_and(|p| p.attached);
+                    if subscriber && attached {
+                        // A layer or an extra feed refused on a working
+                        // subscription: the media goes on, so does the call.
+                        tracing::warn!(room = self.room, peer, code, error, "SFU request refused");
+                        return;
+                    }
                     return self.fail(&outbox, &peer, format!("the SFU refused ({code}): {error}"));
                 }
                 match (data["videoroom"].as_str(), sdp) {
