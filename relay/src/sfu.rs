@@ -353,8 +353,11 @@ impl Task {
                     .message(handle, json!({"request": "start"}), Some(answer))
                     .await
                 {
-                    self.fail(&outbox, &peer, format!("the SFU refused the answer: {e}"));
+                    return self.fail(&outbox, &peer, format!("the SFU refused the answer: {e}"));
                 }
+                // A renegotiation may have reset the layers (Janus sends the
+                // largest of a stream it set up again): ask once more.
+                self.configure_layers(&peer, None).await;
             }
             Command::Leave { peer } => self.leave(&peer).await,
             Command::Layer { peer, of, layer } => {
