@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use peercall_e2e::call::{exists, send_chat, start_call, wait, FRAME_SAMPLER as SAMPLER};
 use peercall_e2e::phone::{tail, Janus};
-use peercall_e2e::{Browser, Kind, Relay};
+use peercall_e2e::{free_port, Browser, Kind, Redis, Relay};
 use serde_json::Value;
 
 /// Three browsers and Janus on two cores.
@@ -440,6 +440,114 @@ async fn rooms_spread_over_two_janus_servers_and_move_when_one_dies() {
         "both rooms on the second Janus: {health}"
     );
     for (_, b) in people {
+        b.close().await;
+    }
+}
+
+/// Which Janus (by index in `servers`) carries the room per `relay`'s
+/// `/healthz`, if exactly one does.
+async fn sfu_of(relay: &Relay, servers: &[&Janus]) -> Option<usize> {
+    let health = relay.health().await.unwrap();
+    let load: Vec<u64> = servers
+        .iter()
+        .map(|j| health["sfu_rooms"][j.url()].as_u64().unwrap_or(0))
+        .collect();
+    match load.as_slice() {
+        [1, 0] => Some(0),
+        [0, 1] => Some(1),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_of_a_cluster_share_one_sfu_room_and_move_it_together() {
+    let redis = Redis::start().await.unwrap();
+    let first = Janus::start().await.unwrap();
+    let second = Janus::start_with_secret(&first.secret).await.unwrap();
+    let mut janus = [first, second];
+    let servers = format!("{},{}", janus[0].url(), janus[1].url());
+    // The pages come from the first relay and connect to either (as in
+    // tests/cluster.rs: another origin, allowed, and a relay the page's
+    // policy lets it reach).
+    let home = free_port();
+    let origin = format!("http://127.0.0.1:{home}");
+    let args = [
+        "--redis",
+        &redis.url(),
+        "--janus",
+        &servers,
+        "--janus-secret",
+        &janus[0].secret,
+        "--mesh-max",
+        "1",
+        "--allowed-origin",
+        &origin,
+        "--connect-src",
+        "ws://127.0.0.1:*",
+    ];
+    let mut relays = Vec::new();
+    for port in [home, 0] {
+        let relay = Relay::start_at(port, &args).await.unwrap();
+        relay.until_in_cluster().await.unwrap();
+        relays.push(relay);
+    }
+
+    // Ada and Cleo on the first relay, Bob on the second: past
+    // --mesh-max 1, all on the SFU.
+    let through = |i: usize| format!("{origin}?ice=none&relay={}", relays[i].ws_url());
+    let ada = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_call(&ada, &through(0), "Ada").await;
+    let room = link.split('#').nth(1).unwrap().to_owned();
+    let bob = Browser::launch(Kind::Chromium).await.unwrap();
+    bob.goto(&format!("{}#{room}", through(1))).await.unwrap();
+    let cleo = Browser::launch(Kind::Chromium).await.unwrap();
+    cleo.goto(&format!("{}#{room}", through(0))).await.unwrap();
+    let people = [("Ada", &ada), ("Bob", &bob), ("Cleo", &cleo)];
+    for (who, b) in people {
+        b.js(SAMPLER).await.unwrap();
+        until(b, who, "the others through the SFU", &janus[0], |p| {
+            all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2)
+        })
+        .await;
+    }
+    // Both relays' sessions are on one Janus, in one room.
+    let refs = [&janus[0], &janus[1]];
+    let on = sfu_of(&relays[0], &refs).await;
+    assert!(on.is_some(), "{}", relays[0].health().await.unwrap());
+    assert_eq!(
+        sfu_of(&relays[1], &refs).await,
+        on,
+        "both relays on one Janus: {} / {}",
+        relays[0].health().await.unwrap(),
+        relays[1].health().await.unwrap()
+    );
+    let dead = on.unwrap();
+    let other = 1 - dead;
+
+    // That Janus dies: both relays move the room to the other one, and
+    // everyone sees everyone again.
+    janus[dead].kill().await;
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (who, b) in people {
+        until(b, who, "the others through the SFU again", &janus[other], |p| {
+            all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2)
+        })
+        .await;
+    }
+    let back = killed.elapsed();
+    println!("a room across two relays is whole again {back:?} after its Janus died");
+    assert!(back < Duration::from_secs(10), "{back:?}");
+    for relay in &relays {
+        let refs = [&janus[0], &janus[1]];
+        assert_eq!(
+            sfu_of(relay, &refs).await,
+            Some(other),
+            "{}",
+            relay.health().await.unwrap()
+        );
+    }
+    for b in [ada, bob, cleo] {
         b.close().await;
     }
 }

@@ -10,7 +10,11 @@
 //! - `peercall:members:{relay}`: a set of `room \t peer`, what that relay
 //!   holds (so its members can be found when it dies);
 //! - `peercall:alive:{relay}`: its local connection count, with a TTL the
-//!   relay refreshes every second; `peercall:relays`: every relay id.
+//!   relay refreshes every second; `peercall:relays`: every relay id;
+//! - `peercall:sfu:{room}`: where the room's media lives on the SFU
+//!   (`janus url \t VideoRoom room id`, [`crate::sfu`]): the first relay
+//!   to need it says, every other relay goes there; it goes with the
+//!   room's last member.
 //!
 //! Messages travel on one channel per relay, `peercall:relay:{id}`, so a
 //! relay subscribes once and a message goes only where its recipients are.
@@ -201,11 +205,13 @@ return out
 
 /// Takes peer `ARGV[1]` out of room hash `KEYS[1]` if relay `ARGV[2]`'s
 /// connection `ARGV[3]` still holds it.
+/// The room's SFU placement `KEYS[3]` goes with its last member.
 const GONE: &str = r"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local mine = ARGV[2] .. '\t' .. ARGV[3] .. '\t'
 if cur and string.sub(cur, 1, #mine) == mine then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) end
 end
 redis.call('SREM', KEYS[2], ARGV[4] .. '\t' .. ARGV[1])
 return 0
@@ -235,6 +241,7 @@ for _, relay in ipairs(redis.call('SMEMBERS', p .. 'relays')) do
         local cur = redis.call('HGET', key, peer)
         if cur and holder(cur) == relay then
           redis.call('HDEL', key, peer)
+          if redis.call('HLEN', key) == 0 then redis.call('DEL', p .. 'sfu:' .. room) end
           local seen, list = {}, {}
           for _, v in ipairs(redis.call('HVALS', key)) do
             local h = holder(v)
@@ -250,6 +257,15 @@ for _, relay in ipairs(redis.call('SMEMBERS', p .. 'relays')) do
   end
 end
 return {total, reaped}
+";
+
+/// Where room `KEYS[1]`'s SFU is: the placement there, unless it is
+/// `ARGV[2]` (one that failed) or there is none; then `ARGV[1]` becomes it.
+const PLACE: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[2] then return cur end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 ";
 
 /// A relay that stops says so at once rather than after its TTL.
@@ -276,6 +292,13 @@ enum Job {
     Publish {
         relay: Arc<str>,
         payload: Vec<u8>,
+    },
+    /// [`PLACE`].
+    Place {
+        room: String,
+        proposal: String,
+        failed: String,
+        reply: oneshot::Sender<Option<String>>,
     },
     /// Shutting down: say goodbye, then answer.
     Bye(oneshot::Sender<()>),
@@ -411,6 +434,33 @@ impl Cluster {
         }
     }
 
+    /// Where `room`'s media lives on the SFU, as every relay in it agrees:
+    /// the placement in Redis unless it is `failed` (or there is none),
+    /// else `proposal`, which then becomes it. `None`: Redis is away.
+    pub(crate) async fn place(
+        &self,
+        room: &str,
+        proposal: &str,
+        failed: Option<&str>,
+    ) -> Option<String> {
+        if !self.connected() {
+            return None;
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Place {
+            room: room.to_owned(),
+            proposal: proposal.to_owned(),
+            failed: failed.unwrap_or_default().to_owned(),
+            reply,
+        };
+        self.jobs.send(job).ok()?;
+        tokio::time::timeout(ADMIT_TIMEOUT, answer)
+            .await
+            .ok()?
+            .ok()
+            .flatten()
+    }
+
     /// Tells the other relays this one is gone (at shutdown), waiting for
     /// what was queued before to go out.
     pub(crate) async fn bye(&self) {
@@ -445,6 +495,7 @@ struct Scripts {
     gone: Script,
     beat: Script,
     bye: Script,
+    place: Script,
 }
 
 impl Scripts {
@@ -488,6 +539,7 @@ pub(crate) async fn run(state: Arc<State>) {
         gone: Script::new(GONE),
         beat: Script::new(BEAT_SCRIPT),
         bye: Script::new(BYE),
+        place: Script::new(PLACE),
     };
     let mut delay = Duration::from_millis(100);
     let mut told_down = false;
@@ -538,6 +590,9 @@ fn refuse(job: Job) {
         Job::Admit { reply, .. } => {
             let _ = reply.send(Admission::Alone);
         }
+        Job::Place { reply, .. } => {
+            let _ = reply.send(None);
+        }
         Job::Bye(done) => {
             let _ = done.send(());
         }
@@ -558,7 +613,13 @@ async fn connect(
         .client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
-    for script in [&scripts.admit, &scripts.gone, &scripts.beat, &scripts.bye] {
+    for script in [
+        &scripts.admit,
+        &scripts.gone,
+        &scripts.beat,
+        &scripts.bye,
+        &scripts.place,
+    ] {
         script.prepare_invoke().load_async(&mut conn).await?;
     }
     let mut pubsub = tokio::time::timeout(COMMAND_TIMEOUT, cluster.client.get_async_pubsub())
@@ -653,6 +714,10 @@ fn room_key(room: &str) -> String {
     format!("{PREFIX}room:{room}")
 }
 
+fn sfu_key(room: &str) -> String {
+    format!("{PREFIX}sfu:{room}")
+}
+
 fn members_key(relay: &str) -> String {
     format!("{PREFIX}members:{relay}")
 }
@@ -689,6 +754,7 @@ async fn carry_out(
                         .gone
                         .key(room_key(room))
                         .key(members_key(&cluster.id))
+                        .key(sfu_key(room))
                         .arg(peer)
                         .arg(&*cluster.id)
                         .arg(id)
@@ -697,6 +763,14 @@ async fn carry_out(
             }
             Job::Publish { relay, payload } => {
                 pipe.publish(Cluster::channel(relay), payload.as_slice());
+            }
+            Job::Place {
+                room,
+                proposal,
+                failed,
+                ..
+            } => {
+                pipe.invoke_script(scripts.place.key(sfu_key(room)).arg(proposal).arg(failed));
             }
             Job::Bye(_) => {
                 pipe.invoke_script(scripts.bye.arg(PREFIX).arg(&*cluster.id));
@@ -719,6 +793,9 @@ async fn carry_out(
         match job {
             Job::Admit { reply, .. } => {
                 let _ = reply.send(answer.map_or(Admission::Alone, admission));
+            }
+            Job::Place { reply, .. } => {
+                let _ = reply.send(answer.and_then(|v| redis::from_redis_value(v).ok()));
             }
             Job::Bye(done) => bye = Some(done),
             Job::Gone { .. } | Job::Publish { .. } => {}

@@ -63,10 +63,57 @@ struct SfuState {
     task: SfuRoom,
 }
 
-/// Whether rooms here may move to the SFU: with a Janus, and not in a
-/// cluster (the relays would each make their own Janus room).
+/// Whether rooms here may move to the SFU: with a Janus (in a cluster,
+/// every relay is given the same ones, and they agree in Redis on which
+/// one each room is on).
 fn sfu_enabled(state: &State) -> bool {
-    state.config.phone.enabled() && state.cluster.is_none()
+    state.config.phone.enabled()
+}
+
+/// Moves `room` to the SFU when it has grown past `--mesh-max` people
+/// (here and on other relays together) and back when it has shrunk to
+/// that, starting its SFU task the first time; gives the `route` messages
+/// its members here (but `skip`) are owed. A move to the SFU is said
+/// before the join that causes it, a move back after the leave.
+fn reroute(state: &State, inner: &mut Inner, room: &str, skip: Option<&str>) -> RouteTexts {
+    if !sfu_enabled(state) || !inner.table.has_room(room) {
+        return Vec::new();
+    }
+    let count = inner.table.members(room).count() + inner.remote.get(room).map_or(0, BTreeMap::len);
+    let mesh_max = state.config.mesh_max;
+    let to = if count > mesh_max {
+        let sfu = inner
+            .sfu
+            .entry(room.to_owned())
+            .or_insert_with(|| SfuState {
+                route: Route::Mesh,
+                task: SfuRoom::start(
+                    state.rooms.janus.clone(),
+                    state.cluster.clone(),
+                    room.to_owned(),
+                    state.config.max_peers_per_room,
+                ),
+            });
+        if sfu.route == Route::Sfu {
+            return Vec::new();
+        }
+        sfu.route = Route::Sfu;
+        tracing::info!(room, peers = count, "room moves to the SFU");
+        Route::Sfu
+    } else {
+        match inner.sfu.get_mut(room) {
+            Some(sfu) if sfu.route == Route::Sfu => sfu.route = Route::Mesh,
+            _ => return Vec::new(),
+        }
+        tracing::info!(room, peers = count, "room moves back to peer to peer");
+        Route::Mesh
+    };
+    inner
+        .table
+        .members(room)
+        .filter(|(id, _)| Some(*id) != skip)
+        .map(|(id, m)| (m.to.outbox.clone(), sfu::route_text(room, id, to)))
+        .collect()
 }
 
 impl Inner {
@@ -135,6 +182,7 @@ impl Rooms {
                 return;
             }
         }
+        let mut after = Vec::new();
         match wire.kind {
             WireKind::Join => {
                 inner.remote.entry(wire.room.clone()).or_default().insert(
@@ -144,6 +192,9 @@ impl Rooms {
                         name: wire.name.clone(),
                     },
                 );
+                for (outbox, text) in reroute(state, &mut inner, &wire.room, None) {
+                    outbox.deliver(text);
+                }
             }
             WireKind::Leave => {
                 if let Some(members) = inner.remote.get_mut(&wire.room) {
@@ -154,10 +205,14 @@ impl Rooms {
                         members.remove(&wire.from);
                     }
                 }
+                after = reroute(state, &mut inner, &wire.room, None);
             }
             WireKind::Message => {}
         }
         inner.deliver_local(&wire.room, &wire.from, wire.to.as_deref(), &wire.text);
+        for (outbox, text) in after {
+            outbox.deliver(text);
+        }
     }
 
     /// After Redis came back: `members` is everyone in `room` now. Members
@@ -205,6 +260,9 @@ impl Rooms {
             cluster.publish(&relays, &wire);
         }
         inner.remote.insert(room.to_owned(), now);
+        for (outbox, text) in reroute(state, &mut inner, room, None) {
+            outbox.deliver(text);
+        }
     }
 }
 
@@ -529,27 +587,10 @@ impl Session {
         let mut route = Route::Mesh;
         if sfu_enabled(state) {
             features.push(FEATURE_SFU.into());
-            if count > config.mesh_max {
-                let sfu = inner.sfu.entry(room.clone()).or_insert_with(|| SfuState {
-                    route: Route::Mesh,
-                    task: SfuRoom::start(
-                        state.rooms.janus.clone(),
-                        room.clone(),
-                        config.max_peers_per_room,
-                    ),
-                });
-                if sfu.route != Route::Sfu {
-                    sfu.route = Route::Sfu;
-                    tracing::info!(room, peers = count, "room moves to the SFU");
-                    // Before the join: nobody connects to the newcomer
-                    // peer to peer.
-                    for (id, member) in &others {
-                        member
-                            .to
-                            .outbox
-                            .deliver(sfu::route_text(&room, id, Route::Sfu));
-                    }
-                }
+            // Before the join: nobody connects to the newcomer peer to
+            // peer.
+            for (outbox, text) in reroute(state, &mut inner, &room, Some(&from)) {
+                outbox.deliver(text);
             }
             route = inner.sfu.get(&room).map_or(Route::Mesh, |s| s.route);
         }
@@ -714,7 +755,7 @@ impl Session {
         if !sfu_enabled(state) {
             return Err(Refusal(
                 codes::SFU_UNAVAILABLE,
-                "this relay has no SFU (it was started without --janus, or in a cluster)".into(),
+                "this relay has no SFU (it was started without --janus)".into(),
             ));
         }
         let config = &state.config;
@@ -739,6 +780,7 @@ impl Session {
             None if publish => {
                 let task = SfuRoom::start(
                     state.rooms.janus.clone(),
+                    state.cluster.clone(),
                     room.clone(),
                     config.max_peers_per_room,
                 );
@@ -835,15 +877,7 @@ fn remove(
         sfu.task.send(sfu::Command::Leave {
             peer: peer.to_owned(),
         });
-        if sfu.route == Route::Sfu && here.len() <= state.config.mesh_max {
-            sfu.route = Route::Mesh;
-            tracing::info!(room, peers = here.len(), "room moves back to peer to peer");
-            routes = inner
-                .table
-                .members(room)
-                .map(|(id, m)| (m.to.outbox.clone(), sfu::route_text(room, id, Route::Mesh)))
-                .collect();
-        }
+        routes = reroute(state, &mut inner, room, None);
     }
     drop(inner);
     if let Some(cluster) = &state.cluster {

@@ -11,6 +11,14 @@
 //! `sfu_subscription` messages; Janus's numeric feed ids become peer ids.
 //! The Janus room goes when its last person does; the task goes with the
 //! peercall room ([`SfuRoom`] dropped).
+//!
+//! In a cluster (`--redis`) every relay with people in the room has its
+//! own task and Janus session, all in one VideoRoom room: where it lives
+//! (which Janus, which room id) is agreed in Redis ([`Cluster::place`]),
+//! feed ids are random and a feed's display name is its peer id, so each
+//! task learns the other relays' feeds from Janus's `publishers` events
+//! and subscribes its people to them. A task that finds the placement
+//! moved (another relay saw the Janus fail) moves its people there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +30,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::cluster::Cluster;
 use crate::janus::{JanusError, Session};
 use crate::outbox::Outbox;
 use crate::phone::PhoneConfig;
@@ -35,6 +44,12 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 const PUBLISHER_BITRATE: u64 = 1_500_000;
 /// How long a Janus that failed is passed over for new rooms.
 const DOWN_FOR: Duration = Duration::from_secs(30);
+/// How often a task in a cluster checks that the room's SFU is still
+/// where it is connected.
+const PLACEMENT_CHECK: Duration = Duration::from_secs(2);
+/// VideoRoom's error codes for a room that is not there, or already is.
+const NO_SUCH_ROOM: i64 = 426;
+const ROOM_EXISTS: i64 = 427;
 
 /// The Janus servers (`--janus`, each given once or comma-separated) and
 /// how many of this relay's rooms each carries: a room goes to the least
@@ -99,6 +114,11 @@ impl JanusPool {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
+    /// The server with this URL.
+    fn index(&self, url: &str) -> Option<usize> {
+        self.servers.iter().position(|s| s.url == url)
+    }
+
     /// Rooms per Janus, for `/healthz`.
     pub(crate) fn load(&self) -> Vec<(String, usize)> {
         self.servers
@@ -137,20 +157,29 @@ pub(crate) struct SfuRoom {
 
 impl SfuRoom {
     /// Starts the task for peercall room `room`, on one of the Janus
-    /// servers of `janus`, for up to `max_publishers` people.
-    pub(crate) fn start(janus: Arc<JanusPool>, room: String, max_publishers: usize) -> Self {
+    /// servers of `janus` (the one the `cluster` agrees on, in one), for
+    /// up to `max_publishers` people.
+    pub(crate) fn start(
+        janus: Arc<JanusPool>,
+        cluster: Option<Arc<Cluster>>,
+        room: String,
+        max_publishers: usize,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(
             Task {
                 janus,
+                cluster,
                 room,
                 max_publishers,
                 session: None,
                 server: None,
                 control: 0,
                 janus_room: None,
+                placement: None,
+                failed: None,
                 parts: BTreeMap::new(),
-                next_feed: 1,
+                remote: BTreeMap::new(),
             },
             rx,
         ));
@@ -188,6 +217,7 @@ struct Part {
 
 struct Task {
     janus: Arc<JanusPool>,
+    cluster: Option<Arc<Cluster>>,
     room: String,
     max_publishers: usize,
     session: Option<Session>,
@@ -196,11 +226,18 @@ struct Task {
     /// The handle synchronous requests (`create`, `destroy`) go on.
     control: u64,
     janus_room: Option<u64>,
+    /// In a cluster: the placement this task is on (`url \t room id`).
+    placement: Option<String>,
+    /// A placement whose Janus failed, for the next one to replace.
+    failed: Option<String>,
     parts: BTreeMap<String, Part>,
-    next_feed: u64,
+    /// Feeds published through other relays (a cluster): feed -> peer.
+    remote: BTreeMap<u64, String>,
 }
 
 async fn run(mut t: Task, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut check = tokio::time::interval(PLACEMENT_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -211,6 +248,7 @@ async fn run(mut t: Task, mut commands: mpsc::UnboundedReceiver<Command>) {
                 Some(event) => t.event(event).await,
                 None => t.janus_lost("the connection to Janus closed").await,
             },
+            _ = check.tick(), if t.placement.is_some() => t.check_placement().await,
         }
     }
     t.close().await;
@@ -273,60 +311,154 @@ impl Task {
             .iter()
             .find(|(_, p)| p.feed == feed)
             .map(|(id, _)| id.clone())
+            .or_else(|| self.remote.get(&feed).cloned())
     }
 
-    /// Connects to a Janus (the first that answers) and makes the
-    /// VideoRoom room, unless that is done.
-    async fn ensure_room(&mut self) -> Result<(), JanusError> {
-        if self.session.is_none() {
-            let mut last = JanusError::Connection("no Janus is configured".into());
-            for i in self.janus.order() {
-                let url = &self.janus.servers[i].url;
-                let opened = async {
-                    let session =
-                        Session::open(url, self.janus.secret.as_deref(), CONNECT_LIMIT).await?;
-                    let control = session.attach(VIDEOROOM).await?;
-                    Ok::<_, JanusError>((session, control))
-                };
-                match opened.await {
-                    Ok((session, control)) => {
-                        self.session = Some(session);
-                        self.control = control;
-                        self.server = Some(i);
-                        self.janus.took(i);
-                        tracing::info!(room = self.room, janus = %url, "the room's SFU");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(room = self.room, janus = %url, error = %e, "Janus unreachable");
-                        self.janus.down(i);
-                        last = e;
-                    }
+    /// The feed `peer` publishes (here or through another relay).
+    fn feed_of(&self, peer: &str) -> Option<u64> {
+        self.parts.get(peer).map(|p| p.feed).or_else(|| {
+            self.remote
+                .iter()
+                .rev()
+                .find(|(_, p)| *p == peer)
+                .map(|(f, _)| *f)
+        })
+    }
+
+    /// Connects to the first of `servers` that answers.
+    async fn connect(&mut self, servers: Vec<usize>) -> Result<(), JanusError> {
+        let mut last = JanusError::Connection("no Janus is configured".into());
+        for i in servers {
+            let url = &self.janus.servers[i].url;
+            let opened = async {
+                let session =
+                    Session::open(url, self.janus.secret.as_deref(), CONNECT_LIMIT).await?;
+                let control = session.attach(VIDEOROOM).await?;
+                Ok::<_, JanusError>((session, control))
+            };
+            match opened.await {
+                Ok((session, control)) => {
+                    self.session = Some(session);
+                    self.control = control;
+                    self.server = Some(i);
+                    self.janus.took(i);
+                    tracing::info!(room = self.room, janus = %url, "the room's SFU");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(room = self.room, janus = %url, error = %e, "Janus unreachable");
+                    self.janus.down(i);
+                    last = e;
                 }
             }
-            if self.session.is_none() {
-                return Err(last);
+        }
+        Err(last)
+    }
+
+    /// Lets go of the session (its handles go with it), not of the room.
+    async fn disconnect(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.destroy().await;
+        }
+        self.janus_room = None;
+        self.placement = None;
+        if let Some(i) = self.server.take() {
+            self.janus.gave_back(i);
+        }
+    }
+
+    /// Connects to a Janus (the least loaded that answers; in a cluster,
+    /// the one the room is placed on) and makes the VideoRoom room, unless
+    /// that is done.
+    async fn ensure_room(&mut self) -> Result<(), JanusError> {
+        if self.session.is_none() {
+            self.connect(self.janus.order()).await?;
+        }
+        if self.janus_room.is_some() {
+            return Ok(());
+        }
+        let mut id = room_id();
+        if let (Some(cluster), Some(i)) = (self.cluster.clone(), self.server) {
+            let proposal = format!("{}\t{id}", self.janus.servers[i].url);
+            let failed = self.failed.take();
+            // Redis away: the room is placed here alone, and checked again.
+            let placed = cluster
+                .place(&self.room, &proposal, failed.as_deref())
+                .await
+                .unwrap_or(proposal);
+            let (url, placed_id) = placed
+                .split_once('\t')
+                .and_then(|(url, n)| Some((url, n.parse::<u64>().ok()?)))
+                .ok_or_else(|| JanusError::Malformed(format!("SFU placement {placed:?}")))?;
+            if url != self.janus.servers[i].url {
+                let j = self.janus.index(url).ok_or_else(|| {
+                    JanusError::Connection(format!(
+                        "the room is on {url}, which this relay was not given (--janus)"
+                    ))
+                })?;
+                self.disconnect().await;
+                if let Err(e) = self.connect(vec![j]).await {
+                    // The next publish may move the room elsewhere.
+                    self.failed = Some(placed);
+                    return Err(e);
+                }
             }
+            id = placed_id;
+            self.placement = Some(placed);
         }
         let Some(session) = &self.session else {
             return Err(JanusError::Closed);
         };
-        if self.janus_room.is_none() {
-            let id = room_id();
-            session
-                .call(
-                    self.control,
-                    json!({"request": "create", "room": id, "permanent": false,
-                        "is_private": true, "description": format!("peercall {}", self.room),
-                        "publishers": self.max_publishers, "bitrate": PUBLISHER_BITRATE,
-                        "audiocodec": "opus", "videocodec": "vp8",
-                        "notify_joining": false}),
-                )
-                .await?;
-            tracing::info!(room = self.room, janus_room = id, "SFU room created");
-            self.janus_room = Some(id);
+        let created = session
+            .call(
+                self.control,
+                json!({"request": "create", "room": id, "permanent": false,
+                    "is_private": true, "description": format!("peercall {}", self.room),
+                    "publishers": self.max_publishers, "bitrate": PUBLISHER_BITRATE,
+                    "audiocodec": "opus", "videocodec": "vp8",
+                    "notify_joining": false}),
+            )
+            .await;
+        match created {
+            Ok(_) => tracing::info!(room = self.room, janus_room = id, "SFU room created"),
+            // Another relay of the cluster made it.
+            Err(JanusError::Refused { code, .. }) if code == ROOM_EXISTS => {}
+            Err(e) => return Err(e),
         }
+        self.janus_room = Some(id);
         Ok(())
+    }
+
+    /// In a cluster: whether the room's SFU is still where this task is.
+    /// If another relay moved it (its Janus failed there), everyone here
+    /// follows: told, they publish again, to the new place.
+    async fn check_placement(&mut self) {
+        let (Some(cluster), Some(placement)) = (self.cluster.clone(), self.placement.clone())
+        else {
+            return;
+        };
+        // A placement gone (Redis lost it) is said again.
+        match cluster.place(&self.room, &placement, None).await {
+            Some(now) if now != placement => {
+                tracing::info!(
+                    room = self.room,
+                    from = placement,
+                    to = now,
+                    "the room's SFU moved"
+                );
+                self.disconnect().await;
+                self.remote.clear();
+                let parts = std::mem::take(&mut self.parts);
+                for (peer, part) in &parts {
+                    self.fail(
+                        &part.outbox,
+                        peer,
+                        "the room's SFU moved to another server".into(),
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 
     async fn command(&mut self, command: Command) {
@@ -361,7 +493,7 @@ impl Task {
             }
             Command::Leave { peer } => self.leave(&peer).await,
             Command::Layer { peer, of, layer } => {
-                let Some(feed) = self.parts.get(&of).map(|p| p.feed) else {
+                let Some(feed) = self.feed_of(&of) else {
                     return;
                 };
                 if let Some(part) = self.parts.get_mut(&peer) {
@@ -412,8 +544,8 @@ impl Task {
             return Err(JanusError::Closed);
         };
         let handle = session.attach(VIDEOROOM).await?;
-        let feed = self.next_feed;
-        self.next_feed += 1;
+        // Random: feeds of other relays' people share the room.
+        let feed = room_id();
         self.parts.insert(
             peer.to_owned(),
             Part {
@@ -466,20 +598,31 @@ impl Task {
         }
     }
 
-    /// Destroys the Janus room and session.
+    /// Destroys the Janus room (unless people of other relays are still
+    /// in it) and session.
     async fn close(&mut self) {
         if let (Some(session), Some(room)) = (&self.session, self.janus_room) {
-            let _ = session
-                .call(self.control, json!({"request": "destroy", "room": room}))
-                .await;
-            session.destroy().await;
-            tracing::info!(room = self.room, janus_room = room, "SFU room closed");
+            let in_use = self.cluster.is_some()
+                && session
+                    .call(
+                        self.control,
+                        json!({"request": "listparticipants", "room": room}),
+                    )
+                    .await
+                    .is_ok_and(|data| {
+                        data["participants"]
+                            .as_array()
+                            .is_some_and(|p| !p.is_empty())
+                    });
+            if !in_use {
+                let _ = session
+                    .call(self.control, json!({"request": "destroy", "room": room}))
+                    .await;
+                tracing::info!(room = self.room, janus_room = room, "SFU room closed");
+            }
         }
-        self.session = None;
-        self.janus_room = None;
-        if let Some(i) = self.server.take() {
-            self.janus.gave_back(i);
-        }
+        self.remote.clear();
+        self.disconnect().await;
     }
 
     /// Janus went away: everyone on it is told, and starts again on the
@@ -488,6 +631,10 @@ impl Task {
         tracing::warn!(room = self.room, why, "lost the SFU");
         self.session = None;
         self.janus_room = None;
+        self.remote.clear();
+        // The next placement replaces this one (unless another relay
+        // did already).
+        self.failed = self.placement.take();
         if let Some(i) = self.server.take() {
             // Passed over for a while: the room starts again elsewhere.
             self.janus.down(i);
@@ -521,6 +668,9 @@ impl Task {
         };
         let data = &event["plugindata"]["data"];
         let sdp = event["jsep"]["sdp"].as_str().map(str::to_owned);
+        if !subscriber {
+            self.feeds_changed(data).await;
+        }
         match event["janus"].as_str() {
             Some("webrtcup") if !subscriber => self.went_live(&peer).await,
             Some("hangup") => {
@@ -535,6 +685,11 @@ impl Task {
             Some("event") => {
                 if let Some(code) = data["error_code"].as_i64() {
                     let error = data["error"].as_str().unwrap_or("unknown error");
+                    if code == NO_SUCH_ROOM {
+                        // Gone under us (its last other user closed it as
+                        // we joined): made again on the next try.
+                        self.janus_room = None;
+                    }
                     let attached = self.parts.get(&peer).is_some_and(|p| p.attached);
                     if subscriber && attached {
                         // A layer or an extra feed refused on a working
@@ -566,6 +721,47 @@ impl Task {
         }
     }
 
+    /// What a publisher handle hears of other publishers: feeds of people
+    /// on other relays come (`publishers`, with their peer id as display
+    /// name) and go (`unpublished`, `leaving`). Feeds of people here are
+    /// known already.
+    async fn feeds_changed(&mut self, data: &Value) {
+        let mut came = Vec::new();
+        for p in data["publishers"].as_array().into_iter().flatten() {
+            let (Some(feed), Some(peer)) = (p["id"].as_u64(), p["display"].as_str()) else {
+                continue;
+            };
+            if self.parts.values().any(|part| part.feed == feed) || self.remote.contains_key(&feed)
+            {
+                continue;
+            }
+            self.remote.insert(feed, peer.to_owned());
+            came.push(feed);
+        }
+        for gone in [&data["unpublished"], &data["leaving"]] {
+            if let Some(feed) = gone.as_u64() {
+                if self.remote.remove(&feed).is_some() {
+                    for p in self.parts.values_mut() {
+                        p.requested.remove(&feed);
+                        p.pending.remove(&feed);
+                    }
+                }
+            }
+        }
+        let here: Vec<String> = self.parts.keys().cloned().collect();
+        for feed in came {
+            tracing::info!(
+                room = self.room,
+                feed,
+                peer = self.remote[&feed],
+                "a feed through another relay"
+            );
+            for peer in &here {
+                self.want(peer, feed).await;
+            }
+        }
+    }
+
     /// `peer`'s media reaches Janus: everyone else subscribes to it, and
     /// it to everyone live.
     async fn went_live(&mut self, peer: &str) {
@@ -588,6 +784,7 @@ impl Task {
             .iter()
             .filter(|(id, p)| *id != peer && p.live)
             .map(|(_, p)| p.feed)
+            .chain(self.remote.keys().copied())
             .collect();
         for feed in live {
             self.want(peer, feed).await;

@@ -530,3 +530,80 @@ async fn redis_going_away_and_coming_back() {
     let (_erin, peers) = b.join("r", "erin").await;
     assert_eq!(peers, ["alice", "bob"]);
 }
+
+#[tokio::test]
+async fn relays_agree_on_a_room_s_route_to_the_sfu_and_back() {
+    let redis = Redis::start().await;
+    // A Janus that is not there: routes are decided without it.
+    let sfu = ["--janus", "ws://127.0.0.1:9", "--mesh-max", "2"];
+    let a = Relay::start(&redis.url(), &sfu).await;
+    let b = Relay::start(&redis.url(), &sfu).await;
+    let (mut alice, _) = a.join("r", "alice").await;
+    let (mut bob, _) = b.join("r", "bob").await;
+    assert_eq!(next(&mut alice).await["type"], "join");
+
+    // Carol, the third (past --mesh-max 2), on Alice's relay: both others
+    // hear the route before her join, wherever they are; her welcome says
+    // it.
+    let mut carol = a.send_join("r", "carol").await;
+    let welcome = next(&mut carol).await;
+    assert_eq!(
+        (&welcome["type"], &welcome["route"]),
+        (&json!("welcome"), &json!("sfu")),
+        "{welcome}"
+    );
+    assert_eq!(welcome["features"], json!(["phone", "sfu"]), "{welcome}");
+    for (who, c) in [("alice", &mut alice), ("bob", &mut bob)] {
+        let first = next(c).await;
+        assert_eq!(
+            (&first["type"], &first["route"]),
+            (&json!("route"), &json!("sfu")),
+            "{who}: {first}"
+        );
+        let then = next(c).await;
+        assert_eq!(
+            (&then["type"], &then["from"]),
+            (&json!("join"), &json!("carol")),
+            "{who}: {then}"
+        );
+    }
+    // Dave on Bob's relay: welcomed onto the SFU; nobody is told again.
+    let mut dave = b.send_join("r", "dave").await;
+    let welcome = next(&mut dave).await;
+    assert_eq!(welcome["route"], "sfu", "{welcome}");
+    for c in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(next(c).await["type"], "join");
+    }
+
+    // Two leave, one on each relay: at two people the room is peer to
+    // peer again, said to each after the leave.
+    send(
+        &mut carol,
+        msg("r", "carol", None, json!({"type": "leave"})),
+    )
+    .await;
+    for c in [&mut alice, &mut bob, &mut dave] {
+        let left = next(c).await;
+        assert_eq!(
+            (&left["type"], &left["from"]),
+            (&json!("leave"), &json!("carol"))
+        );
+    }
+    send(&mut dave, msg("r", "dave", None, json!({"type": "leave"}))).await;
+    for (who, c) in [("alice", &mut alice), ("bob", &mut bob)] {
+        let left = next(c).await;
+        assert_eq!(
+            (&left["type"], &left["from"]),
+            (&json!("leave"), &json!("dave")),
+            "{who}: {left}"
+        );
+        let route = next(c).await;
+        assert_eq!(
+            (&route["type"], &route["route"]),
+            (&json!("route"), &json!("mesh")),
+            "{who}: {route}"
+        );
+    }
+    assert_silent(&mut alice).await;
+    assert_silent(&mut bob).await;
+}
