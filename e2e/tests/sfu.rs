@@ -530,9 +530,13 @@ async fn relays_of_a_cluster_share_one_sfu_room_and_move_it_together() {
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (who, b) in people {
-        until(b, who, "the others through the SFU again", &janus[other], |p| {
-            all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2)
-        })
+        until(
+            b,
+            who,
+            "the others through the SFU again",
+            &janus[other],
+            |p| all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2),
+        )
         .await;
     }
     let back = killed.elapsed();
