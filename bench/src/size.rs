@@ -18,8 +18,10 @@ pub const BUDGET_GZIP: u64 = 150_000;
 /// without saying in the commit what the bytes bought. Raised once: the
 /// SFU client (issue 19: publishing and receiving through Janus, the
 /// switch, simulcast layers, the grid of nine) cost 13.7 KB, 266.9 KB
-/// measured on 2026-12-04.
-pub const CEILING_GZIP: u64 = 267_800;
+/// measured on 2026-12-04. Raised again, to just above what was measured
+/// (268.0 KB): ICE restarts of the two SFU connections (issue 19) cost
+/// 0.9 KB, of which nothing could be won back elsewhere in the stop.
+pub const CEILING_GZIP: u64 = 268_100;
 
 /// The test command's check: the release build's first-visit bytes
 /// against [`CEILING_GZIP`]. Over it: an error with the total, each file

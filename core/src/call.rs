@@ -86,12 +86,38 @@ pub enum SfuOutput {
         /// 0 to 2, or none.
         layer: Option<u8>,
     },
+    /// Restart ICE on one SFU connection, keeping it and its media: the
+    /// publisher with `restartIce()` and a complete offer sent as
+    /// `sfu_publish` with `ice_restart`; the subscriber by `sfu_restart`
+    /// (the SFU offers new credentials).
+    RestartIce {
+        /// Which connection.
+        leg: SfuLeg,
+    },
     /// Close both SFU connections and forget their streams; say
     /// `sfu_leave` when `leave`.
     Close {
         /// Tell the relay.
         leave: bool,
     },
+}
+
+/// One of the two SFU connections (PROTOCOL.md 5.14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SfuLeg {
+    /// The one that sends our media.
+    Publisher,
+    /// The one we receive everyone on.
+    Subscriber,
+}
+
+/// What the call keeps of one SFU connection's ICE.
+#[derive(Clone, Copy, Debug, Default)]
+struct Leg {
+    /// Since when it has been `disconnected` (ms), while it is.
+    disconnected_at: Option<u64>,
+    /// ICE was restarted and it has not connected since.
+    restarted: bool,
 }
 
 /// `RTCPeerConnection.connectionState`, as the call needs it.
@@ -445,6 +471,8 @@ pub struct CallCore {
     sfu_retry_at: Option<u64>,
     /// Failures in a row since the SFU last answered a publish.
     sfu_failures: u32,
+    /// The publisher's and the subscriber's ICE.
+    sfu_legs: [Leg; 2],
     out: VecDeque<Output>,
 }
 
@@ -476,6 +504,7 @@ impl CallCore {
             sfu_connected_at: None,
             sfu_retry_at: None,
             sfu_failures: 0,
+            sfu_legs: [Leg::default(); 2],
             out: VecDeque::new(),
         }
     }
@@ -525,7 +554,14 @@ impl CallCore {
                     .flatten()
                     .map(|at| at + SILENT_PATH_MS)
             });
-        restarts.chain(silent).chain(self.sfu_retry_at).min()
+        let mut next = restarts.chain(silent).chain(self.sfu_retry_at).min();
+        for l in &self.sfu_legs {
+            if let (true, false, Some(at)) = (self.sfu_active, l.restarted, l.disconnected_at) {
+                let at = at + DISCONNECTED_RESTART_MS;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
     }
 
     /// The time is `now_ms`: restarts ICE with whoever stayed
@@ -547,6 +583,16 @@ impl CallCore {
                 format!("peercall: {id} still disconnected: restarting ICE"),
             ));
             self.restart(&id, now_ms);
+        }
+        for leg in [SfuLeg::Publisher, SfuLeg::Subscriber] {
+            let l = self.sfu_legs[leg as usize];
+            if self.sfu_active
+                && !l.restarted
+                && l.disconnected_at
+                    .is_some_and(|at| at + DISCONNECTED_RESTART_MS <= now_ms)
+            {
+                self.sfu_restart(leg);
+            }
         }
         if self.sfu_retry_at.is_some_and(|at| at <= now_ms) {
             self.sfu_retry_at = None;
@@ -1119,21 +1165,67 @@ impl CallCore {
         self.advance(now_ms);
     }
 
-    /// The receiving SFU connection's state changed.
-    pub fn sfu_connection(&mut self, state: ConnectionState, now_ms: u64) {
-        self.sfu_connected_at = match state {
-            ConnectionState::Connected => self.sfu_connected_at.or(Some(now_ms)),
-            _ => None,
-        };
+    /// An SFU connection's state changed. One that fails, or stays
+    /// `disconnected` for [`DISCONNECTED_RESTART_MS`], restarts ICE; one
+    /// that fails again before it reconnects is given up: both close, and
+    /// we publish afresh.
+    pub fn sfu_connection(&mut self, leg: SfuLeg, state: ConnectionState, now_ms: u64) {
+        if leg == SfuLeg::Subscriber {
+            self.sfu_connected_at = match state {
+                ConnectionState::Connected => self.sfu_connected_at.or(Some(now_ms)),
+                _ => None,
+            };
+        }
+        let l = &mut self.sfu_legs[leg as usize];
+        l.disconnected_at = (state == ConnectionState::Disconnected).then_some(now_ms);
+        if state == ConnectionState::Connected {
+            l.restarted = false;
+        }
         if state == ConnectionState::Failed && self.sfu_active {
-            self.push(Output::Log(
-                Level::Warn,
-                "peercall: the connection to the SFU failed; publishing again".into(),
-            ));
-            self.sfu_close(false);
-            self.sfu_retry(now_ms);
+            if l.restarted {
+                self.sfu_error("the connection to the SFU failed again", now_ms);
+            } else {
+                self.sfu_restart(leg);
+            }
         }
         self.advance(now_ms);
+    }
+
+    /// Something on our side of the SFU went wrong (an SDP refused, a
+    /// connection that could not be made): both close, and we publish
+    /// afresh in a moment.
+    pub fn sfu_error(&mut self, why: &str, now_ms: u64) {
+        if !self.sfu_active {
+            return;
+        }
+        self.push(Output::Log(
+            Level::Warn,
+            format!("peercall: SFU: {why}; publishing again"),
+        ));
+        self.sfu_close(false);
+        self.sfu_retry(now_ms);
+        self.advance(now_ms);
+    }
+
+    /// The person (or a test, through `peercall.restartSfuIce`) asks for
+    /// an ICE restart of both SFU connections.
+    pub fn restart_sfu_ice(&mut self) {
+        if self.sfu_active {
+            self.sfu_restart(SfuLeg::Publisher);
+            self.sfu_restart(SfuLeg::Subscriber);
+        }
+    }
+
+    /// Restarts ICE on `leg` (it failed, or stayed disconnected).
+    fn sfu_restart(&mut self, leg: SfuLeg) {
+        let l = &mut self.sfu_legs[leg as usize];
+        l.restarted = true;
+        l.disconnected_at = None;
+        self.push(Output::Log(
+            Level::Info,
+            "peercall: restarting ICE with the SFU".into(),
+        ));
+        self.push(Output::Sfu(SfuOutput::RestartIce { leg }));
     }
 
     /// The tiles are `heights` device pixels tall now (peer id, height;
@@ -1201,6 +1293,7 @@ impl CallCore {
 
     fn sfu_publish(&mut self) {
         self.sfu_active = true;
+        self.sfu_legs = [Leg::default(); 2];
         self.push(Output::Sfu(SfuOutput::Publish));
     }
 

@@ -746,7 +746,7 @@ fn moving_to_the_sfu_closes_a_direct_connection_only_once_both_sides_receive_thr
         &drain(&mut a)[..],
         [Output::Sfu(SfuOutput::Subscription { .. })]
     ));
-    a.sfu_connection(ConnectionState::Connected, T0 + 40);
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Connected, T0 + 40);
     a.media_arrived("b", Route::Sfu, T0 + 50);
     a.media_arrived("c", Route::Sfu, T0 + 50);
     // c had nothing showing: at once. b keeps its direct picture until
@@ -776,7 +776,7 @@ fn a_silent_person_counts_as_carried_after_a_while() {
     a.relay(welcomed(Route::Sfu), T0);
     a.relay(joined("b"), T0);
     a.relay(subscription(&["b"]), T0 + 10);
-    a.sfu_connection(ConnectionState::Connected, T0 + 20);
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Connected, T0 + 20);
     drain(&mut a);
     // b sends no video: nothing unmutes.
     assert_eq!(a.poll_timeout(), Some(T0 + 20 + SILENT_PATH_MS));
@@ -797,7 +797,7 @@ fn back_to_mesh_the_sfu_goes_once_everyone_is_direct_both_ways() {
     a.relay(welcomed(Route::Sfu), T0);
     a.relay(joined("b"), T0);
     a.relay(subscription(&["b"]), T0);
-    a.sfu_connection(ConnectionState::Connected, T0);
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Connected, T0);
     a.media_arrived("b", Route::Sfu, T0);
     a.media_flowing("b", Route::Sfu, T0);
     a.relay(receiving("b", Route::Sfu), T0);
@@ -896,7 +896,7 @@ fn a_failed_sfu_is_published_to_again() {
     let mut now = T0 + SFU_RETRY_MS;
     let mut waits = Vec::new();
     for _ in 0..7 {
-        a.sfu_connection(ConnectionState::Failed, now);
+        a.sfu_error("the SFU's offer: refused", now);
         let at = a.poll_timeout().unwrap();
         waits.push(at - now);
         now = at;
@@ -909,8 +909,71 @@ fn a_failed_sfu_is_published_to_again() {
         RelayInput::Room(Event::SfuPublished { sdp: "v=0".into() }),
         now,
     );
-    a.sfu_connection(ConnectionState::Failed, now);
+    a.sfu_error("the SFU's offer: refused", now);
     assert_eq!(a.poll_timeout(), Some(now + SFU_RETRY_MS));
+}
+
+fn sfu_restarts(out: &[Output]) -> Vec<SfuLeg> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Sfu(SfuOutput::RestartIce { leg }) => Some(*leg),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_sfu_connection_that_fails_restarts_ice_once_then_starts_over() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    a.sfu_connection(SfuLeg::Publisher, ConnectionState::Connected, T0);
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Connected, T0);
+    drain(&mut a);
+    // Failed: ICE restarts on that connection, nothing closes.
+    a.sfu_connection(SfuLeg::Publisher, ConnectionState::Failed, T0 + 100);
+    let out = drain(&mut a);
+    assert_eq!(sfu_restarts(&out), [SfuLeg::Publisher]);
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Sfu(SfuOutput::Close { .. }))));
+    // It came back: a later failure restarts again.
+    a.sfu_connection(SfuLeg::Publisher, ConnectionState::Connected, T0 + 900);
+    a.sfu_connection(SfuLeg::Publisher, ConnectionState::Failed, T0 + 5_000);
+    assert_eq!(sfu_restarts(&drain(&mut a)), [SfuLeg::Publisher]);
+    // Failed again before it reconnected: both close, and we publish
+    // afresh a second later.
+    a.sfu_connection(SfuLeg::Publisher, ConnectionState::Failed, T0 + 6_000);
+    let out = drain(&mut a);
+    assert!(sfu_restarts(&out).is_empty());
+    assert!(out.contains(&Output::Sfu(SfuOutput::Close { leave: false })));
+    a.handle_timeout(T0 + 6_000 + SFU_RETRY_MS);
+    assert!(drain(&mut a).contains(&Output::Sfu(SfuOutput::Publish)));
+}
+
+#[test]
+fn an_sfu_connection_disconnected_for_long_restarts_ice() {
+    let mut a = core("a");
+    a.relay(welcomed(Route::Sfu), T0);
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Connected, T0);
+    drain(&mut a);
+    a.sfu_connection(
+        SfuLeg::Subscriber,
+        ConnectionState::Disconnected,
+        T0 + 1_000,
+    );
+    assert_eq!(a.poll_timeout(), Some(T0 + 1_000 + DISCONNECTED_RESTART_MS));
+    a.handle_timeout(T0 + 1_000 + DISCONNECTED_RESTART_MS - 1);
+    assert!(sfu_restarts(&drain(&mut a)).is_empty());
+    a.handle_timeout(T0 + 1_000 + DISCONNECTED_RESTART_MS);
+    assert_eq!(sfu_restarts(&drain(&mut a)), [SfuLeg::Subscriber]);
+    // Once, until it connects again.
+    assert_eq!(a.poll_timeout(), None);
+    // Asked for (the console, the tests): both connections.
+    a.restart_sfu_ice();
+    assert_eq!(
+        sfu_restarts(&drain(&mut a)),
+        [SfuLeg::Publisher, SfuLeg::Subscriber]
+    );
 }
 
 #[test]
@@ -922,7 +985,9 @@ fn after_the_sfu_failed_the_new_subscription_shows_at_once() {
     a.media_arrived("b", Route::Sfu, T0);
     a.media_flowing("b", Route::Sfu, T0);
     drain(&mut a);
-    a.sfu_connection(ConnectionState::Failed, T0 + 10);
+    // Failed, restarted, failed again: given up, published afresh.
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Failed, T0 + 5);
+    a.sfu_connection(SfuLeg::Subscriber, ConnectionState::Failed, T0 + 10);
     drain(&mut a);
     a.handle_timeout(T0 + 10 + SFU_RETRY_MS);
     drain(&mut a);

@@ -25,6 +25,13 @@ pub struct IceServer {
 // crate reads its messages: the app parses values anyway, and serde's
 // derived visitors are some of the biggest code in its wasm.
 
+/// The first ICE user fragment (`a=ice-ufrag:`) of an SDP: a new one in
+/// an offer means it restarts ICE.
+pub fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+}
+
 /// `RTCIceServer`s from a JSON array of objects. `urls` is one URL or an
 /// array of them; fields browsers know and this does not are ignored.
 pub(crate) fn ice_servers_from(value: &Value) -> Result<Vec<IceServer>, String> {

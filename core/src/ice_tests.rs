@@ -211,3 +211,10 @@ fn failures_are_explained_by_what_was_configured_and_gathered() {
         assert!(failure.message("Bo").len() > 40);
     }
 }
+
+#[test]
+fn an_sdp_s_ice_user_fragment_is_read() {
+    let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:Ab3x\r\na=ice-pwd:p\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:Zz9\r\n";
+    assert_eq!(crate::ice::ice_ufrag(sdp), Some("Ab3x"));
+    assert_eq!(crate::ice::ice_ufrag("v=0\n"), None);
+}

@@ -628,6 +628,7 @@ impl Room {
             | Body::SfuSubscription { .. }
             | Body::SfuAnswer { .. }
             | Body::SfuLayer { .. }
+            | Body::SfuRestart
             | Body::SfuLeave => out.events.push(Event::Ignored(Ignored::NotForUs)),
             body @ (Body::Offer { .. } | Body::Answer { .. }) => {
                 self.heard(&from, None, now_ms, out, true);

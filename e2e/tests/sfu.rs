@@ -711,8 +711,20 @@ async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
     }
 }
 
+/// A page's SFU connections' ICE user fragments: the publisher's own, the
+/// subscriber's remote (Janus's) and own; whether they are the ones
+/// marked before; their states.
+const ICE: &str = r#"
+    const u = d => d && (d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+    const p = window.peercall;
+    return {pub: u(p.sfuPublisher.localDescription), sub: u(p.sfuSubscriber.remoteDescription),
+            subLocal: u(p.sfuSubscriber.localDescription),
+            same: p.sfuPublisher === window.__icePub && p.sfuSubscriber === window.__iceSub,
+            states: [p.sfuPublisher.connectionState, p.sfuSubscriber.connectionState]};
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_restart_on_the_sfu_is_recovered_from() {
+async fn an_ice_restart_and_a_relay_restart_on_the_sfu_are_recovered_from() {
     let janus = Janus::start().await.unwrap();
     let args = [
         "--janus",
@@ -739,6 +751,64 @@ async fn a_relay_restart_on_the_sfu_is_recovered_from() {
         })
         .await;
     }
+    // Ada restarts ICE on both her SFU connections (as after a network
+    // change): the same connections, with new ICE credentials on both
+    // ends, and nobody's media stops for a second; nobody else's
+    // subscription changes (her feed is the same).
+    let streams_before = bob
+        .js("return JSON.stringify(window.peercall.sfuStreams)")
+        .await
+        .unwrap();
+    for (_, b) in people {
+        b.js("window.__frames.gap = {}; window.__oldSub = window.peercall.sfuSubscriber")
+            .await
+            .unwrap();
+    }
+    let before = ada.js(ICE).await.unwrap();
+    ada.js("window.__icePub = window.peercall.sfuPublisher; \
+            window.__iceSub = window.peercall.sfuSubscriber; \
+            window.peercall.restartIce('sfu')")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let now = ada.js(ICE).await.unwrap();
+        if now["same"] == true
+            && now["pub"] != before["pub"]
+            && now["sub"] != before["sub"]
+            && now["subLocal"] != before["subLocal"]
+            && now["states"] == serde_json::json!(["connected", "connected"])
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "Ada's SFU connections did not restart ICE: before {before}, now {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "Ada's SFU connections restarted ICE in {:?}",
+        start.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (who, b) in people {
+        until(b, who, "the others, after Ada's ICE restart", &janus, |p| {
+            p["renewed"] == false && all_decoding(p, 2) && on_sfu(p) && frames_flow(p, 2)
+        })
+        .await;
+        let gap = longest_gap(&paths(b).await);
+        println!("{who}: longest frame gap over Ada's ICE restart {gap:.0} ms");
+        assert!(gap < 1000.0, "{who}: {gap} ms without frames");
+    }
+    assert_eq!(
+        bob.js("return JSON.stringify(window.peercall.sfuStreams)")
+            .await
+            .unwrap(),
+        streams_before,
+        "Bob's subscription is as it was"
+    );
+
     // The relay goes (and its Janus sessions) and comes back: everyone
     // publishes and subscribes afresh on the new one.
     for (_, b) in people {

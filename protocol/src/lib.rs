@@ -434,6 +434,11 @@ pub enum Body {
     SfuPublish {
         /// The offer.
         sdp: String,
+        /// An ICE restart of the publishing connection we have (new
+        /// credentials, same media): the SFU renegotiates it rather than
+        /// taking a new publisher.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ice_restart: bool,
     },
     /// From the relay: the SFU's answer to our [`Body::SfuPublish`].
     SfuPublished {
@@ -463,6 +468,9 @@ pub enum Body {
         /// The layer, 0 to 2, or none.
         layer: Option<u8>,
     },
+    /// To the relay: restart ICE on the connection we receive on: the SFU
+    /// sends a [`Body::SfuSubscription`] with new ICE credentials.
+    SfuRestart,
     /// To the relay: we closed our SFU connections (the room went back to
     /// peer to peer and everyone reaches us directly).
     SfuLeave,
@@ -621,6 +629,7 @@ message_types! {
     SfuSubscription => "sfu_subscription",
     SfuAnswer => "sfu_answer",
     SfuLayer => "sfu_layer",
+    SfuRestart => "sfu_restart",
     SfuLeave => "sfu_leave",
     Receiving => "receiving",
     Control => "control",
@@ -811,6 +820,7 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
         },
         MessageType::SfuPublish => Body::SfuPublish {
             sdp: string(o, "sdp")?,
+            ice_restart: flag(o, "ice_restart")?,
         },
         MessageType::SfuPublished => Body::SfuPublished {
             sdp: string(o, "sdp")?,
@@ -846,6 +856,7 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
                 },
             },
         },
+        MessageType::SfuRestart => Body::SfuRestart,
         MessageType::SfuLeave => Body::SfuLeave,
         MessageType::Receiving => Body::Receiving {
             via: Route::parse(&string(o, "via")?),
@@ -863,11 +874,7 @@ fn body(o: &Map<String, Value>, kind: MessageType) -> Result<Body, String> {
         },
         MessageType::Offer => Body::Offer {
             sdp: string(o, "sdp")?,
-            ice_restart: match o.get("ice_restart") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err("\"ice_restart\" must be true or false".into()),
-            },
+            ice_restart: flag(o, "ice_restart")?,
         },
         MessageType::Answer => Body::Answer {
             sdp: string(o, "sdp")?,
@@ -926,6 +933,15 @@ pub fn opt_string(o: &Map<String, Value>, key: &str) -> Result<Option<String>, S
 
 fn string(o: &Map<String, Value>, key: &str) -> Result<String, String> {
     opt_string(o, key)?.ok_or_else(|| format!("missing field {key:?}"))
+}
+
+/// A true/false field that may be absent (false).
+fn flag(o: &Map<String, Value>, key: &str) -> Result<bool, String> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(format!("{key:?} must be true or false")),
+    }
 }
 
 /// Serialises a message for sending.
@@ -999,7 +1015,13 @@ mod tests {
             Body::Route { route: Route::Mesh },
             Body::SfuPublish {
                 sdp: "v=0\r\n".into(),
+                ice_restart: false,
             },
+            Body::SfuPublish {
+                sdp: "v=0\r\n".into(),
+                ice_restart: true,
+            },
+            Body::SfuRestart,
             Body::SfuPublished {
                 sdp: "v=0\r\n".into(),
             },

@@ -400,6 +400,7 @@ impl Session {
                     body @ (Body::SfuPublish { .. }
                     | Body::SfuAnswer { .. }
                     | Body::SfuLayer { .. }
+                    | Body::SfuRestart
                     | Body::SfuLeave),
                 ) => self.sfu(state, conn, body),
                 _ => Err(Refusal(
@@ -762,12 +763,14 @@ impl Session {
         let mut inner = lock(&state.rooms.inner);
         let peer = peer.clone();
         let command = match body {
-            Body::SfuPublish { sdp } => sfu::Command::Publish {
+            Body::SfuPublish { sdp, ice_restart } => sfu::Command::Publish {
                 peer,
                 outbox: conn.outbox.clone(),
                 sdp,
+                ice_restart,
             },
             Body::SfuAnswer { sdp } => sfu::Command::Answer { peer, sdp },
+            Body::SfuRestart => sfu::Command::Restart { peer },
             Body::SfuLayer { peer: of, layer } => sfu::Command::Layer { peer, of, layer },
             _ => sfu::Command::Leave { peer },
         };

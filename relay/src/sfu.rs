@@ -131,12 +131,16 @@ impl JanusPool {
 /// What the room registry asks of a room's SFU task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// `peer` publishes with `sdp` (again: its old handles go first).
+    /// `peer` publishes with `sdp` (again: its old handles go first; or,
+    /// `ice_restart`, renegotiating the publisher it has).
     Publish {
         peer: String,
         outbox: Outbox,
         sdp: String,
+        ice_restart: bool,
     },
+    /// `peer`'s receiving connection restarts ICE: Janus offers anew.
+    Restart { peer: String },
     /// `peer`'s answer to its latest subscription offer.
     Answer { peer: String, sdp: String },
     /// `peer` wants simulcast layer `layer` of `of`'s video (`None`: none).
@@ -213,6 +217,8 @@ struct Part {
     videos: Vec<(String, u64)>,
     /// The simulcast layer wanted per feed (`None`: no video), once asked.
     layers: BTreeMap<u64, Option<u8>>,
+    /// Whose media the subscription's m-lines carry, as last told.
+    streams: Vec<SfuStream>,
 }
 
 struct Task {
@@ -463,7 +469,53 @@ impl Task {
 
     async fn command(&mut self, command: Command) {
         match command {
-            Command::Publish { peer, outbox, sdp } => {
+            Command::Publish {
+                peer,
+                outbox,
+                sdp,
+                ice_restart: true,
+            } if self.session.is_some() && self.parts.contains_key(&peer) => {
+                let (Some(session), Some(part)) = (&self.session, self.parts.get(&peer)) else {
+                    return;
+                };
+                let offer = json!({"type": "offer", "sdp": sdp});
+                if let Err(e) = session
+                    .message(part.publisher, json!({"request": "configure"}), Some(offer))
+                    .await
+                {
+                    self.fail(
+                        &outbox,
+                        &peer,
+                        format!("cannot restart ICE with the SFU: {e}"),
+                    );
+                }
+            }
+            Command::Restart { peer } => {
+                let (Some(session), Some(part)) = (&self.session, self.parts.get(&peer)) else {
+                    return;
+                };
+                let (Some(handle), true) = (part.subscriber, part.attached) else {
+                    return;
+                };
+                let outbox = part.outbox.clone();
+                if let Err(e) = session
+                    .message(
+                        handle,
+                        json!({"request": "configure", "restart": true}),
+                        None,
+                    )
+                    .await
+                {
+                    self.fail(
+                        &outbox,
+                        &peer,
+                        format!("cannot restart ICE with the SFU: {e}"),
+                    );
+                }
+            }
+            Command::Publish {
+                peer, outbox, sdp, ..
+            } => {
                 if let Err(e) = self.publish(&peer, outbox.clone(), sdp).await {
                     self.fail(
                         &outbox,
@@ -559,6 +611,7 @@ impl Task {
                 pending: BTreeSet::new(),
                 videos: Vec::new(),
                 layers: BTreeMap::new(),
+                streams: Vec::new(),
             },
         );
         session
@@ -700,16 +753,34 @@ impl Task {
                     return self.fail(&outbox, &peer, format!("the SFU refused ({code}): {error}"));
                 }
                 match (data["videoroom"].as_str(), sdp) {
-                    (Some("joined"), Some(sdp)) if !subscriber => {
+                    // Its publish, or an ICE restart of it (`configured`).
+                    (Some("joined" | "event"), Some(sdp)) if !subscriber => {
                         self.tell(&outbox, &peer, Body::SfuPublished { sdp });
+                    }
+                    // An ICE restart of the subscription: same streams.
+                    (Some("event"), Some(sdp)) if subscriber => {
+                        let streams = self
+                            .parts
+                            .get(&peer)
+                            .map(|p| p.streams.clone())
+                            .unwrap_or_default();
+                        self.tell(&outbox, &peer, Body::SfuSubscription { sdp, streams });
                     }
                     (Some("attached" | "updated"), Some(sdp)) if subscriber => {
                         let streams = streams(&data["streams"], |f| self.peer_of_feed(f));
-                        self.tell(&outbox, &peer, Body::SfuSubscription { sdp, streams });
+                        self.tell(
+                            &outbox,
+                            &peer,
+                            Body::SfuSubscription {
+                                sdp,
+                                streams: streams.clone(),
+                            },
+                        );
                         let videos = video_mids(&data["streams"]);
                         if let Some(p) = self.parts.get_mut(&peer) {
                             p.attached = true;
                             p.videos = videos;
+                            p.streams = streams;
                         }
                         self.flush(&peer).await;
                         self.configure_layers(&peer, None).await;

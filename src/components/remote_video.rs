@@ -7,7 +7,10 @@ use crate::web::page;
 
 fn stamp_first_frame(el: &HtmlVideoElement) {
     if !el.has_attribute("data-first-frame") {
-        let _ = el.set_attribute("data-first-frame", &js_sys::Date::now().to_string());
+        let _ = el.set_attribute(
+            "data-first-frame",
+            &(js_sys::Date::now() as u64).to_string(),
+        );
         page::mark("first-frame");
     }
 }

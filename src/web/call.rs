@@ -23,7 +23,8 @@ use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use crate::call::{
-    ById, CallCore, ConnectionState, Level, Negotiated, Output, PeerInput, RelayInput, SfuOutput,
+    ById, CallCore, ConnectionState, Level, Negotiated, Output, PeerInput, RelayInput, SfuLeg,
+    SfuOutput,
 };
 use crate::config::CallConfig;
 use crate::controls::{Sending, VideoSource};
@@ -126,7 +127,8 @@ impl Call {
         let (commands, command_rx) = mpsc::unbounded();
         let (peer_tx, peer_events) = mpsc::unbounded();
         // `peercall.restartIce(id)`: the ICE restart path on demand, for
-        // the console and the end-to-end tests.
+        // the console and the end-to-end tests (`"sfu"`: both SFU
+        // connections).
         let restart_hook = {
             let commands = commands.clone();
             wasm_bindgen::closure::Closure::<dyn Fn(String)>::new(move |id: String| {
@@ -269,6 +271,11 @@ struct Sfu {
     offer_pending: bool,
     /// The subscription answer waits for ICE gathering to complete.
     answer_pending: bool,
+    /// An ICE restart of the publisher / subscriber: its offer / answer
+    /// waits for the new gathering's end (the old one's `complete` may
+    /// still show).
+    offer_restarting: bool,
+    answer_restarting: bool,
     /// Wait for video tracks to get media.
     unmutes: Vec<gloo_events::EventListener>,
 }
@@ -549,24 +556,40 @@ impl Shell {
     /// Carries out what the SFU connections need.
     async fn sfu_output(&mut self, output: SfuOutput) {
         match output {
-            SfuOutput::Publish => {
-                let peer = match self.sfu_peer(SFU_PUBLISHER) {
-                    Ok(peer) => peer,
-                    Err(e) => return self.sfu_failed(&e.to_string()),
-                };
-                peer.prepare_publish(&self.outgoing);
-                let (audio, video) = self.tracks();
-                drop(peer.set_tracks(audio.as_ref(), video.as_ref()));
-                crate::web::peer::debug_set("sfuPublisher", peer.raw());
+            SfuOutput::Publish
+            | SfuOutput::RestartIce {
+                leg: SfuLeg::Publisher,
+            } => {
+                let restart = output != SfuOutput::Publish;
+                if restart {
+                    // The same connection, new ICE credentials.
+                    let Some(peer) = &self.sfu.publisher else {
+                        return;
+                    };
+                    peer.restart_ice();
+                } else {
+                    let peer = match self.sfu_peer(SFU_PUBLISHER) {
+                        Ok(peer) => peer,
+                        Err(e) => return self.sfu_failed(&e.to_string()),
+                    };
+                    peer.prepare_publish(&self.outgoing);
+                    let (audio, video) = self.tracks();
+                    drop(peer.set_tracks(audio.as_ref(), video.as_ref()));
+                    crate::web::peer::debug_set("sfuPublisher", peer.raw());
+                    self.sfu.publisher = Some(peer);
+                }
                 // The offer goes once gathering is complete: Janus takes
                 // no trickle from us.
+                let Some(peer) = &self.sfu.publisher else {
+                    return;
+                };
                 let made = peer.set_local().await;
-                self.sfu.publisher = Some(peer);
                 self.sfu.offer_pending = true;
+                self.sfu.offer_restarting = restart;
                 if let Err(e) = made {
                     return self.sfu_failed(&e.to_string());
                 }
-                self.sfu_send_offer();
+                self.sfu_send_offer(false);
             }
             SfuOutput::Published { sdp } => {
                 if let Some(peer) = &self.sfu.publisher {
@@ -613,6 +636,13 @@ impl Shell {
                 let Some(peer) = &self.sfu.subscriber else {
                     return;
                 };
+                // New ICE credentials (our `sfu_restart`): the answer waits
+                // for the new gathering.
+                let before = peer.raw().remote_description().map(|d| d.sdp());
+                self.sfu.answer_restarting = before
+                    .as_deref()
+                    .and_then(ice::ice_ufrag)
+                    .is_some_and(|old| Some(old) != ice::ice_ufrag(&sdp));
                 let applied = match peer.set_remote(true, &sdp).await {
                     Ok(()) => peer.set_local().await.map(drop),
                     Err(e) => Err(e),
@@ -621,7 +651,14 @@ impl Shell {
                     return self.sfu_failed(&format!("the SFU's offer: {e}"));
                 }
                 self.sfu.answer_pending = true;
-                self.sfu_send_answer();
+                self.sfu_send_answer(false);
+            }
+            SfuOutput::RestartIce {
+                leg: SfuLeg::Subscriber,
+            } => {
+                if self.sfu.subscriber.is_some() {
+                    self.signaling.to_relay(Body::SfuRestart);
+                }
             }
             SfuOutput::Layer { peer, layer } => {
                 self.signaling.to_relay(Body::SfuLayer { peer, layer });
@@ -662,34 +699,39 @@ impl Shell {
     }
 
     fn sfu_failed(&mut self, why: &str) {
-        web_sys::console::warn_1(&format!("peercall: SFU: {why}").into());
-        self.core.sfu_connection(ConnectionState::Failed, now_ms());
+        self.core.sfu_error(why, now_ms());
     }
 
-    /// Sends the publish offer if it waits and gathering is done.
-    fn sfu_send_offer(&mut self) {
+    /// Sends the publish offer if it waits and gathering is done (`ended`:
+    /// the end of candidates was just told).
+    fn sfu_send_offer(&mut self, ended: bool) {
         let Some(peer) = &self.sfu.publisher else {
             return;
         };
-        if !self.sfu.offer_pending || !peer.gathered() {
+        if !self.sfu.offer_pending || !peer.gathered() || (self.sfu.offer_restarting && !ended) {
             return;
         }
         self.sfu.offer_pending = false;
+        let ice_restart = std::mem::take(&mut self.sfu.offer_restarting);
         match peer.raw().local_description() {
-            Some(d) => self.signaling.to_relay(Body::SfuPublish { sdp: d.sdp() }),
+            Some(d) => self.signaling.to_relay(Body::SfuPublish {
+                sdp: d.sdp(),
+                ice_restart,
+            }),
             None => self.sfu_failed("no local description to publish"),
         }
     }
 
     /// Sends the subscription answer if it waits and gathering is done.
-    fn sfu_send_answer(&mut self) {
+    fn sfu_send_answer(&mut self, ended: bool) {
         let Some(peer) = &self.sfu.subscriber else {
             return;
         };
-        if !self.sfu.answer_pending || !peer.gathered() {
+        if !self.sfu.answer_pending || !peer.gathered() || (self.sfu.answer_restarting && !ended) {
             return;
         }
         self.sfu.answer_pending = false;
+        self.sfu.answer_restarting = false;
         match peer.raw().local_description() {
             Some(d) => self.signaling.to_relay(Body::SfuAnswer { sdp: d.sdp() }),
             None => self.sfu_failed("no local description to answer with"),
@@ -699,11 +741,15 @@ impl Shell {
     /// What the SFU connections report.
     fn on_sfu_event(&mut self, publisher: bool, event: PeerEvent) {
         match event {
-            PeerEvent::Candidate(None) if publisher => self.sfu_send_offer(),
-            PeerEvent::Candidate(None) => self.sfu_send_answer(),
-            PeerEvent::State(state) if !publisher => self.core.sfu_connection(state, now_ms()),
-            PeerEvent::State(ConnectionState::Failed) => {
-                self.core.sfu_connection(ConnectionState::Failed, now_ms())
+            PeerEvent::Candidate(None) if publisher => self.sfu_send_offer(true),
+            PeerEvent::Candidate(None) => self.sfu_send_answer(true),
+            PeerEvent::State(state) => {
+                let leg = if publisher {
+                    SfuLeg::Publisher
+                } else {
+                    SfuLeg::Subscriber
+                };
+                self.core.sfu_connection(leg, state, now_ms());
             }
             PeerEvent::Track { stream, track, mid } if !publisher => {
                 let Some(peer) = mid
@@ -1015,6 +1061,7 @@ impl Shell {
                     let _ = t.unbounded_send(ChannelEvent::LocalCancel);
                 }
             }
+            Command::RestartIce(id) if id == "sfu" => self.core.restart_sfu_ice(),
             Command::RestartIce(id) => self.core.restart_ice(&id, now_ms()),
             Command::MeasureTiles => {
                 if self.sfu.subscriber.is_some() {
