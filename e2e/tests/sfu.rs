@@ -556,6 +556,206 @@ async fn relays_of_a_cluster_share_one_sfu_room_and_move_it_together() {
     }
 }
 
+/// `n` people who only publish (a small video and audio each, through
+/// the relay's protocol, PROTOCOL.md 5.14), joined one after another into
+/// `room` on `ws`, from one page; `window.__crowd` says how far it got.
+const CROWD: &str = r#"
+    const [wsUrl, room, n] = [__WS__, __ROOM__, __N__];
+    const c = window.__crowd = {published: 0, errors: [], sockets: []};
+    const media = await navigator.mediaDevices.getUserMedia(
+        {audio: true, video: {width: 160, height: 120, frameRate: 10}});
+    const hex = () => [...crypto.getRandomValues(new Uint8Array(16))]
+        .map(b => b.toString(16).padStart(2, '0')).join('');
+    const one = i => new Promise(resolve => {
+        const id = hex(), ws = new WebSocket(wsUrl);
+        c.sockets.push(ws);
+        const send = body => ws.send(JSON.stringify(Object.assign({v: 1, room, from: id}, body)));
+        let pc = null;
+        const publish = async () => {
+            if (pc) return;
+            pc = new RTCPeerConnection();
+            pc.addTransceiver(media.getAudioTracks()[0].clone(), {direction: 'sendonly'});
+            pc.addTransceiver(media.getVideoTracks()[0].clone(),
+                {direction: 'sendonly', sendEncodings: [{maxBitrate: 60000}]});
+            await pc.setLocalDescription();
+            while (pc.iceGatheringState !== 'complete')
+                await new Promise(r => setTimeout(r, 20));
+            send({to: 'relay', type: 'sfu_publish', sdp: pc.localDescription.sdp});
+        };
+        ws.onopen = () => send({type: 'join', name: 'Guest ' + (i + 1)});
+        ws.onmessage = async e => {
+            const m = JSON.parse(e.data);
+            if (m.type === 'error') { c.errors.push(m.code); resolve(); }
+            if ((m.type === 'welcome' || m.type === 'route') && m.route === 'sfu') publish();
+            if (m.type === 'sfu_published') {
+                await pc.setRemoteDescription({type: 'answer', sdp: m.sdp});
+                c.published++;
+                resolve();
+            }
+        };
+    });
+    for (let i = 0; i < n; i++) await one(i);
+    return c.published;
+"#;
+
+/// Per person on `b`'s SFU subscription: frames decoded of their video and
+/// audio packets received (`now`), which grew since `before` (`video`,
+/// `audio`: peer ids), and who has a tile and who is listed by name.
+const GROWING: &str = r#"
+    const before = __BEFORE__ || {};
+    const p = window.peercall, peerOf = {};
+    for (const s of p.sfuStreams) peerOf[s.mid] = s.peer;
+    const now = {}, video = [], audio = [];
+    (await p.sfuSubscriber.getStats()).forEach(r => {
+        const peer = peerOf[r.mid];
+        if (r.type !== 'inbound-rtp' || !peer) return;
+        const n = r.kind === 'video' ? (r.framesDecoded || 0) : (r.packetsReceived || 0);
+        const key = r.kind + ':' + peer;
+        now[key] = n;
+        if (n > (before[key] || 0)) (r.kind === 'video' ? video : audio).push(peer);
+    });
+    const ids = sel => [...document.querySelectorAll(sel)].map(e => e.dataset.peer);
+    return {now, video, audio, tiles: ids('[data-testid=remote-tile]'),
+            offstage: ids('[data-testid=offstage-person]')};
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_of_25_on_the_sfu_shows_nine_and_receives_only_their_video() {
+    let janus = Janus::start().await.unwrap();
+    let (relay, page) = sfu_relay(&janus.url(), &janus.secret, "1").await;
+    let ada = Browser::launch(Kind::Chromium).await.unwrap();
+    let link = start_call(&ada, &page, "Ada").await;
+    let room = link.split('#').nth(1).unwrap().to_owned();
+
+    // 24 more, from another browser: the room is full (--max-peers is 25
+    // with --janus).
+    let crowd = Browser::launch(Kind::Chromium).await.unwrap();
+    crowd.goto(&page).await.unwrap();
+    let script = CROWD
+        .replace("__WS__", &format!("{:?}", relay.ws_url()))
+        .replace("__ROOM__", &format!("{room:?}"))
+        .replace("__N__", "24");
+    let started = Instant::now();
+    let published = crowd
+        .js(&format!("return (async () => {{ {script} }})()"))
+        .await
+        .unwrap();
+    let errors = crowd.js("return window.__crowd.errors").await.unwrap();
+    assert_eq!(published, 24, "errors: {errors}");
+    println!(
+        "24 people published through the SFU in {:?}",
+        started.elapsed()
+    );
+    let late = CROWD
+        .replace("__WS__", &format!("{:?}", relay.ws_url()))
+        .replace("__ROOM__", &format!("{room:?}"))
+        .replace("__N__", "1")
+        .replace("window.__crowd =", "window.__late =");
+    crowd
+        .js(&format!("return (async () => {{ {late} }})()"))
+        .await
+        .unwrap();
+    assert_eq!(
+        crowd.js("return window.__late.errors").await.unwrap(),
+        serde_json::json!(["room_full"]),
+        "the 26th is turned away"
+    );
+
+    // Ada receives everyone's audio and video m-lines, shows nine tiles
+    // (decoding) and lists the other 15 by name.
+    let start = Instant::now();
+    loop {
+        let state = ada
+            .js("const p = window.peercall; \
+                 const tiles = [...document.querySelectorAll('[data-testid=remote-tile]')]; \
+                 return {streams: (p.sfuStreams || []).length, \
+                         state: p.sfuSubscriber && p.sfuSubscriber.connectionState, \
+                         tiles: tiles.length, \
+                         decoding: tiles.filter(t => { const v = t.querySelector('video'); \
+                             return v && v.videoWidth > 0 && v.readyState >= 2; }).length, \
+                         offstage: document.querySelectorAll('[data-testid=offstage-person]').length};")
+            .await
+            .unwrap();
+        if state
+            == serde_json::json!({"streams": 48, "state": "connected", "tiles": 9,
+                                  "decoding": 9, "offstage": 15})
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "Ada: wanted 48 m-lines, 9 tiles decoding, 15 listed; {state}\nJanus:\n{}",
+            tail(&janus.log(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let sizes = ada
+        .js("const s = window.peercall.sfuSubscriber; \
+             return [s.remoteDescription.sdp.length, s.localDescription.sdp.length];")
+        .await
+        .unwrap();
+    println!(
+        "Ada: 9 tiles, 15 listed, 48 m-lines after {:?}; the SFU's offer {} bytes, her answer {} \
+         (a message may have {} bytes)",
+        start.elapsed(),
+        sizes[0],
+        sizes[1],
+        64 * 1024
+    );
+
+    // Over three seconds: frames of the nine on screen only, packets of
+    // all 24 voices.
+    let script = |before: &Value| {
+        format!(
+            "return (async () => {{ {} }})()",
+            GROWING.replace("__BEFORE__", &before.to_string())
+        )
+    };
+    // (A newcomer's video comes until the page next measures its tiles,
+    // once a second, and asks for none: let that pass first.)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = ada.js(&script(&Value::Null)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let then = ada.js(&script(&first["now"])).await.unwrap();
+    let set = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (video, audio) = (set(&then["video"]), set(&then["audio"]));
+    // Those listed by name all along get no video; those with a tile all
+    // along get theirs.
+    let off: Vec<String> = set(&first["offstage"])
+        .intersection(&set(&then["offstage"]))
+        .cloned()
+        .collect();
+    let on: Vec<String> = set(&first["tiles"])
+        .intersection(&set(&then["tiles"]))
+        .cloned()
+        .collect();
+    println!(
+        "Ada, over 3 s: video from {} people, audio from {}; {} on screen and {} listed all along",
+        video.len(),
+        audio.len(),
+        on.len(),
+        off.len()
+    );
+    assert_eq!(audio.len(), 24, "everyone's audio comes: {then}");
+    assert!(
+        off.len() >= 10 && off.iter().all(|p| !video.contains(p)),
+        "no video of those without a tile: {then}"
+    );
+    assert!(
+        on.len() >= 5 && on.iter().all(|p| video.contains(p)),
+        "the tiles' video comes: {then}"
+    );
+    assert!(video.len() <= 9 + 9 - on.len(), "{then}");
+    crowd.close().await;
+    ada.close().await;
+}
+
 /// The frame height `b` receives `peer`'s video at through the SFU.
 async fn sfu_frame_height(b: &Browser, peer: &str) -> u64 {
     b.js(&format!(

@@ -202,6 +202,9 @@ pub struct Config {
 /// app is served from, logs, and what the runtime itself opens.
 const SPARE_DESCRIPTORS: usize = 64;
 
+/// The most people a room on the SFU may hold (see [`Config::validate`]).
+pub const MAX_SFU_PEERS: usize = 30;
+
 impl Config {
     /// Refuses settings the relay cannot keep its promises with, in words.
     pub fn validate(&self) -> Result<(), String> {
@@ -218,6 +221,17 @@ impl Config {
                 "--max-peers {} could make a welcome of {welcome} bytes, over --max-message-bytes {}: \
                  raise that or lower --max-peers",
                 self.max_peers_per_room, self.max_message_bytes
+            ));
+        }
+        // Through the SFU one `sfu_subscription` carries everyone else's
+        // audio and video m-lines: about 1.9 KB a person (Janus's offer for
+        // 24 was 40.6 KB of SDP, e2e/tests/sfu.rs), and the app takes
+        // messages of up to 64 KB.
+        if self.phone.enabled() && self.max_peers_per_room > MAX_SFU_PEERS {
+            return Err(format!(
+                "--max-peers {} with --janus: a subscription to that many people's media would \
+                 outgrow a message; at most {MAX_SFU_PEERS}",
+                self.max_peers_per_room
             ));
         }
         for (name, value) in [

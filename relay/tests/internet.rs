@@ -115,6 +115,22 @@ fn a_bad_allowed_origin_is_refused_at_start_in_words() {
     );
 }
 
+#[test]
+fn a_room_on_the_sfu_is_held_to_what_one_subscription_message_carries() {
+    let mut config = Config {
+        phone: std::sync::Arc::new(peercall_relay::PhoneConfig {
+            janus: vec!["ws://127.0.0.1:8188".into()],
+            ..Default::default()
+        }),
+        max_peers_per_room: peercall_relay::MAX_SFU_PEERS,
+        ..Config::default()
+    };
+    config.validate().unwrap();
+    config.max_peers_per_room += 1;
+    let e = config.validate().unwrap_err();
+    assert!(e.contains("--max-peers 31 with --janus"), "{e}");
+}
+
 async fn ice(config: &Config, origin: Option<&str>) -> axum::response::Response {
     let mut req = Request::get("/ice-servers").header(header::HOST, "relay.example.com");
     if let Some(origin) = origin {
