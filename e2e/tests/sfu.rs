@@ -814,7 +814,7 @@ async fn tile_height(b: &Browser, peer: &str) -> f64 {
 async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
     let janus = Janus::start().await.unwrap();
     let (_relay, page) = sfu_relay(&janus.url(), &janus.secret, "1").await;
-    let ada = Browser::launch(Kind::Chromium).await.unwrap();
+    let ada = Browser::launch(Kind::Firefox).await.unwrap();
     let link = start_call(&ada, &page, "Ada").await;
     let big = Browser::launch(Kind::Chromium).await.unwrap();
     big.goto(&link).await.unwrap();
@@ -835,38 +835,52 @@ async fn a_small_tile_receives_a_smaller_simulcast_layer_than_a_large_one() {
             .filter_map(|t| t["peer"].as_str().map(str::to_owned))
             .collect()
     };
-    let (on_big, on_small) = (peers(&paths(&big).await), peers(&paths(&small).await));
+    let (on_ada, on_big, on_small) = (
+        peers(&paths(&ada).await),
+        peers(&paths(&big).await),
+        peers(&paths(&small).await),
+    );
     let ada_id = on_big
         .iter()
         .find(|id| on_small.contains(id))
         .expect("Ada is on both")
         .clone();
-    // The layers settle: a layer switch waits for that layer's keyframe.
-    let start = Instant::now();
-    loop {
-        let (big_h, small_h) = (
-            sfu_frame_height(&big, &ada_id).await,
-            sfu_frame_height(&small, &ada_id).await,
-        );
-        let (big_tile, small_tile) = (
-            tile_height(&big, &ada_id).await,
-            tile_height(&small, &ada_id).await,
-        );
-        if small_h > 0 && big_h > small_h {
-            println!(
-                "Ada's video: {big_h} lines in a tile {big_tile:.0} px tall, \
-                 {small_h} lines in one {small_tile:.0} px tall"
+    let big_id = on_ada
+        .iter()
+        .find(|id| on_small.contains(id))
+        .expect("the big window's person is on both")
+        .clone();
+    // Ada publishes from Firefox, the big window's person from Chromium;
+    // each is seen in a large tile and in the small window. The layers
+    // settle: a layer switch waits for that layer's keyframe.
+    for (who, id, large, tiny) in [
+        ("Ada (Firefox)", &ada_id, &big, &small),
+        ("Bob (Chromium)", &big_id, &ada, &small),
+    ] {
+        let start = Instant::now();
+        loop {
+            let (big_h, small_h) = (
+                sfu_frame_height(large, id).await,
+                sfu_frame_height(tiny, id).await,
             );
-            break;
+            let (big_tile, small_tile) =
+                (tile_height(large, id).await, tile_height(tiny, id).await);
+            if small_h > 0 && big_h > small_h {
+                println!(
+                    "{who}'s video: {big_h} lines in a tile {big_tile:.0} px tall, \
+                     {small_h} lines in one {small_tile:.0} px tall"
+                );
+                break;
+            }
+            if start.elapsed() > LIMIT {
+                panic!(
+                    "{who}: the small tile ({small_tile:.0} px) gets {small_h} lines, \
+                     the big one ({big_tile:.0} px) {big_h}\nJanus:\n{}",
+                    tail(&janus.log(), 30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        if start.elapsed() > LIMIT {
-            panic!(
-                "the small tile ({small_tile:.0} px) gets {small_h} lines, \
-                 the big one ({big_tile:.0} px) {big_h}\nJanus:\n{}",
-                tail(&janus.log(), 30)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // No tile, no video: the small window's tile for Ada goes (as it does

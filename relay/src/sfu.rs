@@ -47,6 +47,10 @@ const DOWN_FOR: Duration = Duration::from_secs(30);
 /// How often a task in a cluster checks that the room's SFU is still
 /// where it is connected.
 const PLACEMENT_CHECK: Duration = Duration::from_secs(2);
+/// The order of a publisher's simulcast `rid`s in its offer (PROTOCOL.md
+/// 5.14: `q`, `h`, `f`): lowest first. Janus assumes highest first
+/// unless told.
+const RID_ORDER: &str = "lmh";
 /// VideoRoom's error codes for a room that is not there, or already is.
 const NO_SUCH_ROOM: i64 = 426;
 const ROOM_EXISTS: i64 = 427;
@@ -478,7 +482,7 @@ impl Task {
                 let (Some(session), Some(part)) = (&self.session, self.parts.get(&peer)) else {
                     return;
                 };
-                let offer = json!({"type": "offer", "sdp": sdp});
+                let offer = json!({"type": "offer", "sdp": sdp, "rid_order": RID_ORDER});
                 if let Err(e) = session
                     .message(part.publisher, json!({"request": "configure"}), Some(offer))
                     .await
@@ -619,7 +623,7 @@ impl Task {
                 handle,
                 json!({"request": "joinandconfigure", "room": room, "ptype": "publisher",
                     "id": feed, "display": peer, "audio": true, "video": true}),
-                Some(json!({"type": "offer", "sdp": sdp})),
+                Some(json!({"type": "offer", "sdp": sdp, "rid_order": RID_ORDER})),
             )
             .await?;
         tracing::info!(room = self.room, peer, feed, "publishing through the SFU");
