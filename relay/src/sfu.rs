@@ -456,9 +456,19 @@ impl Task {
                     to = now,
                     "the room's SFU moved"
                 );
-                self.disconnect().await;
-                self.remote.clear();
                 let parts = std::mem::take(&mut self.parts);
+                if let Some(session) = &self.session {
+                    for part in parts.values() {
+                        for handle in [Some(part.publisher), part.subscriber]
+                            .into_iter()
+                            .flatten()
+                        {
+                            let _ = session.detach(handle).await;
+                        }
+                    }
+                }
+                // The old room goes too, if nobody is left in it.
+                self.close().await;
                 for (peer, part) in &parts {
                     self.fail(
                         &part.outbox,
