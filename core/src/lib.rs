@@ -30,6 +30,7 @@ pub mod mesh;
 pub mod negotiation;
 pub mod phone;
 pub mod room;
+pub mod safety;
 pub mod signaling;
 pub mod state;
 pub mod stats;
