@@ -29,7 +29,7 @@ pub fn fingerprint(sdp: &str) -> Option<Fingerprint> {
     let digest = hex
         .trim()
         .split(':')
-        .map(|b| u8::from_str_radix(b, 16).ok().filter(|_| b.len() == 2))
+        .map(hex_byte)
         .collect::<Option<Vec<u8>>>()?;
     (!digest.is_empty()).then(|| Fingerprint {
         algorithm: algorithm.to_ascii_lowercase(),
@@ -51,15 +51,30 @@ pub fn safety_code(a: &Fingerprint, b: &Fingerprint) -> String {
         hash.update(&f.digest);
     }
     let digest = hash.finalize();
-    digest
-        .chunks(5)
-        .take(4)
-        .map(|chunk| {
-            let n = chunk.iter().fold(0u64, |n, b| n << 8 | u64::from(*b));
-            format!("{:05}", n % 100_000)
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // Digits by hand: the app has no other use for padded formatting.
+    let mut code = String::with_capacity(23);
+    for chunk in digest.chunks(5).take(4) {
+        if !code.is_empty() {
+            code.push(' ');
+        }
+        let mut n = chunk.iter().fold(0u64, |n, b| n << 8 | u64::from(*b)) % 100_000;
+        let mut group = [b'0'; 5];
+        for d in group.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        code.extend(group.iter().map(|&d| char::from(d)));
+    }
+    code
+}
+
+/// Two hex digits as a byte.
+fn hex_byte(pair: &str) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    match pair.as_bytes() {
+        &[hi, lo] => Some((digit(hi)? * 16 + digit(lo)?) as u8),
+        _ => None,
+    }
 }
 
 /// The safety code of a connection from its two SDPs (ours and theirs).
