@@ -505,27 +505,9 @@ impl Task {
                 }
             }
             Command::Restart { peer } => {
-                let (Some(session), Some(part)) = (&self.session, self.parts.get(&peer)) else {
-                    return;
-                };
-                let (Some(handle), true) = (part.subscriber, part.attached) else {
-                    return;
-                };
-                let outbox = part.outbox.clone();
-                if let Err(e) = session
-                    .message(
-                        handle,
-                        json!({"request": "configure", "restart": true}),
-                        None,
-                    )
-                    .await
-                {
-                    self.fail(
-                        &outbox,
-                        &peer,
-                        format!("cannot restart ICE with the SFU: {e}"),
-                    );
-                }
+                let restart = json!({"request": "configure", "restart": true});
+                self.configure_subscriber(&peer, restart, "cannot restart ICE with the SFU")
+                    .await;
             }
             Command::Publish {
                 peer, outbox, sdp, ..
@@ -572,10 +554,7 @@ impl Task {
 
     /// Tells Janus the layers `peer` wants (of `only` that feed, or all).
     async fn configure_layers(&mut self, peer: &str, only: Option<u64>) {
-        let (Some(session), Some(part)) = (&self.session, self.parts.get(peer)) else {
-            return;
-        };
-        let Some(handle) = part.subscriber.filter(|_| part.attached) else {
+        let Some(part) = self.parts.get(peer) else {
             return;
         };
         let streams: Vec<Value> = part
@@ -590,16 +569,23 @@ impl Task {
         if streams.is_empty() {
             return;
         }
+        let configure = json!({"request": "configure", "streams": streams});
+        self.configure_subscriber(peer, configure, "cannot pick a layer")
+            .await;
+    }
+
+    /// Sends `body` (a `configure`) on `peer`'s working subscription;
+    /// if it cannot go, `peer` hears so, beginning with `what`.
+    async fn configure_subscriber(&mut self, peer: &str, body: Value, what: &str) {
+        let (Some(session), Some(part)) = (&self.session, self.parts.get(peer)) else {
+            return;
+        };
+        let Some(handle) = part.subscriber.filter(|_| part.attached) else {
+            return;
+        };
         let outbox = part.outbox.clone();
-        if let Err(e) = session
-            .message(
-                handle,
-                json!({"request": "configure", "streams": streams}),
-                None,
-            )
-            .await
-        {
-            self.fail(&outbox, peer, format!("cannot pick a layer: {e}"));
+        if let Err(e) = session.message(handle, body, None).await {
+            self.fail(&outbox, peer, format!("{what}: {e}"));
         }
     }
 
